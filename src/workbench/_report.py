@@ -1,0 +1,125 @@
+"""Shared base for report objects (private): ``to_dict()``, JSON save, ``_repr_html_()``.
+
+Reports are the objects notebooks display, the JSON files a run folder keeps and what gates read: one object,
+three views (evidently's Snapshot idea).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Report", "atomic_write_text", "atomic_write_bytes", "html_table", "jsonable", "esc"]
+
+
+def esc(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def jsonable(obj: Any) -> Any:
+    """Turn numpy/polars scalars, paths and non-finite floats into JSON-safe values (NaN -> None)."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item") and not isinstance(obj, str | bytes):  # numpy scalar
+        try:
+            obj = obj.item()
+        except (TypeError, ValueError):
+            return str(obj)
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, str | int | bool):
+        return obj
+    if hasattr(obj, "to_dict"):
+        return jsonable(obj.to_dict())
+    return str(obj)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write to a temporary file in the same folder, fsync, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def html_table(rows: list[dict], columns: list[str] | None = None, *, max_rows: int = 200,
+               formats: dict[str, str] | None = None) -> str:
+    if not rows:
+        return "<p><em>(none)</em></p>"
+    columns = columns or list(rows[0].keys())
+    formats = formats or {}
+
+    def fmt(col: str, v: Any) -> str:
+        if v is None:
+            return "&mdash;"
+        if isinstance(v, float):
+            return esc(format(v, formats.get(col, ".4g")))
+        return esc(v)
+
+    head = "".join(f"<th>{esc(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{fmt(c, r.get(c))}</td>" for c in columns) + "</tr>" for r in rows[:max_rows]
+    )
+    more = f"<p><em>{len(rows) - max_rows} more rows not shown</em></p>" if len(rows) > max_rows else ""
+    return f"<table class='wb'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
+
+
+class Report:
+    """Mixin for result objects: subclasses implement ``to_dict()`` and ``_html_body()``."""
+
+    title: str = "report"
+
+    def to_dict(self) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def summary(self) -> dict:
+        """The few key figures a run manifest keeps."""
+        return {}
+
+    def to_json(self) -> str:
+        return json.dumps(jsonable(self.to_dict()), indent=2, sort_keys=False, allow_nan=False)
+
+    def save(self, path: str | Path) -> Path:
+        """Save as JSON (atomically). Returns the path."""
+        return atomic_write_text(path, self.to_json() + "\n")
+
+    def save_html(self, path: str | Path) -> Path:
+        return atomic_write_text(path, f"<!doctype html><meta charset='utf-8'><title>{esc(self.title)}</title>"
+                                       f"{STYLE}{self._repr_html_()}")
+
+    def _html_body(self) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _repr_html_(self) -> str:
+        return f"<div class='wb-report'><h3>{esc(self.title)}</h3>{self._html_body()}</div>"
+
+
+STYLE = """<style>
+.wb-report{font-family:system-ui,-apple-system,Segoe UI,sans-serif;font-size:13px}
+table.wb{border-collapse:collapse;margin:4px 0 12px}
+table.wb th,table.wb td{border:1px solid #ddd;padding:3px 8px;text-align:left}
+table.wb th{background:#f4f4f4}
+.wb-ok{color:#137333;font-weight:600}.wb-warn{color:#b06000;font-weight:600}.wb-bad{color:#c5221f;font-weight:600}
+</style>"""

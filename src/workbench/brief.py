@@ -1,0 +1,289 @@
+"""The problem brief (Phase 1 of the lifecycle): what the work is for and how it will be judged.
+
+A brief is a YAML file validated by :class:`Brief`. It names the data, the target and its positive label, the
+features, the sensitive features with their fairness thresholds, the success metric, the baseline, the latency
+budget and the kill criteria. Everything later phases decide (which metric, which columns, which gate) is read
+from here, never hard-coded.
+
+>>> brief = load_brief("briefs/adult.yaml")          # doctest: +SKIP
+>>> brief.target.column, brief.sensitive_features     # doctest: +SKIP
+('income', ['sex', 'race'])
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ._names import normalize_column_name, suggest
+from .errors import BriefError
+
+__all__ = [
+    "Brief",
+    "DataSpec",
+    "TargetSpec",
+    "FeatureSpec",
+    "SuccessSpec",
+    "BaselineSpec",
+    "FairnessSpec",
+    "KillCriterion",
+    "MonitoringSpec",
+    "load_brief",
+    "PRIMARY_METRICS",
+]
+
+PRIMARY_METRICS = ("pr_auc", "roc_auc", "f1", "accuracy", "balanced_accuracy", "log_loss", "brier")
+FairnessMetric = Literal["demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class DataSpec(_Strict):
+    """Where the data lives. Relative paths are resolved against the brief file's folder."""
+
+    train: str = Field(description="CSV or Parquet file with the training data (or all data when no test file)")
+    test: str | None = Field(None, description="held-out test file; when absent the train file is split")
+    test_size: float = Field(0.25, gt=0, lt=1, description="held-out fraction when no test file is given")
+    separator: str = Field(",", min_length=1, max_length=1, description="CSV field separator")
+    na_values: list[str] = Field(
+        default_factory=lambda: ["", "?", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None"],
+        description="text values read as missing",
+    )
+    collected: str | int | None = Field(None, description="when the data was collected (year or ISO date)")
+    max_age_years: float = Field(2.0, gt=0, description="age beyond which data counts as stale (timeliness)")
+
+
+class TargetSpec(_Strict):
+    column: str
+    positive_label: str | int | bool = Field(description="the value of the target that counts as positive")
+    decision_threshold: float = Field(0.5, gt=0, lt=1, description="probability above which the label is positive")
+
+
+class FeatureSpec(_Strict):
+    include: list[str] = Field(default_factory=list, description="feature columns; empty means all but target/excluded")
+    exclude: list[str] = Field(default_factory=list, description="columns never used as features")
+
+
+class SuccessSpec(_Strict):
+    metric: Literal[PRIMARY_METRICS] = "pr_auc"  # type: ignore[valid-type]
+    threshold: float = Field(description="value of the metric on held-out data that counts as success")
+
+
+class BaselineSpec(_Strict):
+    description: str = "majority class and a one-feature rule; the best of them is the bar"
+    min_improvement: float = Field(0.0, ge=0, description="margin a candidate must beat the best baseline by")
+
+
+class FairnessSpec(_Strict):
+    thresholds: dict[FairnessMetric, float] = Field(
+        default_factory=lambda: {"demographic_parity_difference": 0.2, "equalized_odds_difference": 0.2},
+        description="largest allowed gap between groups, per fairness metric",
+    )
+    min_slice_size: int = Field(30, ge=1, description="a slice smaller than this is 'insufficient evidence'")
+    confidence_level: float = Field(0.95, gt=0.5, lt=1)
+    bootstrap_samples: int = Field(200, ge=20, le=10000)
+
+
+class KillCriterion(_Strict):
+    """A condition that stops the work. ``check`` says which evidence it is evaluated against."""
+
+    id: str
+    description: str
+    check: Literal["quality_score_below", "no_lift_over_baseline", "success_threshold_missed",
+                   "fairness_gap_exceeded", "manual"]
+    value: float | None = None
+
+
+class MonitoringSpec(_Strict):
+    psi_warning: float = Field(0.1, gt=0)
+    psi_critical: float = Field(0.25, gt=0)
+    ks_alpha: float = Field(0.01, gt=0, lt=1)
+    metric_tolerance: float = Field(0.05, ge=0, description="drop of the primary metric counted as concept drift")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MonitoringSpec:
+        if self.psi_critical <= self.psi_warning:
+            raise ValueError("psi_critical must be larger than psi_warning")
+        return self
+
+
+class Brief(_Strict):
+    """A validated problem brief. Column names are normalised to snake_case on load."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="short id, used in run ids")
+    objective: str = Field(min_length=1, description="the business objective in one or two sentences")
+    owner: str | None = None
+    task: Literal["binary_classification"] = "binary_classification"
+    data: DataSpec
+    target: TargetSpec
+    features: FeatureSpec = Field(default_factory=FeatureSpec)
+    sensitive_features: list[str] = Field(default_factory=list)
+    success: SuccessSpec
+    baseline: BaselineSpec = Field(default_factory=BaselineSpec)
+    fairness: FairnessSpec = Field(default_factory=FairnessSpec)
+    latency_budget_ms: float = Field(gt=0, description="single-row prediction latency budget (p99)")
+    min_quality_score: int = Field(18, ge=0, le=30, description="data quality score (of 30) needed to proceed")
+    kill_criteria: list[KillCriterion] = Field(default_factory=list)
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
+
+    # Where the brief was read from (not part of the YAML).
+    source: str | None = Field(None, exclude=True)
+
+    @field_validator("sensitive_features")
+    @classmethod
+    def _norm_list(cls, v: list[str]) -> list[str]:
+        return [normalize_column_name(c) for c in v]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise_columns(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        values = dict(values)
+        t = values.get("target")
+        if isinstance(t, dict) and isinstance(t.get("column"), str):
+            values["target"] = {**t, "column": normalize_column_name(t["column"])}
+        f = values.get("features")
+        if isinstance(f, dict):
+            values["features"] = {
+                k: [normalize_column_name(c) for c in v] if isinstance(v, list) and k in ("include", "exclude")
+                and all(isinstance(c, str) for c in v) else v
+                for k, v in f.items()
+            }
+        return values
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Brief:
+        t = self.target.column
+        if t in self.features.include:
+            raise ValueError(f"features.include lists the target column '{t}'")
+        if t in self.sensitive_features:
+            raise ValueError(f"sensitive_features lists the target column '{t}'")
+        both = set(self.features.include) & set(self.features.exclude)
+        if both:
+            raise ValueError(f"columns both included and excluded: {sorted(both)}")
+        return self
+
+    # ------------------------------------------------------------------ paths and columns
+    @property
+    def base_dir(self) -> Path:
+        return Path(self.source).resolve().parent if self.source else Path.cwd()
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+    @property
+    def train_path(self) -> Path:
+        return self.resolve(self.data.train)
+
+    @property
+    def test_path(self) -> Path | None:
+        return self.resolve(self.data.test) if self.data.test else None
+
+    def referenced_columns(self) -> dict[str, str]:
+        """Every column the brief names, keyed by the brief key that names it."""
+        refs = {"target.column": self.target.column}
+        refs.update({f"features.include[{i}]": c for i, c in enumerate(self.features.include)})
+        refs.update({f"features.exclude[{i}]": c for i, c in enumerate(self.features.exclude)})
+        refs.update({f"sensitive_features[{i}]": c for i, c in enumerate(self.sensitive_features)})
+        return refs
+
+    def check_columns(self, columns: list[str], *, data_file: str | Path | None = None) -> None:
+        """Raise :class:`BriefError` naming the key of the first column the data does not have."""
+        problems = []
+        for key, col in self.referenced_columns().items():
+            if col not in columns:
+                problems.append(
+                    f"key '{key}': column '{col}' is not in the data{suggest(col, columns)}"
+                )
+        if problems:
+            where = f" {data_file}" if data_file else ""
+            raise BriefError(
+                "; ".join(problems),
+                file=self.source,
+                key=next(iter(k for k, c in self.referenced_columns().items() if c not in columns)),
+                expected=f"a column of{where}: {', '.join(columns)}",
+                hint="correct the column name in the brief (names are compared in snake_case)",
+            )
+
+    def feature_columns(self, columns: list[str]) -> list[str]:
+        """The model's feature columns for data with these columns, in data order."""
+        if self.features.include:
+            return [c for c in columns if c in set(self.features.include)]
+        drop = {self.target.column, *self.features.exclude}
+        return [c for c in columns if c not in drop]
+
+    def sha256(self) -> str | None:
+        return hashlib.sha256(Path(self.source).read_bytes()).hexdigest() if self.source else None
+
+    def to_dict(self) -> dict:
+        return self.model_dump(mode="json")
+
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def load_brief(path: str | Path) -> Brief:
+    """Read and validate a brief.
+
+    Raises
+    ------
+    BriefError
+        The file is missing, is not YAML, has an unknown key, a wrong type or an invalid value. The message names
+        the file, the key and what was expected.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise BriefError("brief file not found", file=p, hint="pass an existing YAML file with --brief")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise BriefError(f"not valid YAML{line}: {getattr(exc, 'problem', exc)}", file=p,
+                         hint="fix the YAML syntax (indentation, colons, quotes)") from None
+    if not isinstance(raw, dict):
+        raise BriefError("the brief must be a YAML mapping of keys to values", file=p,
+                         expected="keys such as name, objective, data, target, success")
+    try:
+        return Brief.model_validate({**raw, "source": str(p.resolve())})
+    except ValidationError as exc:
+        errs = exc.errors()
+        details = []
+        for e in errs:
+            k = _loc(e["loc"]) or "(top level)"
+            if e["type"] == "extra_forbidden":
+                allowed = _allowed_keys(e["loc"][:-1])
+                exp = f" (expected one of: {', '.join(allowed)}.{suggest(str(e['loc'][-1]), allowed)})" if allowed else ""
+                details.append(f"key '{k}': unknown key{exp}")
+            elif e["type"] == "missing":
+                details.append(f"key '{k}': required key is missing")
+            else:
+                got = e.get("input")
+                got_s = f" (got {got!r})" if not isinstance(got, dict | list) else ""
+                details.append(f"key '{k}': {e['msg']}{got_s}")
+        raise BriefError("; ".join(details), file=p, key=_loc(errs[0]["loc"]) or "(top level)",
+                         key_in_message=True,
+                         hint="see briefs/adult.yaml for a complete, commented example") from None
+
+
+def _allowed_keys(parent: tuple) -> list[str]:
+    model: Any = Brief
+    for part in parent:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        ann = field.annotation if field else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        model = ann
+    return [k for k in model.model_fields if k != "source"]
