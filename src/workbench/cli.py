@@ -1,0 +1,240 @@
+"""The ``workbench`` command: run the lifecycle phases, list runs, check briefs.
+
+Every command turns a :class:`~workbench.errors.WorkbenchError` into a one-paragraph message (what, where, how to
+fix) and the error's exit code: 2 for bad input (brief, data, parameters), 3 for a refused gate, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .config import settings
+from .errors import WorkbenchError
+
+app = typer.Typer(
+    name="workbench",
+    help="Research-to-production workbench for tabular models: brief -> discovery -> prototype -> promotion.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+def _fail(exc: WorkbenchError) -> None:
+    err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+    if exc.hint:
+        err_console.print(f"[bold]fix:[/] {exc.hint}", highlight=False, soft_wrap=True)
+    raise typer.Exit(exc.exit_code)
+
+
+def handles_errors(fn):
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except WorkbenchError as exc:
+            _fail(exc)
+
+    return wrapper
+
+
+def _parse_kv(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise WorkbenchError(f"-p expects key=value, got {item!r}", hint="e.g. -p sample_rows=2000")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show library log messages.")] = False
+          ) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+@handles_errors
+def run(
+    brief: Annotated[Path, typer.Option("--brief", "-b", help="Problem brief (YAML).")] = None,  # type: ignore[assignment]
+    param: Annotated[list[str], typer.Option("--param", "-p", help="Notebook parameter override, key=value "
+                                                                   "(repeatable). `workbench params` lists them.")] = [],  # noqa: B006
+    phase: Annotated[list[str], typer.Option("--phase", help="Run only these phases (repeatable): "
+                                                             "discovery, prototype. Default: all.")] = [],  # noqa: B006
+    run_id: Annotated[str, typer.Option(help="Name of the run folder (default: timestamp + brief name).")] = "",
+    cell_timeout: Annotated[int, typer.Option(help="Seconds a single cell may run (default 1800, "
+                                                   "or WORKBENCH_CELL_TIMEOUT).")] = 0,
+    kernel_timeout: Annotated[int, typer.Option(help="Seconds the kernel may take to start.")] = 0,
+) -> None:
+    """Execute the phase notebooks with papermill into papermill_runs/<run-id>/.
+
+    The brief and its data are checked before any kernel starts. A failing cell, a dead kernel or a cell past its
+    time limit marks the run failed (exit 1, or 2 when the cause is bad input); a failed go/no-go gate stops the
+    run after that phase (exit 3).
+    """
+    from .runs import execute_run
+
+    cfg = settings()
+    brief_path = brief or cfg.default_brief
+    tty = sys.stdout.isatty()
+    state: dict[str, Any] = {}
+
+    def on_event(event: str, info: dict) -> None:
+        if event == "run_start":
+            console.print(f"[bold]run[/] {info['run_id']} -> {info['run_dir']}")
+        elif event == "notebook_start":
+            state.update(phase=info["phase"], cells=info["cells"])
+            console.print(f"[cyan]{info['phase']}[/]: executing {info['notebook']} ({info['cells']} code cells)")
+        elif event == "cell_start":
+            msg = f"  [{info['phase']}] cell {info['cell']}/{info['cells']}"
+            if tty:
+                console.print(msg, end="\r", highlight=False)
+            else:
+                console.print(msg, highlight=False)
+        elif event == "notebook_end":
+            style = "green" if info["status"] == "succeeded" else "red"
+            console.print(f"  [{style}]{info['phase']} {info['status']}[/] in {info['duration_s']:.1f} s" + " " * 20)
+
+    result = execute_run(brief_path=brief_path, phases=phase or None, params=_parse_kv(param),
+                         run_id=run_id or None, cfg=cfg, cell_timeout=cell_timeout or None,
+                         kernel_timeout=kernel_timeout or None, on_event=on_event)
+    m = result.manifest
+    _print_results(m)
+    if result.status == "succeeded":
+        console.print(f"[bold green]run succeeded[/] in {m['duration_s']:.1f} s: {result.run_dir}")
+        return
+    err = result.error
+    label = {"stopped": "run stopped at a gate", "failed": "run failed"}.get(result.status, result.status)
+    err_console.print(f"[bold red]{label}[/]: {err.message if err else ''}", highlight=False, soft_wrap=True)
+    if err is not None and err.hint:
+        err_console.print(f"[bold]fix:[/] {err.hint}", highlight=False, soft_wrap=True)
+    err_console.print(f"run folder (kept): {result.run_dir}", highlight=False)
+    raise typer.Exit(result.exit_code)
+
+
+def _print_results(m: dict) -> None:
+    res = m.get("results", {})
+    audit = res.get("audit")
+    if audit:
+        dims = ", ".join(f"{k} {v}" for k, v in audit.get("quality_dimensions", {}).items())
+        console.print(f"data quality {audit['quality_score']}/30 ({audit['quality_verdict']}): {dims}")
+    for name, gate in m.get("gates", {}).items():
+        mark = "[green]pass[/]" if gate.get("passed") else "[red]FAIL[/]"
+        console.print(f"gate {name}: {mark} (value {gate.get('value')}, threshold {gate.get('threshold')})")
+
+
+@app.command("runs")
+@handles_errors
+def runs_cmd(
+    limit: Annotated[int, typer.Option(help="Show at most this many runs.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifests' key fields as JSON.")] = False,
+) -> None:
+    """List runs, newest first: id, status, brief, phases, duration and key results."""
+    from .runs import list_runs
+
+    rows = list_runs(settings().runs_dir)[:limit]
+    if as_json:
+        keys = ("run_id", "status", "created_at", "duration_s", "phases", "results", "gates", "error")
+        print(json.dumps([{k: m.get(k) for k in keys} for m in rows], indent=2))
+        return
+    if not rows:
+        console.print("no runs yet: `workbench run` starts one")
+        return
+    table = Table(title=f"runs in {settings().runs_dir}")
+    for col in ("run id", "status", "started (UTC)", "brief", "phases", "seconds", "quality", "key result"):
+        table.add_column(col)
+    colors = {"succeeded": "green", "failed": "red", "crashed": "red", "stopped": "yellow", "running": "cyan"}
+    for m in rows:
+        res = m.get("results", {}) or {}
+        q = res.get("audit", {}).get("quality_score")
+        key = _key_result(res)
+        st = m.get("status", "?")
+        table.add_row(m.get("run_id", "?"), f"[{colors.get(st, 'white')}]{st}[/]",
+                      (m.get("started_at") or "")[:19].replace("T", " "), (m.get("brief") or {}).get("name", ""),
+                      ",".join(m.get("phases") or []), f"{m['duration_s']:.1f}" if m.get("duration_s") else "",
+                      f"{q}/30" if q is not None else "", key)
+    console.print(table)
+
+
+def _key_result(res: dict) -> str:
+    proto = res.get("prototype") or {}
+    if proto.get("selected"):
+        return f"{proto['selected']} {proto.get('primary_metric', '')}={proto.get('primary_value', '')}"
+    audit = res.get("audit") or {}
+    return audit.get("quality_verdict", "")
+
+
+@app.command()
+@handles_errors
+def check(brief: Annotated[Path, typer.Argument(help="Problem brief (YAML).")]) -> None:
+    """Validate a brief and the data it names, without running anything."""
+    from .brief import load_brief
+    from .data import infer_contract, load_dataset
+
+    b = load_brief(brief)
+    data = load_dataset(b)
+    contract = infer_contract(data.train, b)
+    console.print(f"[green]brief ok[/]: {b.name} ({b.task}), target '{b.target.column}' positive {b.target.positive_label!r}")
+    console.print(f"data: train {data.train.height} rows, test {data.test.height} rows ({data.split} split)")
+    console.print(f"features ({len(contract.features)}): {', '.join(contract.features)}")
+    if contract.excluded:
+        console.print("excluded: " + ", ".join(f"{k} ({v})" for k, v in contract.excluded.items()))
+    console.print(f"sensitive: {', '.join(b.sensitive_features) or '(none)'}")
+
+
+@app.command()
+@handles_errors
+def params(phase: Annotated[str, typer.Argument(help="discovery or prototype (default: all).")] = "") -> None:
+    """List the notebook parameters that `workbench run -p key=value` accepts."""
+    from .runs import PHASES, notebook_parameters
+
+    cfg = settings()
+    table = Table(title="notebook parameters")
+    for col in ("phase", "name", "type", "default", "help"):
+        table.add_column(col)
+    for ph, nb in PHASES.items():
+        if phase and ph != phase:
+            continue
+        path = cfg.notebooks_dir / nb
+        if not path.exists():
+            continue
+        for name, spec in notebook_parameters(path).items():
+            if name in ("run_dir", "brief_path"):
+                continue
+            table.add_row(ph, name, spec.get("inferred_type_name", ""), spec.get("default", ""), spec.get("help", ""))
+    console.print(table)
+
+
+@app.command()
+@handles_errors
+def show(run: Annotated[str, typer.Argument(help="Run id, run folder, or 'latest'.")] = "latest") -> None:
+    """Show one run's manifest: status, timings, environment, results."""
+    from .runs import read_manifest, resolve_run
+
+    d = resolve_run(run, settings().runs_dir, status="succeeded") if run == "latest" else resolve_run(run, settings().runs_dir)
+    m = read_manifest(d)
+    console.print(f"[bold]{m['run_id']}[/] [{m['status']}] {d}")
+    console.print(f"brief {m['brief']['name']} sha256 {str(m['brief']['sha256'])[:12]}; git {str(m['git'].get('commit'))[:10]}"
+                  f"{' (dirty)' if m['git'].get('dirty') else ''}; seed {m.get('seed')}")
+    for nb in m.get("notebooks", []):
+        console.print(f"  {nb['phase']:<10} {nb['status']:<10} {nb.get('duration_s', 0):6.1f} s "
+                      f"(kernel start {nb.get('kernel_start_s', 0):.1f} s) -> {nb['output']}")
+    _print_results(m)
+    if m.get("error"):
+        console.print(f"[red]error[/]: {m['error'].get('message')}")
+
+
+def main() -> None:  # pragma: no cover - console-script entry point
+    app()

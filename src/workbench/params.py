@@ -1,0 +1,88 @@
+"""Typed parameters of the phase notebooks.
+
+Each notebook has one cell tagged ``parameters`` (literals with a comment each, so ``papermill --help-notebook``
+documents them) and, right after it, a cell that builds one of these models. Papermill only *warns* about
+unknown parameters and never checks types; these models raise instead. The runner validates ``-p key=value``
+options with the same models before any kernel starts.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ParameterError
+
+__all__ = ["DiscoveryParams", "PrototypeParams", "PHASE_PARAMS", "validate_params", "parse_cli_value"]
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    brief_path: str = Field(description="problem brief (YAML)")
+    run_dir: str = Field("", description="run folder for reports; empty = explore without saving")
+    seed: int = Field(42, ge=0, description="seed for sampling, splits and models")
+    sample_rows: int = Field(0, ge=0, description="rows per split; 0 = all")
+
+    @field_validator("brief_path")
+    @classmethod
+    def _brief_exists(cls, v: str) -> str:
+        if not Path(v).is_file():
+            raise ValueError(f"brief file not found: {v}")
+        return v
+
+
+class DiscoveryParams(_Params):
+    as_of: str = Field("", description="date timeliness is judged against (YYYY-MM-DD); empty = today")
+    max_categories: int = Field(100, ge=2, description="text columns with more distinct values are excluded")
+
+    @field_validator("as_of")
+    @classmethod
+    def _date(cls, v: str) -> str:
+        if v:
+            _dt.date.fromisoformat(v)
+        return v
+
+    @property
+    def as_of_date(self) -> _dt.date | None:
+        return _dt.date.fromisoformat(self.as_of) if self.as_of else None
+
+
+class PrototypeParams(_Params):
+    candidates: str = Field("logreg,hgb", description="comma-separated candidate names")
+    cv_folds: int = Field(5, ge=2, le=20, description="stratified CV folds on the training split")
+    shap_sample: int = Field(1000, ge=10, description="rows explained by SHAP")
+    bootstrap_samples: int = Field(0, ge=0, description="fairness bootstrap replicates; 0 = the brief's value")
+
+
+PHASE_PARAMS: dict[str, type[_Params]] = {"discovery": DiscoveryParams, "prototype": PrototypeParams}
+
+
+def parse_cli_value(raw: str) -> Any:
+    """Parse a ``-p key=value`` value the way YAML would (``3`` -> int, ``true`` -> bool, ``a,b`` -> str)."""
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+    return raw if isinstance(value, dict | list) or value is None and raw not in ("null", "~") else value
+
+
+def validate_params(phase: str, values: dict[str, Any]) -> _Params:
+    """Validate a phase's parameters; raise :class:`ParameterError` naming the parameter and what is expected."""
+    model = PHASE_PARAMS[phase]
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        name = ".".join(str(p) for p in e["loc"]) or "?"
+        if e["type"] == "extra_forbidden":
+            known = ", ".join(k for k in model.model_fields)
+            raise ParameterError(f"unknown parameter for the {phase} notebook", parameter=name,
+                                 hint=f"known parameters: {known}") from None
+        field = model.model_fields.get(name)
+        desc = f" ({field.description})" if field is not None and field.description else ""
+        raise ParameterError(f"{e['msg']} (got {e.get('input')!r}){desc}", parameter=name) from None
