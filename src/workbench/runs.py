@@ -194,7 +194,7 @@ def _resolve_params(phases: list[str], nb_paths: dict[str, Path], base: dict[str
     for key in overrides:
         if key not in known:
             raise ParameterError(f"no notebook of this run declares it ({', '.join(phases)})", parameter=key,
-                                 hint="known parameters: " + ", ".join(sorted(known)))
+                                 hint="known parameters: " + ", ".join(sorted(known - {"run_dir", "brief_path"})))
         if key in ("run_dir", "brief_path"):
             raise ParameterError("is set by the runner", parameter=key,
                                  hint="use --brief to choose the brief; runs always land in papermill_runs/")

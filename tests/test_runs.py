@@ -1,0 +1,166 @@
+"""Runs executed for real through papermill: the discovery notebook, failures, timeouts, another dataset."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ADULT_BRIEF, ROOT
+from notebooks.make_fixtures import write as write_fixture
+from workbench.config import Settings
+from workbench.errors import DataError, ParameterError
+from workbench.runs import execute_run, list_runs, read_manifest, resolve_run
+
+pytestmark = [pytest.mark.notebook, pytest.mark.timeout(300)]
+
+MANIFEST_KEYS = {
+    "run_id", "status", "created_at", "started_at", "finished_at", "duration_s", "phases", "notebooks",
+    "parameters", "seed", "brief", "data", "git", "lock", "python", "packages", "results", "gates", "error",
+}
+
+
+@pytest.fixture(scope="module")
+def adult_runs(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    os.environ["WORKBENCH_RUNS_DIR"] = str(runs)
+    try:
+        cfg = Settings(root=ROOT)
+        r1 = execute_run(brief_path=ADULT_BRIEF, phases=["discovery"], params={"sample_rows": "3000"}, cfg=cfg)
+        r2 = execute_run(brief_path=ADULT_BRIEF, phases=["discovery"], params={"sample_rows": "3000"}, cfg=cfg)
+    finally:
+        del os.environ["WORKBENCH_RUNS_DIR"]
+    return r1, r2
+
+
+def test_discovery_run_writes_a_complete_run_folder(adult_runs):
+    r, _ = adult_runs
+    assert r.status == "succeeded" and r.exit_code == 0
+    m = json.loads((r.run_dir / "manifest.json").read_text())
+    assert MANIFEST_KEYS <= set(m)
+    assert m["status"] == "succeeded" and "pid" not in m
+    assert m["parameters"]["discovery"]["sample_rows"] == 3000 and m["seed"] == 42
+    assert m["data"]["train"]["sha256"] == "691304af6845965dcab5d442c1979260f58d991274cc22e5365b3d275bf3c348"
+    assert m["brief"]["name"] == "adult-income" and len(m["brief"]["sha256"]) == 64
+    assert len(m["lock"]["sha256"]) == 64 and m["git"]["commit"]
+    assert m["packages"]["papermill"] and m["python"]["version"].startswith("3.11")
+    nb = m["notebooks"][0]
+    assert nb["status"] == "succeeded" and nb["duration_s"] > 0 and nb["kernel_start_s"] > 0
+    assert m["results"]["audit"]["quality_verdict"] == "proceed"
+    assert m["gates"]["data_quality"]["passed"] is True
+    for rel in ["01_discovery.ipynb", "params.yaml", "reports/audit.json", "reports/audit.html",
+                "reports/contract.json", "figures/missingness.png", "figures/target_by_group.png",
+                "figures/distributions.png"]:
+        assert (r.run_dir / rel).is_file(), rel
+    executed = json.loads((r.run_dir / "01_discovery.ipynb").read_text())
+    assert any("injected-parameters" in c["metadata"].get("tags", []) for c in executed["cells"])
+
+
+def test_same_parameters_give_identical_audit(adult_runs):
+    r1, r2 = adult_runs
+    assert r1.run_id != r2.run_id
+    for rel in ["reports/audit.json", "reports/contract.json"]:
+        assert (r1.run_dir / rel).read_bytes() == (r2.run_dir / rel).read_bytes(), rel
+
+
+def test_runs_listing_and_latest(adult_runs):
+    r1, r2 = adult_runs
+    runs = list_runs(r1.run_dir.parent)
+    assert [m["run_id"] for m in runs][:2] == sorted([r1.run_id, r2.run_id], reverse=True)
+    assert resolve_run("latest", r1.run_dir.parent) == r1.run_dir.parent / max(r1.run_id, r2.run_id)
+
+
+def _fixture_project(tmp_path: Path, kind: str) -> Settings:
+    write_fixture(kind, tmp_path / "proj" / "notebooks" / "01_discovery.ipynb")
+    return Settings(root=tmp_path / "proj")
+
+
+def test_failing_cell_marks_run_failed_and_keeps_notebook(tmp_path, runs_dir):
+    r = execute_run(brief_path=ADULT_BRIEF, phases=["discovery"], cfg=_fixture_project(tmp_path, "failing"))
+    assert r.status == "failed" and r.exit_code == 1
+    m = read_manifest(r.run_dir)
+    assert m["status"] == "failed"
+    assert m["error"]["ename"] == "ZeroDivisionError" and m["error"]["cell"] is not None
+    assert "cell" in r.error.message and "ZeroDivisionError" in r.error.message
+    assert (r.run_dir / "01_discovery.ipynb").is_file()
+    assert m["notebooks"][0]["status"] == "failed"
+
+
+def test_dead_kernel_fails_instead_of_hanging(tmp_path, runs_dir):
+    r = execute_run(brief_path=ADULT_BRIEF, phases=["discovery"], cfg=_fixture_project(tmp_path, "dead_kernel"),
+                    cell_timeout=60)
+    assert r.status == "failed"
+    assert "kernel died" in r.error.message
+    assert read_manifest(r.run_dir)["status"] == "failed"
+
+
+def test_hung_cell_hits_the_time_limit(tmp_path, runs_dir):
+    r = execute_run(brief_path=ADULT_BRIEF, phases=["discovery"], cfg=_fixture_project(tmp_path, "hang"),
+                    cell_timeout=3)
+    assert r.status == "failed"
+    assert "time limit" in r.error.message and "--cell-timeout" in r.error.hint
+
+
+def test_crashed_run_never_looks_finished(runs_dir):
+    d = runs_dir / "20260101-000000-x"
+    d.mkdir(parents=True)
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(proc.stdout)
+    import platform
+
+    (d / "manifest.json").write_text(json.dumps({"run_id": d.name, "status": "running", "pid": dead_pid,
+                                                 "host": platform.node()}))
+    assert list_runs(runs_dir)[0]["status"] == "crashed"
+    with pytest.raises(Exception, match="no succeeded run"):
+        resolve_run("latest", runs_dir)
+
+
+def test_bad_data_fails_before_any_run_folder(tmp_path, runs_dir):
+    from conftest import make_churn, write_brief
+
+    make_churn(100).drop("Churned").write_csv(tmp_path / "c.csv")
+    brief = write_brief(tmp_path / "b.yaml", "c.csv")
+    with pytest.raises(DataError, match="target column 'churned'"):
+        execute_run(brief_path=brief, phases=["discovery"], cfg=Settings(root=ROOT))
+    assert not runs_dir.exists() or not any(runs_dir.iterdir())
+
+
+def test_unknown_and_invalid_parameters_are_refused(runs_dir):
+    cfg = Settings(root=ROOT)
+    with pytest.raises(ParameterError, match="(?s)'sample_size'.*known parameters"):
+        execute_run(brief_path=ADULT_BRIEF, phases=["discovery"], params={"sample_size": "10"}, cfg=cfg)
+    with pytest.raises(ParameterError, match="'sample_rows'"):
+        execute_run(brief_path=ADULT_BRIEF, phases=["discovery"], params={"sample_rows": "-5"}, cfg=cfg)
+    with pytest.raises(ParameterError, match="set by the runner"):
+        execute_run(brief_path=ADULT_BRIEF, phases=["discovery"], params={"run_dir": "/tmp/x"}, cfg=cfg)
+
+
+def test_another_dataset_runs_unchanged_through_the_cli(churn_project, runs_dir):
+    env = {**os.environ, "WORKBENCH_RUNS_DIR": str(runs_dir)}
+    cmd = [sys.executable, "-m", "workbench", "run", "--brief", str(churn_project), "--phase", "discovery",
+           "-p", "seed=7"]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=240)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "run succeeded" in out.stdout and "data quality" in out.stdout
+    run_dir = next(runs_dir.iterdir())
+    m = read_manifest(run_dir)
+    assert m["brief"]["name"] == "churn-demo" and m["seed"] == 7
+    contract = json.loads((run_dir / "reports" / "contract.json").read_text())
+    assert contract["target"] == "churned"
+    roles = {c["name"]: c["role"] for c in contract["columns"]}
+    assert roles["customer_id"] == "excluded" and roles["region"] == "feature"
+    listing = subprocess.run([sys.executable, "-m", "workbench", "runs"], capture_output=True, text=True, cwd=ROOT,
+                             env=env, timeout=120)
+    assert m["run_id"] in listing.stdout and "succeeded" in listing.stdout
+
+
+def test_cli_bad_param_exit_code(churn_project, runs_dir):
+    env = {**os.environ, "WORKBENCH_RUNS_DIR": str(runs_dir)}
+    out = subprocess.run([sys.executable, "-m", "workbench", "run", "--brief", str(churn_project), "-p", "bogus=1"],
+                         capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert out.returncode == 2
+    assert "bogus" in out.stderr and "known parameters" in out.stderr
