@@ -58,6 +58,23 @@ class PrototypeParams(_Params):
     shap_sample: int = Field(1000, ge=10, description="rows explained by SHAP")
     bootstrap_samples: int = Field(0, ge=0, description="fairness bootstrap replicates; 0 = the brief's value")
 
+    @field_validator("candidates")
+    @classmethod
+    def _known_candidates(cls, v: str) -> str:
+        from .modeling import CANDIDATES
+
+        names = [c.strip() for c in v.split(",") if c.strip()]
+        if not names:
+            raise ValueError("name at least one candidate")
+        unknown = [c for c in names if c not in CANDIDATES]
+        if unknown:
+            raise ValueError(f"unknown candidate(s) {unknown}; choose from {', '.join(CANDIDATES)}")
+        return ",".join(names)
+
+    @property
+    def candidate_list(self) -> list[str]:
+        return self.candidates.split(",")
+
 
 PHASE_PARAMS: dict[str, type[_Params]] = {"discovery": DiscoveryParams, "prototype": PrototypeParams}
 

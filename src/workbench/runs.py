@@ -95,6 +95,40 @@ class RunContext:
             return None
         return atomic_write_text(self.dir / "artifacts" / f"{name}.json", json.dumps(jsonable(obj), indent=2) + "\n")
 
+    def save_frame(self, name: str, df: Any) -> Path | None:
+        """Save a polars (or pandas) frame as ``artifacts/<name>.parquet``, atomically."""
+        if not self.dir:
+            return None
+        import polars as pl
+
+        frame = df if isinstance(df, pl.DataFrame) else pl.from_pandas(df)
+        dest = self.dir / "artifacts" / f"{name}.parquet"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        frame.write_parquet(tmp)
+        os.replace(tmp, dest)
+        return dest
+
+    def save_model(self, name: str, model: Any) -> dict | None:
+        """Pickle a fitted notebook-side model to ``artifacts/<name>.pkl`` and return its path and sha256.
+
+        Only the promotion step reads it back (to convert it to ONNX, after checking the sha256 recorded here);
+        the serving path never unpickles anything.
+        """
+        if not self.dir:
+            return None
+        import pickle
+
+        from ._report import atomic_write_bytes
+
+        blob = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+        dest = atomic_write_bytes(self.dir / "artifacts" / f"{name}.pkl", blob)
+        info = {"path": str(dest.relative_to(self.dir)), "sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
+        results = self._results()
+        results.setdefault("artifacts", {})[name] = info
+        self._write_results(results)
+        return info
+
     def save_figure(self, name: str, fig: Any) -> Path | None:
         """Save a matplotlib figure as ``figures/<name>.png`` (written to a temp file, then renamed)."""
         if not self.dir or fig is None:
@@ -336,6 +370,9 @@ def execute_run(*, brief_path: str | Path, phases: list[str] | None = None, para
 
     import papermill
 
+    # Kernels inherit the environment. One BLAS/OpenMP thread per kernel unless the user says otherwise:
+    # on small shared machines oversubscribed threads made a 0.4 s fit take 30 s.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     t_run = time.perf_counter()
     status, error = "succeeded", None
     try:
@@ -366,6 +403,7 @@ def execute_run(*, brief_path: str | Path, phases: list[str] | None = None, para
                     str(nb_in), str(nb_out), parameters=per_phase[ph], cwd=str(cfg.notebooks_dir),
                     execution_timeout=cell_timeout, start_timeout=kernel_timeout, progress_bar=False,
                     report_mode=False, request_save_on_cell_execute=True, on_cell_start=cell_start,
+                    kernel_manager_class=_kernel_manager_class(),
                 )
             except Exception as exc:
                 entry.update(status="failed", finished_at=_now(), duration_s=round(time.perf_counter() - t0, 3),
@@ -379,6 +417,7 @@ def execute_run(*, brief_path: str | Path, phases: list[str] | None = None, para
             results = _read_results(run_dir)
             manifest["results"] = results.get("reports", {})
             manifest["gates"] = results.get("gates", {})
+            manifest["artifacts"] = results.get("artifacts", {})
             emit("notebook_end", {"phase": ph, "status": "succeeded", "duration_s": entry["duration_s"]})
             failed = {k: g for k, g in manifest["gates"].items() if not g.get("passed")}
             if failed:
@@ -402,9 +441,23 @@ def execute_run(*, brief_path: str | Path, phases: list[str] | None = None, para
         results = _read_results(run_dir)
         manifest["results"] = results.get("reports", manifest["results"])
         manifest["gates"] = results.get("gates", manifest["gates"])
+        manifest["artifacts"] = results.get("artifacts", manifest.get("artifacts", {}))
         _write_manifest(run_dir, manifest)
         emit("run_end", {"run_id": run_id, "status": status, "duration_s": manifest["duration_s"]})
     return RunResult(run_id=run_id, run_dir=run_dir, status=status, manifest=manifest, error=error)
+
+
+def _kernel_manager_class() -> type:
+    """Kernels talk to the runner over local IPC sockets, not TCP: nothing listens on a port, and ipykernel has
+    no reason to warn about unencrypted TCP."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            kwargs.setdefault("transport", "ipc")
+            super().__init__(**kwargs)
+
+    return IPCKernelManager
 
 
 def _read_cells(path: Path) -> list[dict]:
