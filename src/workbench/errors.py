@@ -17,6 +17,8 @@ __all__ = [
     "RunError",
     "NotebookCellError",
     "GateError",
+    "ModelError",
+    "EvaluationError",
 ]
 
 
@@ -111,3 +113,24 @@ class GateError(WorkbenchError):
     """A go/no-go gate refused: names the gate, its value and its threshold."""
 
     exit_code = 3
+
+
+class ModelError(WorkbenchError):
+    """A model cannot be built, fitted or explained as asked: names the model."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, model: str | None = None, hint: str | None = None) -> None:
+        self.model = model
+        super().__init__(f"model '{model}': {message}" if model else message, hint=hint)
+
+
+class EvaluationError(WorkbenchError):
+    """Evaluation inputs cannot be scored (lengths differ, probabilities outside [0, 1], an all-null sensitive
+    column, ...): names the argument and says what is expected."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, argument: str | None = None, hint: str | None = None) -> None:
+        self.argument = argument
+        super().__init__(f"argument '{argument}': {message}" if argument else message, hint=hint)
