@@ -429,6 +429,11 @@ def read_report(run: Any, name: str) -> dict | None:
     return json.loads(path.read_text()) if path is not None and path.exists() else None
 
 
+def slug(name: str) -> str:
+    """A file-name-safe form of a slice name: ``"sex & race"`` -> ``"sex_x_race"``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name.replace("&", "x")).strip("_")
+
+
 def figure_of(obj: Any) -> Any:
     """The Figure of an Axes or Figure, detached from pyplot so a notebook displays it exactly once."""
     fig = obj if hasattr(obj, "savefig") and not hasattr(obj, "get_xlim") else obj.get_figure()
