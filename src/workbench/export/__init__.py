@@ -1,0 +1,9 @@
+"""Engineering: the ONNX conversion of a selected pipeline and its parity certificate.
+
+The serving path never sees scikit-learn: what leaves this package is an ONNX file with one named input per
+original column and a certificate that it scores like the notebook model.
+"""
+
+from .onnx import ONNX_OUTPUTS, OnnxExport, check_protobuf, export_onnx
+
+__all__ = ["ONNX_OUTPUTS", "OnnxExport", "check_protobuf", "export_onnx"]

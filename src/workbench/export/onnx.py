@@ -1,0 +1,112 @@
+"""Convert a fitted candidate pipeline to ONNX with skl2onnx.
+
+The exported graph has one input per original feature column, shaped ``[N, 1]``: ``tensor(float)`` for numeric
+columns (float32; a missing value is NaN and is imputed inside the graph, as in the pipeline) and
+``tensor(string)`` for categorical columns (a missing value is ``""``, the pipeline's missing marker). No ZipMap:
+the outputs are ``label`` (int64, ``[N]``) and ``probabilities`` (float32, ``[N, 2]``; column 1 is the positive
+class, since workbench trains on 0/1 targets).
+
+Known trap, handled deliberately: skl2onnx 1.20 fails on HistGradientBoosting ("Expected an int, got a boolean")
+under protobuf 7 and converts correctly under protobuf 6.x. The lock pins ``protobuf<7``; :func:`check_protobuf`
+refuses to export under an incompatible protobuf instead of failing obscurely (or dropping to another model).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import WorkbenchError
+
+__all__ = ["ONNX_OUTPUTS", "OnnxExport", "check_protobuf", "export_onnx"]
+
+ONNX_OUTPUTS = ("label", "probabilities")
+
+
+class ExportError(WorkbenchError):
+    """The model cannot be exported to ONNX."""
+
+    exit_code = 3
+
+
+def check_protobuf() -> str:
+    """Return protobuf's version; raise :class:`ExportError` when it is 7 or newer (see the module docstring)."""
+    import google.protobuf
+
+    version = google.protobuf.__version__
+    if int(version.split(".")[0]) >= 7:
+        raise ExportError(
+            f"protobuf {version} is installed, but skl2onnx 1.20 mis-handles HistGradientBoosting under protobuf 7 "
+            "(\"Expected an int, got a boolean\")",
+            hint="install the locked environment (make setup); uv.lock pins protobuf<7",
+        )
+    return version
+
+
+@dataclass(frozen=True)
+class OnnxExport:
+    """A serialized ONNX model and what is needed to feed it."""
+
+    model_bytes: bytes
+    inputs: list[dict]  # [{"name", "kind": "numeric"|"categorical", "onnx_type"}], in feature order
+    opset: int
+    skl2onnx_version: str
+    protobuf_version: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.model_bytes).hexdigest()
+
+    @property
+    def size_bytes(self) -> int:
+        return len(self.model_bytes)
+
+    def to_dict(self) -> dict:
+        return {"sha256": self.sha256, "size_bytes": self.size_bytes, "inputs": self.inputs, "opset": self.opset,
+                "outputs": list(ONNX_OUTPUTS), "skl2onnx": self.skl2onnx_version, "protobuf": self.protobuf_version}
+
+
+def export_onnx(pipeline: Any, *, features: list[str], numeric: list[str], target_opset: int | None = None
+                ) -> OnnxExport:
+    """Convert a fitted pipeline whose input is the model frame (``features`` in order; ``numeric`` ones float).
+
+    Raises
+    ------
+    ExportError
+        An incompatible protobuf, or skl2onnx cannot convert the pipeline (the message says which step).
+    """
+    import onnx
+    import skl2onnx
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+    proto_version = check_protobuf()
+    num = set(numeric)
+    types = [(c, FloatTensorType([None, 1]) if c in num else StringTensorType([None, 1])) for c in features]
+    final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
+    try:
+        with warnings.catch_warnings():
+            # skl2onnx 1.20 + protobuf 6.33 emit DeprecationWarnings while building tree nodes; harmless.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            onx = to_onnx(pipeline, initial_types=types, options={id(final): {"zipmap": False}},
+                          target_opset=target_opset)
+    except Exception as exc:  # skl2onnx raises many types
+        raise ExportError(f"skl2onnx could not convert {type(final).__name__}: {type(exc).__name__}: {exc}",
+                          hint="only candidates marked onnx_convertible can be promoted") from None
+    outputs = [o.name for o in onx.graph.output]
+    if outputs != list(ONNX_OUTPUTS):
+        # Rename graph outputs to the documented names.
+        for old, new in zip(outputs, ONNX_OUTPUTS, strict=True):
+            for node in onx.graph.node:
+                node.output[:] = [new if o == old else o for o in node.output]
+            for o in onx.graph.output:
+                if o.name == old:
+                    o.name = new
+    onnx.checker.check_model(onx)
+    opset = max((o.version for o in onx.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    inputs = [{"name": c, "kind": "numeric" if c in num else "categorical",
+               "onnx_type": "tensor(float)" if c in num else "tensor(string)"} for c in features]
+    return OnnxExport(model_bytes=onx.SerializeToString(), inputs=inputs, opset=int(opset),
+                      skl2onnx_version=skl2onnx.__version__, protobuf_version=proto_version)
