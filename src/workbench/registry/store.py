@@ -1,0 +1,79 @@
+"""The BentoML model store as workbench uses it: one model per brief (``workbench-<brief name>``), one version per
+promotion, holding a *model package*:
+
+``model.onnx``        the exported model
+``serving.json``      what the service needs (see :func:`serving_config`)
+``contract.json``     the data contract of the run
+``parity.json``       the parity certificate
+``model_card.md/.html``
+``gates.json``        the gate report that admitted it
+plus anything else promotion adds (e.g. the reference profile for drift).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["model_name_for", "save_model_package", "serving_config", "load_package_file"]
+
+DEFAULT_LIMITS = {"max_batch_rows": 10_000, "max_body_bytes": 10 * 1024 * 1024}
+
+
+def model_name_for(brief_name: str) -> str:
+    return f"workbench-{brief_name}".lower().replace("_", "-").replace(".", "-")
+
+
+def serving_config(*, contract: dict, inputs: list[dict], onnx_sha256: str, threshold: float, run_id: str,
+                   model_name: str, limits: dict | None = None) -> dict:
+    """The service's whole configuration, derived from the data contract and the ONNX export.
+
+    Each input carries the contract's facts: kind, nullable (seen missing in training), the allowed categories
+    and the training range (used to flag, not refuse, unseen categories and out-of-range values).
+    """
+    specs = {c["name"]: c for c in contract["columns"]}
+    rows = []
+    for i in inputs:
+        c = specs[i["name"]]
+        rows.append({"name": i["name"], "kind": i["kind"], "nullable": bool(c["nullable"]),
+                     "categories": c.get("categories") if i["kind"] == "categorical" else None,
+                     "min": c.get("min") if i["kind"] == "numeric" else None,
+                     "max": c.get("max") if i["kind"] == "numeric" else None})
+    target = specs[contract["target"]]
+    labels = target.get("categories") or []
+    pos = contract["positive_label"]
+    neg = next((v for v in labels if v != pos), f"not {pos}")
+    return {"model_name": model_name, "run_id": run_id, "onnx_file": "model.onnx", "onnx_sha256": onnx_sha256,
+            "inputs": rows, "threshold": float(threshold), "target": contract["target"],
+            "positive_label": pos, "negative_label": neg, "limits": {**DEFAULT_LIMITS, **(limits or {})}}
+
+
+def save_model_package(files: dict[str, bytes | str | dict], *, name: str, labels: dict[str, str],
+                       metadata: dict[str, Any]) -> str:
+    """Create a new version of ``name`` in the BentoML model store holding ``files``; return its tag.
+
+    ``bentoml.models.create`` writes into a temporary folder and only registers it when the block ends
+    without an error, so a failed save leaves nothing behind.
+    """
+    import bentoml
+
+    with bentoml.models.create(name, labels=labels, metadata=metadata, module="workbench") as model:
+        root = Path(model.path)
+        for rel, content in files.items():
+            dest = root / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, dict):
+                content = json.dumps(content, indent=2) + "\n"
+            dest.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+        tag = str(model.tag)
+    return tag
+
+
+def load_package_file(model_path: str | Path, rel: str) -> bytes:
+    return (Path(model_path) / rel).read_bytes()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
