@@ -32,6 +32,7 @@ __all__ = [
     "FairnessSpec",
     "KillCriterion",
     "MonitoringSpec",
+    "ModelCardSpec",
     "load_brief",
     "PRIMARY_METRICS",
 ]
@@ -113,6 +114,15 @@ class MonitoringSpec(_Strict):
         return self
 
 
+class ModelCardSpec(_Strict):
+    """What the model card says that data cannot: intended and out-of-scope uses, ethical notes, limitations."""
+
+    intended_use: list[str] = Field(default_factory=list)
+    out_of_scope: list[str] = Field(default_factory=list)
+    ethical_considerations: list[str] = Field(default_factory=list)
+    limitations: list[str] = Field(default_factory=list)
+
+
 class Brief(_Strict):
     """A validated problem brief. Column names are normalised to snake_case on load."""
 
@@ -131,6 +141,7 @@ class Brief(_Strict):
     min_quality_score: int = Field(18, ge=0, le=30, description="data quality score (of 30) needed to proceed")
     kill_criteria: list[KillCriterion] = Field(default_factory=list)
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
+    model_card: ModelCardSpec = Field(default_factory=ModelCardSpec)
 
     # Where the brief was read from (not part of the YAML).
     source: str | None = Field(None, exclude=True)

@@ -236,5 +236,84 @@ def show(run: Annotated[str, typer.Argument(help="Run id, run folder, or 'latest
         console.print(f"[red]error[/]: {m['error'].get('message')}")
 
 
+@app.command()
+@handles_errors
+def promote(
+    run: Annotated[str, typer.Argument(help="Run id, run folder, or 'latest' (newest succeeded run).")] = "latest",
+    latency_calls: Annotated[int, typer.Option(help="Single-row calls timed for the latency gate.")] = 1000,
+) -> None:
+    """Certify a run's selected model through the go/no-go gates and register it, or refuse (exit 3).
+
+    Gates: integrity (model artifact and data sha256), kill criteria, beats the best baseline by the brief's
+    margin, success threshold, fairness (upper confidence bounds within the brief's thresholds), ONNX parity,
+    single-row latency; model size is reported. A refusal registers nothing.
+    """
+    from .registry.promote import promote as do_promote
+
+    result = do_promote(run, cfg=settings(), latency_calls=latency_calls,
+                        on_step=lambda msg: console.print(f"[cyan]>[/] {msg}", highlight=False))
+    table = Table(title=f"promotion gates: run {result.run_id}, model {result.gates.model}")
+    for col in ("gate", "value", "threshold", "verdict", "detail"):
+        table.add_column(col, overflow="fold")
+    colors = {"pass": "green", "fail": "red", "info": "white"}
+    for g in result.gates.gates:
+        table.add_row(g.name, _s(g.value), _s(g.threshold), f"[{colors[g.verdict]}]{g.verdict}[/]", g.detail)
+    console.print(table)
+    console.print(f"gate report, parity certificate and model card: {result.attempt_dir}", highlight=False)
+    if result.promoted:
+        console.print(f"[bold green]promoted[/] {result.tag} (now in production)")
+        console.print("serve it: cd bento && ../.venv/bin/bentoml serve --host 127.0.0.1 --port 3000")
+        return
+    failed = ", ".join(g.name for g in result.gates.failed)
+    err_console.print(f"[bold red]refused[/]: failed gate(s): {failed}. Nothing was registered.", highlight=False)
+    raise typer.Exit(3)
+
+
+def _s(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return "" if v is None else str(v)
+
+
+@app.command()
+@handles_errors
+def rollback(reason: Annotated[str, typer.Option(help="Why (recorded in the ledger).")] = "") -> None:
+    """Return production to the previously certified model (the one before the current promotion)."""
+    from .registry.ledger import rollback as do_rollback
+
+    entry = do_rollback(reason=reason)
+    console.print(f"[bold yellow]rolled back[/]: production is now {entry['tag']} (was {entry['from_tag']}); "
+                  "restart `bentoml serve` to load it")
+
+
+@app.command()
+@handles_errors
+def models() -> None:
+    """Certified models in the BentoML store, the production one marked, and the ledger's history."""
+    from .registry.ledger import read_ledger
+    from .registry.store import list_models
+    from .serving.pointer import production_pointer
+
+    prod = (production_pointer() or {}).get("tag")
+    table = Table(title="certified models (BentoML store)")
+    for col in ("tag", "stage", "run", "model", "primary", "created"):
+        table.add_column(col)
+    for m in sorted(list_models(), key=lambda m: m.info.creation_time, reverse=True):
+        if m.info.labels.get("stage") != "certified":
+            continue
+        md = m.info.metadata
+        pm = md.get("primary_metric", "")
+        table.add_row(str(m.tag), "[green]production[/]" if str(m.tag) == prod else "certified", md.get("run_id", ""),
+                      md.get("model", ""), f"{pm} {md.get('metrics', {}).get(pm, 0):.4f}" if pm else "",
+                      m.info.creation_time.strftime("%Y-%m-%d %H:%M"))
+    console.print(table)
+    events = read_ledger()[-10:]
+    if events:
+        console.print("ledger (last 10):")
+        for e in events:
+            console.print(f"  {e['at'][:19]} {e['action']:<9} {e.get('tag') or e.get('run_id')} "
+                          f"{'failed: ' + ', '.join(e['failed_gates']) if e.get('failed_gates') else ''}", highlight=False)
+
+
 def main() -> None:  # pragma: no cover - console-script entry point
     app()

@@ -44,6 +44,11 @@ class Settings:
         return Path(os.environ.get("WORKBENCH_RUNS_DIR", self.root / "papermill_runs"))
 
     @property
+    def promotions_dir(self) -> Path:
+        """Where promotion attempts (gate reports, parity certificates, model cards) are written."""
+        return Path(os.environ.get("WORKBENCH_PROMOTIONS_DIR", self.runs_dir.parent / "promotions"))
+
+    @property
     def default_brief(self) -> Path:
         return self.root / "briefs" / "adult.yaml"
 

@@ -5,5 +5,7 @@ original column and a certificate that it scores like the notebook model.
 """
 
 from .onnx import ONNX_OUTPUTS, OnnxExport, check_protobuf, export_onnx
+from .parity import ParityCertificate, edge_case_frame, judge_parity, parity_certificate
 
 __all__ = ["ONNX_OUTPUTS", "OnnxExport", "check_protobuf", "export_onnx"]
+__all__ += ["ParityCertificate", "edge_case_frame", "judge_parity", "parity_certificate"]

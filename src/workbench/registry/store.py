@@ -17,9 +17,34 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["model_name_for", "save_model_package", "serving_config", "load_package_file"]
+__all__ = ["model_name_for", "model_store", "list_models", "get_model", "save_model_package", "serving_config",
+           "load_package_file"]
 
 DEFAULT_LIMITS = {"max_batch_rows": 10_000, "max_body_bytes": 10 * 1024 * 1024}
+
+
+def model_store() -> Any:
+    """The BentoML model store under ``$BENTOML_HOME`` *as it is now* (bentoml itself resolves it once per
+    process, which would ignore a changed ``BENTOML_HOME``)."""
+    from bentoml._internal.models.model import ModelStore
+
+    from ..serving.pointer import bentoml_home
+
+    path = bentoml_home() / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return ModelStore(str(path))
+
+
+def list_models() -> list:
+    import bentoml
+
+    return bentoml.models.list(_model_store=model_store())
+
+
+def get_model(tag: str) -> Any:
+    import bentoml
+
+    return bentoml.models.get(tag, _model_store=model_store())
 
 
 def model_name_for(brief_name: str) -> str:
@@ -59,7 +84,8 @@ def save_model_package(files: dict[str, bytes | str | dict], *, name: str, label
     """
     import bentoml
 
-    with bentoml.models.create(name, labels=labels, metadata=metadata, module="workbench") as model:
+    with bentoml.models.create(name, labels=labels, metadata=_metadata_safe(metadata),
+                               _model_store=model_store()) as model:
         root = Path(model.path)
         for rel, content in files.items():
             dest = root / rel
@@ -69,6 +95,15 @@ def save_model_package(files: dict[str, bytes | str | dict], *, name: str, label
             dest.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
         tag = str(model.tag)
     return tag
+
+
+def _metadata_safe(value: Any) -> Any:
+    """BentoML metadata takes basic types only: drop None-valued keys, stringify None in lists."""
+    if isinstance(value, dict):
+        return {str(k): _metadata_safe(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return ["null" if v is None else _metadata_safe(v) for v in value]
+    return value
 
 
 def load_package_file(model_path: str | Path, rel: str) -> bytes:

@@ -1,0 +1,160 @@
+"""Promotion end to end: a real run (papermill), real ONNX export and parity, the real BentoML model store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from conftest import ADULT_BRIEF, ROOT, make_churn, write_brief
+from workbench.config import Settings
+from workbench.runs import execute_run
+
+pytestmark = [pytest.mark.notebook, pytest.mark.timeout(900)]
+
+QUICK = {"sample_rows": "3000", "cv_folds": "3", "shap_sample": "100", "bootstrap_samples": "50"}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    base = tmp_path_factory.mktemp("promo")
+    saved = {k: os.environ.get(k) for k in ("WORKBENCH_RUNS_DIR", "BENTOML_HOME", "WORKBENCH_MODEL_TAG")}
+    os.environ["WORKBENCH_RUNS_DIR"] = str(base / "runs")
+    os.environ["BENTOML_HOME"] = str(base / "bentoml")
+    os.environ.pop("WORKBENCH_MODEL_TAG", None)
+    yield base
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def adult_run(env):
+    r = execute_run(brief_path=ADULT_BRIEF, params=QUICK, cfg=Settings(root=ROOT))
+    assert r.status == "succeeded", r.error
+    return r
+
+
+def _cli(*args, env_dir):
+    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ}, timeout=600)
+
+
+def test_promote_latest_registers_certified_model(adult_run, env):
+    from workbench.registry.store import list_models
+
+    out = _cli("promote", "latest", "--latency-calls", "200", env_dir=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "promoted" in out.stdout and "ONNX parity" in out.stdout
+    models = list_models()
+    assert len(models) == 1
+    m = models[0]
+    assert m.info.labels["stage"] == "certified" and m.info.metadata["run_id"] == adult_run.run_id
+    files = {p.name for p in Path(m.path).iterdir()}
+    assert {"model.onnx", "serving.json", "contract.json", "parity.json", "model_card.md", "model_card.html",
+            "gates.json"} <= files
+    serving = json.loads((Path(m.path) / "serving.json").read_text())
+    import hashlib
+
+    onnx_sha = hashlib.sha256((Path(m.path) / "model.onnx").read_bytes()).hexdigest()
+    assert serving["onnx_sha256"] == onnx_sha == m.info.metadata["onnx_sha256"]
+    card = (Path(m.path) / "model_card.md").read_text()
+    for section in ("## Intended use", "## Out-of-scope uses", "## Training data", "## Evaluation",
+                    "### Metrics by group", "## Limitations", "## Ethical considerations", "## Maintenance"):
+        assert section in card
+    ls = subprocess.run([sys.executable, "-m", "bentoml", "models", "list", "-o", "json"], capture_output=True, text=True,
+                        env={**os.environ}, timeout=120)
+    assert str(m.tag) in ls.stdout
+    from workbench.serving.pointer import production_tag
+
+    assert production_tag() == str(m.tag)
+
+
+def test_broken_parity_is_refused_and_registers_nothing(adult_run, env, monkeypatch):
+    from workbench.registry.store import list_models
+
+    from workbench.export import onnx as onnx_mod
+    from workbench.modeling import fit_model
+    from workbench.registry import promote as promote_mod
+
+    real = onnx_mod.export_onnx
+
+    def wrong_model_export(pipeline, *, features, numeric, target_opset=None):
+        # Export a different model (trained on shuffled labels) in place of the certified one.
+        from workbench.brief import load_brief
+        from workbench.data import infer_contract, load_dataset
+        from workbench.data.io import target_vector
+        from workbench.modeling import to_model_frame
+
+        b = load_brief(ADULT_BRIEF)
+        d = load_dataset(b, sample_rows=2000, seed=1)
+        c = infer_contract(d.train, b)
+        y = np.random.default_rng(0).permutation(target_vector(d.train, b))
+        other = fit_model("logreg", to_model_frame(d.train, c), y, seed=0, contract=c)
+        return real(other.model, features=features, numeric=numeric)
+
+    monkeypatch.setattr("workbench.export.export_onnx", wrong_model_export)
+    before = {str(m.tag) for m in list_models()}
+    result = promote_mod.promote(adult_run.run_id, cfg=Settings(root=ROOT), latency_calls=50)
+    assert not result.promoted
+    assert "ONNX parity" in [g.name for g in result.gates.failed]
+    assert {str(m.tag) for m in list_models()} == before
+    from workbench.registry.ledger import read_ledger
+
+    assert read_ledger()[-1]["action"] == "refused"
+
+
+def test_tampered_artifact_fails_integrity_without_unpickling(adult_run, env, tmp_path):
+    import shutil
+
+    from workbench.registry.promote import promote
+
+    copy = tmp_path / "runs" / adult_run.run_id
+    shutil.copytree(adult_run.run_dir, copy)
+    m = json.loads((copy / "manifest.json").read_text())
+    sel = m["results"]["prototype"]["selected"]
+    (copy / m["artifacts"][f"model_{sel}"]["path"]).write_bytes(b"not the model")
+    result = promote(str(copy), cfg=Settings(root=ROOT), latency_calls=20)
+    assert not result.promoted
+    failed = [g.name for g in result.gates.failed]
+    assert f"integrity: model artifact model_{sel}" in failed and "ONNX export" in failed
+
+
+def test_planted_fairness_violation_is_refused(env, tmp_path):
+    rng = np.random.default_rng(3)
+    df = make_churn(2000, seed=3)
+    # Plant a bias: customers in the south almost never churn in the labels, everyone else often does.
+    south = (df["Region"] == "south").to_numpy()
+    churn = np.where(south, rng.random(len(df)) < 0.03, rng.random(len(df)) < 0.45).astype(int)
+    df.with_columns(pl.Series("Churned", churn)).write_csv(tmp_path / "biased.csv")
+    brief = write_brief(tmp_path / "biased.yaml", "biased.csv", success={"metric": "pr_auc", "threshold": 0.3},
+                        fairness={"min_slice_size": 30, "thresholds": {"demographic_parity_difference": 0.1}})
+    r = execute_run(brief_path=brief, params={"cv_folds": "3", "shap_sample": "100", "bootstrap_samples": "50"},
+                    cfg=Settings(root=ROOT))
+    assert r.status == "succeeded", r.error
+    out = _cli("promote", r.run_id, "--latency-calls", "50", env_dir=env)
+    assert out.returncode == 3, out.stdout + out.stderr
+    assert "refused" in out.stderr and "demographic_parity_difference by region" in out.stderr + out.stdout
+    from workbench.registry.store import list_models
+
+    assert not any(m.info.metadata.get("run_id") == r.run_id for m in list_models())
+
+
+def test_rollback_cli_after_two_promotions(adult_run, env):
+    for _ in range(2):
+        done = _cli("promote", adult_run.run_id, "--latency-calls", "50", env_dir=env)
+        assert done.returncode == 0, done.stderr
+    from workbench.serving.pointer import production_tag
+
+    current = production_tag()
+    out = _cli("rollback", "--reason", "test", env_dir=env)
+    assert out.returncode == 0, out.stderr
+    assert production_tag() != current and "rolled back" in out.stdout
