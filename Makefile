@@ -29,8 +29,9 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml
 
 setup: $(VENV)/.synced ## Create .venv with the locked dependencies (uv.lock)
 
-run: setup ## Run the main job on the bundled Adult data (all phases) into papermill_runs/<run-id>/
+run: setup ## Main job on the bundled Adult data: discovery + prototype run, then promotion through the gates
 	$(BIN)/workbench run --brief briefs/adult.yaml
+	$(BIN)/workbench promote latest
 
 test: setup ## Run the test suite (what .ci/run calls)
 	$(BIN)/python -m pytest -m "not slow" -q
