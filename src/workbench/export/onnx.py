@@ -104,6 +104,11 @@ def export_onnx(pipeline: Any, *, features: list[str], numeric: list[str], targe
             for o in onx.graph.output:
                 if o.name == old:
                     o.name = new
+    # skl2onnx writes opset entries in set order (it depends on PYTHONHASHSEED): sort them so the same model
+    # always serializes to the same bytes and sha256.
+    imports = sorted(onx.opset_import, key=lambda o: (o.domain, o.version))
+    del onx.opset_import[:]
+    onx.opset_import.extend(imports)
     onnx.checker.check_model(onx)
     opset = max((o.version for o in onx.opset_import if o.domain in ("", "ai.onnx")), default=0)
     inputs = [{"name": c, "kind": "numeric" if c in num else "categorical",
