@@ -315,5 +315,118 @@ def models() -> None:
                           f"{'failed: ' + ', '.join(e['failed_gates']) if e.get('failed_gates') else ''}", highlight=False)
 
 
+def _package(model: str) -> tuple[str, Path]:
+    """The tag and folder of a registered model (default: production)."""
+    from .registry.store import get_model
+    from .serving.pointer import production_tag
+
+    try:
+        tag = model or production_tag()
+    except LookupError as exc:
+        raise WorkbenchError(str(exc), hint="promote a run first, or pass --model TAG") from None
+    try:
+        return tag, Path(get_model(tag).path)
+    except Exception:  # noqa: BLE001 - bentoml raises NotFound
+        raise WorkbenchError(f"model {tag} is not in the model store", hint="`workbench models` lists them") from None
+
+
+def _out_dir(out: Path | None, kind: str) -> Path:
+    import datetime as _dt
+
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S")
+    d = out or settings().root / "monitoring" / f"{kind}-{stamp}"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+@app.command()
+@handles_errors
+def drift(
+    model: Annotated[str, typer.Option(help="Model tag (default: the production model).")] = "",
+    log_dir: Annotated[Path, typer.Option(help="Prediction log folder (default: $WORKBENCH_LOG_DIR or "
+                                               "$BENTOML_HOME/workbench/predictions).")] = None,  # type: ignore[assignment]
+    since: Annotated[str, typer.Option(help="Only rows logged at or after this ISO time.")] = "",
+    out: Annotated[Path, typer.Option(help="Report folder (default: monitoring/drift-<time>/).")] = None,  # type: ignore[assignment]
+    psi_warning: Annotated[float, typer.Option(help="Override the brief's PSI warning level.")] = 0.0,
+    psi_critical: Annotated[float, typer.Option(help="Override the brief's PSI critical level.")] = 0.0,
+) -> None:
+    """Is production still seeing the data it was certified on? PSI/KS per feature and for predictions.
+
+    Exit codes for schedulers: 0 no drift, 10 warning (investigate), 20 critical (retrain within 24h);
+    1/2 for errors.
+    """
+    from .monitoring.drift import drift_report
+    from .monitoring.log import read_log
+
+    tag, path = _package(model)
+    profile = json.loads((path / "reference_profile.json").read_text())
+    mon = json.loads((path / "monitoring.json").read_text())
+    live = read_log(log_dir, model_version=tag, since=since or None)
+    report = drift_report(live, profile, psi_warning=psi_warning or mon["psi_warning"],
+                          psi_critical=psi_critical or mon["psi_critical"], ks_alpha=mon.get("ks_alpha", 0.01),
+                          model_version=tag, window={"since": since or None, "first": live["ts"].min(),
+                                                     "last": live["ts"].max()})
+    d = _out_dir(out, "drift")
+    report.save(d / "drift.json")
+    fig = report.plot()
+    fig.savefig(d / "drift.png", dpi=100, bbox_inches="tight")
+    import base64
+
+    img = base64.b64encode((d / "drift.png").read_bytes()).decode()
+    from ._report import STYLE, atomic_write_text
+
+    atomic_write_text(d / "drift.html", f"<!doctype html><meta charset='utf-8'><title>drift {tag}</title>{STYLE}"
+                                        f"{report._repr_html_()}<img src='data:image/png;base64,{img}'>")
+    table = Table(title=f"drift of {tag} over {report.rows} logged rows")
+    for col in ("feature", "kind", "PSI", "KS", "severity", "largest change"):
+        table.add_column(col)
+    colors = {"ok": "green", "warning": "yellow", "critical": "red"}
+    p = report.prediction
+    table.add_row("(prediction)", "probability", f"{p['psi']:.4f}", f"{p['ks_stat']:.4f}",
+                  f"[{colors[p['severity']]}]{p['severity']}[/]", p["top_change"])
+    for f in report.features:
+        table.add_row(f["feature"], f["kind"], f"{f['psi']:.4f}", "" if f["ks_stat"] is None else f"{f['ks_stat']:.4f}",
+                      f"[{colors[f['severity']]}]{f['severity']}[/]", f["top_change"])
+    console.print(table)
+    console.print(f"[bold {colors[report.severity]}]{report.severity}[/]: {report.action}")
+    console.print(f"report: {d / 'drift.html'}", highlight=False)
+    raise typer.Exit(report.exit_code)
+
+
+@app.command()
+@handles_errors
+def feedback(
+    labels_file: Annotated[Path, typer.Argument(help="CSV/Parquet with request_id, [row,] and the label column.")],
+    model: Annotated[str, typer.Option(help="Model tag (default: the production model).")] = "",
+    label_column: Annotated[str, typer.Option(help="Label column (default: the brief's target).")] = "",
+    log_dir: Annotated[Path, typer.Option(help="Prediction log folder.")] = None,  # type: ignore[assignment]
+    out: Annotated[Path, typer.Option(help="Report folder (default: monitoring/feedback-<time>/).")] = None,  # type: ignore[assignment]
+) -> None:
+    """Join ground truth to logged predictions; report live performance and fairness like the Prototype phase.
+
+    Exit codes: 0 fine, 10 a live fairness gap exceeds its threshold, 20 concept drift (the primary metric
+    dropped beyond the brief's tolerance); 1/2 for errors.
+    """
+    from .feedback import feedback_report, join_labels, read_labels
+    from .monitoring.log import read_log
+
+    tag, path = _package(model)
+    mon = json.loads((path / "monitoring.json").read_text())
+    labels = read_labels(labels_file)
+    joined = join_labels(read_log(log_dir, model_version=tag), labels,
+                         label_column=label_column or mon["target"], file=labels_file)
+    report = feedback_report(joined, mon)
+    d = _out_dir(out, "feedback")
+    report.save(d / "feedback.json")
+    report.save_html(d / "feedback.html")
+    color = "red" if report.concept_drift else "green"
+    console.print(f"{report.rows} labelled rows; {report.primary}: certified {report.certified_value:.4f}, live "
+                  f"{report.live_value:.4f} (tolerance {report.tolerance:g}) -> "
+                  f"[bold {color}]{'concept drift' if report.concept_drift else 'ok'}[/]")
+    console.print(f"live fairness: {report.fairness_verdict}")
+    console.print(f"report: {d / 'feedback.html'}", highlight=False)
+    raise typer.Exit(report.exit_code)
+
+
 def main() -> None:  # pragma: no cover - console-script entry point
     app()

@@ -45,6 +45,7 @@ from .gates import (
     size_gate,
     success_gate,
 )
+from ..monitoring.profile import build_profile
 from .store import model_name_for, save_model_package, serving_config
 
 __all__ = ["PromotionResult", "promote", "measure_latency"]
@@ -166,6 +167,12 @@ def promote(ref: str = "latest", *, cfg: Settings | None = None, latency_calls: 
             p50, p99 = measure_latency(scorer, row, n=latency_calls)
             gates.append(latency_gate(p99, p50, brief.latency_budget_ms, latency_calls))
             gates.append(size_gate(export.size_bytes))
+            step("profiling the reference data for drift checks")
+            live_proba = scorer.predict_proba({c: frames.X_test[c].tolist() for c in contract.features})
+            profile = build_profile(data.train, features=contract.features, numeric=contract.numeric_features,
+                                    probabilities=live_proba, threshold=brief.target.decision_threshold,
+                                    seed=int(params.get("seed", 42)),
+                                    source={"run_id": run_id, "split": "train", "predictions": "test (ONNX)"})
     else:
         gates.append(Gate("ONNX export", "skipped", "a verified model artifact", "fail",
                           "the model artifact is missing or its sha256 does not match: it was not unpickled"))
@@ -192,7 +199,13 @@ def promote(ref: str = "latest", *, cfg: Settings | None = None, latency_calls: 
             "model.onnx": onnx_bytes, "serving.json": serving, "contract.json": contract.to_dict(),
             "parity.json": cert, "gates.json": report.to_dict(), "model_card.md": card,
             "model_card.html": markdown_to_html(card, title=f"Model card: {brief.name}"),
-            "leaderboard.json": leaderboard, "fairness.json": fairness,
+            "leaderboard.json": leaderboard, "fairness.json": fairness, "reference_profile.json": profile,
+            "monitoring.json": {**brief.monitoring.model_dump(), "primary_metric": primary,
+                                "certified_value": sel_metrics["metrics"][primary],
+                                "sensitive_features": brief.sensitive_features, "target": brief.target.column,
+                                "positive_label": str(brief.target.positive_label),
+                                "threshold": brief.target.decision_threshold,
+                                "fairness": brief.fairness.model_dump()},
         }
         metadata = {
             "run_id": run_id, "brief": brief.name, "brief_sha256": brief_info.get("sha256"),
