@@ -1,0 +1,180 @@
+"""The HTTP edge of the BentoML service: the raw-body input spec, the body-size limit, and the response.
+
+``bento/service.py`` uses these three pieces:
+
+:func:`request_spec`
+    The ``/predict`` input spec. It documents the model's request schema (OpenAPI at ``/docs``), but hands the
+    raw body to :meth:`Predictor.handle <workbench.serving.Predictor.handle>` instead of letting BentoML
+    validate it: BentoML answers a validation error with 400 and a message that does not name the field, and it
+    validates into model objects (slower). One parse, one validation, errors as 4xx naming record and field.
+    No BentoML serde runs, so nothing is ever unpickled (BentoML itself refuses the pickle media type, 415).
+    This overrides ``IODescriptor.from_http_request``, the classmethod BentoML 1.4 awaits to parse a body: an
+    undocumented hook, so the ASGI-app and real-server tests pin its behaviour.
+:class:`BodyLimit`
+    ASGI middleware (``Service.add_asgi_middleware``, documented) answering 413 when a body exceeds
+    ``limits.max_body_bytes`` -- from ``Content-Length`` before reading anything, or while counting a chunked
+    body -- so an oversized body is never buffered whole (stock BentoML read and parsed a 100 MB body).
+:func:`respond`
+    Runs the predictor for one request. Small bodies are answered on the event loop: the work is about 50 us,
+    less than handing it to a thread. Bodies above :data:`INLINE_BODY_BYTES` (large batches, milliseconds of
+    parsing and scoring) go to a worker thread, one at a time per process, so the loop keeps answering small
+    requests and health checks meanwhile (the GIL is shared, but released by onnxruntime and between ticks).
+
+This module imports BentoML and Starlette; the rest of :mod:`workbench.serving` does not (except
+:func:`~workbench.serving.resolve_model`, which looks the tag up in the BentoML model store).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import bentoml
+from pydantic_core import to_json
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .predictor import Predictor, Reply, Unavailable, new_request_id
+from .schema import RequestSchema
+
+__all__ = ["INLINE_BODY_BYTES", "BodyLimit", "request_spec", "respond", "request_id_from"]
+
+INLINE_BODY_BYTES = 64 * 1024
+"""Bodies up to this size (a few hundred records) are scored on the event loop; larger ones in a thread."""
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_BIG_BATCH = threading.Lock()  # one large batch at a time per process (they compete for the GIL anyway)
+
+
+def _inline_refs(schema: dict) -> dict:
+    """The JSON schema with its ``$defs`` substituted in place (BentoML's OpenAPI builder drops ``$defs``)."""
+    defs = schema.get("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return walk(defs[ref.removeprefix("#/$defs/")])
+            return {k: walk(v) for k, v in node.items() if k != "$defs"}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)
+
+
+def request_spec(schema: RequestSchema) -> type[bentoml.IODescriptor]:
+    """The ``/predict`` input spec for one model: documents ``schema``, delivers the raw body as ``body``."""
+    body_schema = _inline_refs(schema.json_schema())
+
+    class PredictRequest(bentoml.IODescriptor):
+        body: bytes = b""
+
+        @classmethod
+        async def from_http_request(cls, request: Request, serde: Any) -> PredictRequest:
+            return cls.model_construct(body=await request.body())
+
+        @classmethod
+        def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            return dict(body_schema, title="PredictRequest",
+                        description="One record (a JSON object) or a batch (a JSON array of records).")
+
+    return PredictRequest
+
+
+def request_id_from(request: Request | None) -> str:
+    """The caller's ``X-Request-ID`` when it is a sane token (letters, digits, ``._:-``; up to 128), else a
+    fresh random id."""
+    if request is not None:
+        given = request.headers.get("x-request-id")
+        if given and _REQUEST_ID.match(given):
+            return given
+    return new_request_id()
+
+
+async def respond(predictor: Predictor | Unavailable, body: bytes, ctx: bentoml.Context | None = None) -> Response:
+    """Answer one ``/predict`` body (see the module docstring for where the work runs).
+
+    With the API's context, its status code is set too: BentoML copies ``ctx.response.status_code`` over the
+    returned response's status.
+    """
+    rid = request_id_from(ctx.request if ctx is not None else None)
+    if len(body) <= INLINE_BODY_BYTES:
+        reply = predictor.handle(body, request_id=rid)
+    else:
+        reply = await anyio.to_thread.run_sync(_handle_big, predictor, body, rid)
+    if ctx is not None:
+        ctx.response.status_code = reply.status
+    return Response(reply.body, status_code=reply.status, media_type="application/json",
+                    headers={"X-Request-ID": reply.request_id})
+
+
+def _handle_big(predictor: Predictor | Unavailable, body: bytes, request_id: str) -> Reply:
+    with _BIG_BATCH:
+        return predictor.handle(body, request_id=request_id)
+
+
+class BodyLimit:
+    """ASGI middleware: 413 (JSON, naming the limit) for a request body larger than ``max_bytes``.
+
+    ``Content-Length`` is checked before anything is read. A body without it (chunked) is counted as it
+    arrives; the first chunk past the limit ends the request with 413, and the app never sees the body. A body
+    within the limit is buffered (it has to be, to be parsed) and replayed to the app unchanged.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = int(max_bytes)
+
+    def _too_large(self, size: str) -> Response:
+        message = (f"the request body has {size} bytes; the limit is {self.max_bytes} "
+                   "(limits.max_body_bytes in serving.json); split the batch")
+        payload = {"error": message, "errors": [{"record": None, "field": None, "type": "body_too_large",
+                                                  "message": message}], "error_count": 1,
+                   "request_id": new_request_id()}
+        return Response(to_json(payload), status_code=413, media_type="application/json",
+                        headers={"Connection": "close"})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        for key, value in scope["headers"]:
+            if key == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared > self.max_bytes:
+                    await self._too_large(str(declared))(scope, receive, send)
+                    return
+                break
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._too_large(f"more than {self.max_bytes}")(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)

@@ -1,0 +1,316 @@
+"""The service's input contract: ``serving.json`` as typed objects, and the request schema built from it.
+
+:class:`ServingConfig` reads a model package's ``serving.json`` (written by
+:func:`workbench.registry.store.serving_config`). :class:`RequestSchema` turns its inputs into a pydantic
+schema, built at start-up because the fields are the model's features:
+
+* one field per model input, every field **required** (a client that forgets a field gets told, rather than
+  silently scored as missing); unknown fields are refused (``extra="forbid"``);
+* numeric fields take JSON numbers only (integers are accepted), categorical fields JSON strings only. The types
+  are **strict**: ``"12"`` is not coerced to 12 and ``12`` is not coerced to ``"12"``, and booleans are not
+  numbers. A service that guesses what a malformed client meant hides the client's bug; the error says what
+  to send instead;
+* ``null`` means *missing*: the graph imputes it exactly as the pipeline did in training, and the response
+  flags it (see :mod:`workbench.serving.guard`). ``""`` in a categorical field is the pipeline's own missing
+  marker and is treated (and flagged) the same way;
+* ``NaN``, ``Infinity`` and ``-Infinity`` literals (which Python's and pydantic's JSON parsers accept) are
+  refused with 422 naming the field, and so are numbers beyond float32's range: the graph would turn them
+  into a NaN or an infinite probability. Send ``null`` for a missing value;
+* the body is one record (a JSON object) or a batch (a JSON array of 1 to ``limits.max_batch_rows`` records).
+
+Ranges and categories are *not* enforced here: an unseen category or an out-of-range number is scored and
+flagged, never refused and never silently accepted.
+
+A rejected request raises :class:`RequestError`: an HTTP status (400 malformed JSON, 413 too large, 422
+invalid) and one entry per problem, each naming the record and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from typing_extensions import TypedDict
+
+from ..errors import WorkbenchError
+
+__all__ = ["FLOAT32_MAX", "InputSpec", "Limits", "ServingConfig", "RequestError", "RequestSchema",
+           "Prediction", "PredictionResponse", "ErrorResponse"]
+
+FLOAT32_MAX = 3.4028234663852886e38
+"""Largest finite float32: the graph's numeric inputs are float32, larger magnitudes would become infinite."""
+
+MAX_REPORTED_ERRORS = 20
+"""A response lists at most this many problems (a 10,000-row batch with a wrong field would list 10,000)."""
+
+
+# --------------------------------------------------------------------------------------------- serving.json
+class InputSpec(BaseModel):
+    """One model input, with the facts the data contract recorded about it in training."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str = Field(min_length=1)
+    kind: Literal["numeric", "categorical"]
+    nullable: bool = False                  # seen missing in training
+    categories: list[str] | None = None     # categorical: the categories seen in training
+    min: float | None = None                # numeric: the training range
+    max: float | None = None
+
+
+class Limits(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    max_batch_rows: int = Field(10_000, ge=1)
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+
+
+class ServingConfig(BaseModel):
+    """A model package's ``serving.json``: everything the service needs besides the ONNX bytes."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, protected_namespaces=())
+
+    model_name: str
+    run_id: str = ""
+    onnx_file: str = "model.onnx"
+    onnx_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    inputs: list[InputSpec] = Field(min_length=1)
+    threshold: float = Field(gt=0, lt=1)     # positive when p > threshold (as the parity certificate judges)
+    target: str = ""
+    positive_label: str
+    negative_label: str
+    limits: Limits = Field(default_factory=Limits)
+
+    @field_validator("positive_label", "negative_label", mode="before")
+    @classmethod
+    def _label_text(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+
+    @field_validator("inputs")
+    @classmethod
+    def _unique(cls, v: list[InputSpec]) -> list[InputSpec]:
+        names = [i.name for i in v]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"duplicate input names: {dup}")
+        return v
+
+    @classmethod
+    def load(cls, path: str | Path) -> ServingConfig:
+        """Read and validate ``serving.json``.
+
+        Raises
+        ------
+        WorkbenchError
+            The file is missing, is not JSON or does not describe a servable model.
+        """
+        p = Path(path)
+        try:
+            return cls.model_validate(json.loads(p.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            raise WorkbenchError(f"{p} not found", hint="serve a model package made by `workbench promote`") from None
+        except (ValueError, ValidationError) as exc:
+            raise WorkbenchError(f"{p} is not a valid serving config: {exc}",
+                                 hint="promote the model again with `workbench promote`") from None
+
+
+# --------------------------------------------------------------------------------------------- errors
+class RequestError(WorkbenchError):
+    """A request the service refuses: an HTTP status and the problems, each naming the record and the field.
+
+    Parameters
+    ----------
+    status:
+        400 (malformed JSON or empty body), 413 (body too large), 422 (valid JSON that breaks the schema).
+    errors:
+        ``[{"record": int | None, "field": str | None, "type": str, "message": str}]``.
+    total:
+        Number of problems found (``errors`` is capped at :data:`MAX_REPORTED_ERRORS`).
+    """
+
+    def __init__(self, status: int, errors: list[dict], *, total: int | None = None) -> None:
+        self.status = status
+        self.errors = errors[:MAX_REPORTED_ERRORS]
+        self.total = len(errors) if total is None else total
+        shown = "; ".join(_where(e) + e["message"] for e in self.errors[:3])
+        more = f" (and {self.total - 3} more)" if self.total > 3 else ""
+        super().__init__(shown + more)
+
+    @classmethod
+    def single(cls, status: int, type_: str, message: str, *, field: str | None = None,
+               record: int | None = None) -> RequestError:
+        return cls(status, [{"record": record, "field": field, "type": type_, "message": message}])
+
+    def to_dict(self) -> dict:
+        return {"error": self.message, "errors": self.errors, "error_count": self.total}
+
+
+def _where(e: dict) -> str:
+    parts = []
+    if e.get("record") is not None:
+        parts.append(f"record {e['record']}")
+    if e.get("field") is not None:
+        parts.append(f"field '{e['field']}'")
+    return (", ".join(parts) + " ") if parts else ""
+
+
+_JSON_TYPES = {str: "a string", bool: "a boolean", int: "a number", float: "a number", type(None): "null",
+               list: "an array", dict: "an object"}
+
+
+def _got(err: dict) -> str:
+    return _JSON_TYPES.get(type(err.get("input")), type(err.get("input")).__name__)
+
+
+def _message(err: dict) -> str:
+    t = err["type"]
+    if t == "missing":
+        return "is required (send null if the value is missing)"
+    if t == "extra_forbidden":
+        return "is not an input of this model"
+    if t in ("float_type", "int_type"):
+        return f"should be a number, got {_got(err)}"
+    if t == "string_type":
+        return f"should be a string, got {_got(err)}"
+    if t == "finite_number":
+        return "should be a finite number: NaN and Infinity are refused (send null if the value is missing)"
+    if t in ("less_than_equal", "greater_than_equal"):
+        return "is beyond the float32 range the model takes (|x| <= 3.4e38)"
+    if t in ("dict_type", "model_type", "typed_dict_type"):
+        return f"should be a JSON object, got {_got(err)}"
+    return err.get("msg", t)
+
+
+def _from_validation(exc: ValidationError, *, batch: bool, limits: Limits) -> RequestError:
+    out: list[dict] = []
+    for err in exc.errors(include_url=False, include_context=True, include_input=True):
+        t, loc = err["type"], err["loc"]
+        if t == "json_invalid":
+            detail = (err.get("ctx") or {}).get("error", err["msg"])
+            return RequestError.single(400, t, f"malformed JSON: {detail}")
+        if batch and not loc and t == "too_short":
+            return RequestError.single(422, "empty_batch", "empty batch: send at least one record")
+        if batch and not loc and t == "too_long":
+            return RequestError.single(
+                422, "batch_too_large",
+                f"the batch has more than {limits.max_batch_rows} records (limits.max_batch_rows); split it")
+        if not loc:
+            out.append({"record": None, "field": None, "type": t,
+                        "message": "the body should be one record (a JSON object) or a batch (a JSON array of "
+                                   f"records), got {_got(err)}"})
+            continue
+        record = loc[0] if batch else None
+        field = loc[1] if batch and len(loc) > 1 else (loc[0] if not batch else None)
+        out.append({"record": record, "field": field[:100] if isinstance(field, str) else None, "type": t,
+                    "message": _message(err)})  # (an unknown field's name is the client's: echo it short)
+    return RequestError(422, out, total=exc.error_count())
+
+
+# --------------------------------------------------------------------------------------------- the schema
+_NON_SPACE = re.compile(rb"\S")
+
+Numeric = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-FLOAT32_MAX, le=FLOAT32_MAX)]
+Categorical = Annotated[str, Field(strict=True)]
+
+
+def _record_type(inputs: list[InputSpec], title: str) -> type:
+    """A TypedDict with one required, nullable, strict field per input (validates faster than a BaseModel and
+    yields plain dicts, which is what the columnar scorer wants)."""
+    fields: dict[str, Any] = {}
+    for i in inputs:
+        base = Numeric if i.kind == "numeric" else Categorical
+        if i.kind == "numeric" and i.min is not None and i.max is not None:
+            doc = f"number; training range [{i.min:g}, {i.max:g}] (outside: scored and flagged)"
+        elif i.categories:
+            shown = ", ".join(i.categories[:12]) + (", ..." if len(i.categories) > 12 else "")
+            doc = f"string; training categories: {shown} (others: scored and flagged)"
+        else:
+            doc = "number" if i.kind == "numeric" else "string"
+        fields[i.name] = Annotated[base | None, Field(description=doc + "; null = missing (imputed, flagged)")]
+    record = TypedDict(title, fields)  # type: ignore[operator]  # total=True: every field required
+    record.__pydantic_config__ = ConfigDict(extra="forbid", strict=True, title=title)  # type: ignore[attr-defined]
+    return record
+
+
+class RequestSchema:
+    """Validation of ``POST /predict`` bodies for one model (see the module docstring for the rules).
+
+    ``parse_json`` is the HTTP path: it decides by the body's first character whether it is one record or a
+    batch, so pydantic validates against one type, not a union (a union would try both and double the error
+    list). ``parse_python`` does the same for Python objects.
+    """
+
+    def __init__(self, config: ServingConfig) -> None:
+        self.config = config
+        self.record_type = _record_type(list(config.inputs), "Record")
+        self._one = TypeAdapter(self.record_type)
+        self._batch = TypeAdapter(Annotated[list[self.record_type],  # type: ignore[name-defined]
+                                            Field(min_length=1, max_length=config.limits.max_batch_rows)])
+
+    def parse_json(self, body: bytes) -> tuple[list[dict], bool]:
+        """Validate a JSON body; return the records (as dicts, in input order) and whether it was a batch.
+
+        Raises
+        ------
+        RequestError
+            400 for an empty or malformed body, 422 for anything that breaks the schema.
+        """
+        m = _NON_SPACE.search(body)
+        if m is None:
+            raise RequestError.single(400, "empty_body", "empty request body: send one record (a JSON object) "
+                                                         "or a batch (a JSON array of records)")
+        batch = body[m.start():m.start() + 1] == b"["
+        try:
+            value = (self._batch if batch else self._one).validate_json(body)
+        except ValidationError as exc:
+            raise _from_validation(exc, batch=batch, limits=self.config.limits) from None
+        return (value if batch else [value]), batch
+
+    def parse_python(self, records: Any) -> tuple[list[dict], bool]:
+        """Validate one record (a mapping) or a list of records given as Python objects (same rules)."""
+        batch = isinstance(records, list | tuple)
+        try:
+            value = (self._batch if batch else self._one).validate_python(list(records) if batch else records)
+        except ValidationError as exc:
+            raise _from_validation(exc, batch=batch, limits=self.config.limits) from None
+        return (value if batch else [value]), batch
+
+    def json_schema(self) -> dict:
+        """JSON schema of the request body (one record or a list of records), for documentation."""
+        return TypeAdapter(self.record_type | Annotated[list[self.record_type],  # type: ignore[name-defined]
+                                                        Field(min_length=1,
+                                                              max_length=self.config.limits.max_batch_rows)]
+                           ).json_schema()
+
+
+# --------------------------------------------------------------------------------------------- responses
+class Prediction(BaseModel):
+    """One scored record."""
+
+    probability: float = Field(description="probability of the positive label (float32 precision)")
+    label: str = Field(description="positive label when probability > threshold, else the negative label")
+    flags: dict[str, Literal["missing", "unseen_category", "out_of_range"]] = Field(
+        description="field -> what was unusual about its value; empty when nothing was")
+
+
+class PredictionResponse(BaseModel):
+    """The answer to ``POST /predict`` (documentation; the service serializes plain dicts)."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    model_version: str = Field(description="the served model's tag, <name>:<version>")
+    request_id: str
+    threshold: float
+    predictions: list[Prediction] = Field(description="one per record, in request order")
+
+
+class ErrorResponse(BaseModel):
+    """The answer to a refused request (4xx)."""
+
+    error: str = Field(description="summary naming the record and field of the first problems")
+    errors: list[dict] = Field(description="[{record, field, type, message}], at most 20")
+    error_count: int
+    request_id: str

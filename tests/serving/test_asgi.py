@@ -1,0 +1,178 @@
+"""Tier 2: the BentoML service's ASGI app in-process (``Service.to_asgi()`` under Starlette's TestClient, which
+runs the lifespan, so ``__init__`` loads and verifies the model as under ``bentoml serve``)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import pytest
+
+from .conftest import ROOT, bentoml_home, load_service_module
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)  # starlette: "use httpx2" (httpx is what we have)
+    from starlette.testclient import TestClient
+
+
+@pytest.fixture(scope="module")
+def service(serving_package):
+    return load_service_module("workbench_bento_service_tier2")
+
+
+@pytest.fixture(scope="module")
+def client(service):
+    with TestClient(service.Predict.to_asgi()) as c:
+        yield c
+
+
+def test_probes(client):
+    assert client.get("/readyz").status_code == 200
+    assert client.get("/livez").status_code == 200
+
+
+def test_predict_single_and_batch(client, serving_package):
+    r = client.post("/predict", json=serving_package.records[0])
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    body = r.json()
+    assert body["model_version"] == serving_package.tag and r.headers["x-request-id"] == body["request_id"]
+    r = client.post("/predict", json=serving_package.records[:25])
+    assert r.status_code == 200 and len(r.json()["predictions"]) == 25
+
+
+def test_large_batch_is_scored_off_the_event_loop_with_the_same_answers(client, service, serving_package):
+    from workbench.serving.app import INLINE_BODY_BYTES
+
+    body = json.dumps(serving_package.records)
+    assert len(body) > INLINE_BODY_BYTES
+    r = client.post("/predict", content=body, headers={"X-Request-ID": "big"})
+    direct = service.load_predictor(service.MODEL).handle(body.encode(), request_id="big")
+    assert r.status_code == 200 and r.content == direct.body
+
+
+def test_request_id_is_echoed_when_sane(client, serving_package):
+    r = client.post("/predict", json=serving_package.records[0], headers={"X-Request-ID": "trace-42.a:b"})
+    assert r.headers["x-request-id"] == "trace-42.a:b" == r.json()["request_id"]
+    r = client.post("/predict", json=serving_package.records[0], headers={"X-Request-ID": "bad id\twith spaces"})
+    assert r.headers["x-request-id"] != "bad id\twith spaces"
+
+
+@pytest.mark.parametrize(("body", "status", "field"), [
+    (b"{", 400, None),
+    (b"", 400, None),
+    (b"[]", 422, None),
+    (b'{"age": 1}', 422, "workclass"),
+])
+def test_refusals_keep_their_status_through_bentoml(client, body, status, field):
+    r = client.post("/predict", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == status, r.text
+    out = r.json()
+    assert out["request_id"] == r.headers["x-request-id"]
+    if field:
+        assert f"field '{field}'" in out["error"]
+
+
+def test_nan_literal_is_422_naming_the_field(client, serving_package):
+    body = json.dumps(dict(serving_package.records[0], hours_per_week=1234.5)).replace("1234.5", "NaN")
+    r = client.post("/predict", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and "field 'hours_per_week'" in r.json()["error"]
+
+
+def test_oversized_body_is_413_by_content_length(client, serving_package):
+    limit = serving_package.serving["limits"]["max_body_bytes"]
+    r = client.post("/predict", content=b" " * (limit + 1), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and str(limit) in r.json()["error"]
+
+
+def test_oversized_chunked_body_is_413(client, serving_package):
+    limit = serving_package.serving["limits"]["max_body_bytes"]
+    chunk = b" " * (1 << 20)
+    sent = []
+
+    def chunks():
+        for _ in range(limit // len(chunk) + 2):
+            sent.append(len(chunk))
+            yield chunk
+
+    r = client.post("/predict", content=chunks(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and "more than" in r.json()["error"]
+
+
+def test_content_type_never_selects_pickle(client, serving_package):
+    import pickle
+
+    r = client.post("/predict", content=pickle.dumps(serving_package.records[0]),
+                    headers={"Content-Type": "application/vnd.bentoml+pickle"})
+    assert 400 <= r.status_code < 500  # BentoML refuses the media type (415); nothing is unpickled
+    r = client.post("/predict", content=json.dumps(serving_package.records[0]), headers={"Content-Type": "text/plain"})
+    assert r.status_code == 200  # the body is JSON whatever the header says
+
+
+def test_openapi_documents_the_record_schema(client):
+    r = client.get("/docs.json")
+    assert r.status_code == 200
+    schema = json.dumps(r.json()["paths"]["/predict"]["post"]["requestBody"])
+    assert '"age"' in schema and "additionalProperties" in schema
+
+
+def test_unverified_model_is_not_ready(serving_package, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(serving_package.home, home, ignore=shutil.ignore_patterns("bentos"))
+    onnx = next((home / "models").glob("*/*/model.onnx"))
+    onnx.write_bytes(onnx.read_bytes() + b"\0")  # altered after promotion
+    with bentoml_home(home):
+        svc = load_service_module("workbench_bento_service_tampered")
+        instance = svc.Predict.inner()  # what the app's lifespan runs (a second app would clash in prometheus)
+    assert not instance.__is_ready__()
+    reply = instance.predictor.handle(json.dumps(serving_package.records[0]).encode())
+    assert reply.status == 503 and b"refusing to serve" in reply.body
+
+
+def test_not_ready_service_answers_503_over_http(client, serving_package):
+    import bentoml
+
+    from workbench.serving import Unavailable
+
+    instance = bentoml.get_current_service()
+    served = instance.predictor
+    instance.predictor = Unavailable("sha256 mismatch (test)")
+    try:
+        assert client.get("/livez").status_code == 200
+        assert client.get("/readyz").status_code == 503
+        r = client.post("/predict", json=serving_package.records[0])
+        assert r.status_code == 503 and "sha256 mismatch (test)" in r.json()["error"]
+    finally:
+        instance.predictor = served
+    assert client.get("/readyz").status_code == 200
+
+
+ISOLATION = textwrap.dedent("""
+    import _pickle, json, pickle, sys
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the serving path unpickled something")
+
+    pickle.load = pickle.loads = _pickle.load = _pickle.loads = refuse
+    pickle.Unpickler = _pickle.Unpickler = refuse
+    sys.path.insert(0, sys.argv[1])
+    import service  # resolves, verifies and loads nothing yet
+
+    instance = service.Predict.inner()  # __init__: load + sha256 + self-test
+    assert instance.predictor.ready
+    reply = instance.predictor.handle(json.dumps(json.loads(sys.argv[2])).encode())
+    assert reply.status == 200, reply.body
+    loaded = sorted({m.split(".")[0] for m in sys.modules} & {"sklearn", "shap", "fairlearn", "pandas", "polars"})
+    print(json.dumps(loaded))
+""")
+
+
+def test_service_imports_no_research_stack_and_unpickles_nothing(serving_package):
+    proc = subprocess.run([sys.executable, "-c", ISOLATION, str(ROOT / "bento"),
+                           json.dumps(serving_package.records[0])],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT / "bento")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
