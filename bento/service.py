@@ -28,6 +28,7 @@ import bentoml
 
 from workbench.serving import load_predictor, resolve_model
 from workbench.serving.app import BodyLimit, request_spec, respond
+from workbench.serving.observe import prediction_log_for, prometheus_hook
 from workbench.serving.schema import PredictionResponse, RequestSchema, ServingConfig
 
 # In a built Bento, its bento.yaml (one folder up) pins the model it was built with.
@@ -52,6 +53,11 @@ class Predict:
         # Verifies the ONNX sha256 (serving.json, the pointer, the store metadata) and self-tests; a failure
         # leaves it Unavailable: /readyz 503, /predict 503 with the reason.
         self.predictor = load_predictor(MODEL)
+        if self.predictor.ready:
+            # Every answered request is in the prediction log before its answer leaves (workbench drift reads it);
+            # live counters by model version on /metrics.
+            self.predictor.log = prediction_log_for(self.predictor.tag)
+            self.predictor.on_scored = prometheus_hook(self.predictor.tag)
         # Start-up objects (~90k: BentoML, pydantic, onnxruntime) never die; a full GC pass over them took
         # ~33 ms here, a stall on every request in flight. Freeze them out of the collector's scans.
         gc.freeze()

@@ -109,8 +109,19 @@ def build_serving_package(home: Path, *, rows: int = 3000, test_rows: int = 300,
     name = model_name_for(brief.name)
     serving = serving_config(contract=contract.to_dict(), inputs=export.inputs, onnx_sha256=export.sha256,
                              threshold=threshold, run_id="test-run", model_name=name, limits=limits)
+    from workbench.monitoring.profile import build_profile
+
+    full = load_dataset(brief)  # the drift reference describes the population, as promotion's does
+    X_ref_test = to_model_frame(full.test, contract)
+    profile = build_profile(full.train, features=contract.features, numeric=contract.numeric_features,
+                            probabilities=fitted.model.predict_proba(X_ref_test)[:, 1], threshold=threshold, seed=seed)
+    monitoring = {**brief.monitoring.model_dump(), "primary_metric": "pr_auc", "certified_value": 0.75,
+                  "sensitive_features": brief.sensitive_features, "target": brief.target.column,
+                  "positive_label": str(brief.target.positive_label), "threshold": threshold,
+                  "fairness": brief.fairness.model_dump()}
     tag = save_model_package({"model.onnx": export.model_bytes, "serving.json": serving,
-                              "contract.json": contract.to_dict()},
+                              "contract.json": contract.to_dict(), "reference_profile.json": profile,
+                              "monitoring.json": monitoring},
                              name=name, labels={"stage": "certified"},
                              metadata={"run_id": "test-run", "onnx_sha256": export.sha256})
     p = pointer_path()

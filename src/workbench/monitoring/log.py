@@ -3,8 +3,9 @@
 Format and why
 --------------
 Each serving process appends to its own segment file, ``<dir>/<model-version>/<start-time>-<pid>.jsonl``: one
-JSON line per scored row (request id, time, model version, inputs, probability, label, flags). A request's lines
-are written with a single ``write(2)`` before the response is sent, so once a client has its answer the record
+JSON line per request, columnar (request id, time, model version, ``inputs`` as one list per column,
+``probability``, ``label`` and ``flags`` as one entry per row), serialized by pydantic-core in one call. The line
+is written with a single ``write(2)`` before the response is sent, so once a client has its answer the record
 is in the kernel's page cache: a server killed with SIGKILL loses nothing it had answered. (Only a machine crash
 or power loss can lose the last ~30 s the OS had not yet flushed; ``fsync="always"`` closes that window at the
 cost of one fsync per request.) Segments roll over at ``max_segment_bytes``; retention removes segments older than
@@ -87,20 +88,27 @@ class PredictionLog:
                 continue
 
     def append(self, request_id: str, inputs: Mapping[str, Sequence[Any]], probabilities: Sequence[float],
-               labels: Sequence[str], flags: Sequence[Sequence[str]] | None = None) -> int:
-        """Log the rows of one request (columnar inputs); returns the number of rows written."""
+               labels: Sequence[str], flags: Sequence[Sequence[str]] | Mapping[int, Mapping[str, str]] | None = None
+               ) -> int:
+        """Log the rows of one request; returns the number of rows written.
+
+        ``inputs`` is columnar (one sequence per input, None for missing). ``flags`` is either one list of
+        ``"field:flag"`` strings per row, or the guard's sparse ``{row: {field: flag}}``.
+        """
+        from pydantic_core import to_json
+
         n = len(probabilities)
-        now = _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds")
-        names = list(inputs)
-        cols = [inputs[c] for c in names]
-        lines = []
-        for i in range(n):
-            rec = {"request_id": request_id, "row": i, "ts": now, "model_version": self.model_version,
-                   "inputs": {c: _plain(col[i]) for c, col in zip(names, cols, strict=True)},
-                   "probability": float(probabilities[i]), "label": labels[i],
-                   "flags": list(flags[i]) if flags else []}
-            lines.append(json.dumps(rec, separators=(",", ":"), allow_nan=False))
-        data = ("\n".join(lines) + "\n").encode("utf-8")
+        if isinstance(flags, Mapping):
+            row_flags = [[f"{k}:{v}" for k, v in flags[i].items()] if i in flags else [] for i in range(n)]
+        elif flags:
+            row_flags = [list(f) for f in flags]
+        else:
+            row_flags = [[] for _ in range(n)]
+        rec = {"request_id": request_id, "ts": _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds"),
+               "model_version": self.model_version, "n": n,
+               "inputs": {k: [_plain(v) for v in col] for k, col in inputs.items()},
+               "probability": [float(p) for p in probabilities], "label": list(labels), "flags": row_flags}
+        data = to_json(rec) + b"\n"
         with self._lock:
             if self._fd is None or self._size + len(data) > self.max_segment_bytes:
                 self.close()
@@ -119,7 +127,9 @@ class PredictionLog:
 
 
 def _plain(v: Any) -> Any:
-    if v is None or isinstance(v, str | int | bool):
+    if v is None or type(v) in (str, int, float):
+        return None if v != v else v  # NaN -> None
+    if isinstance(v, str | bool):
         return v
     f = float(v)
     return None if f != f else f
@@ -165,8 +175,10 @@ def read_log(root: str | Path | None = None, *, model_version: str | None = None
     if not frames:
         raise DataError("the prediction log holds no rows", file=Path(root or log_dir()),
                         hint="serve the model and send requests first")
-    df = pl.concat(frames, how="diagonal_relaxed")
-    df = df.unnest("inputs")
+    df = pl.concat(frames, how="diagonal_relaxed").unnest("inputs")
+    lists = [c for c, t in df.schema.items() if isinstance(t, pl.List) and c not in ("request_id",)]
+    df = (df.with_columns(pl.int_ranges(0, pl.col("n")).alias("row")).explode([*lists, "row"])
+          .drop("n").select(["request_id", "row", pl.exclude("request_id", "row")]))
     if since:
         df = df.filter(pl.col("ts") >= since)
     if columns is not None:

@@ -169,6 +169,11 @@ class Predictor:
         self._get_numeric = _getter(self._numeric)
         self._get_categorical = _getter(self._categorical)
         self.ready = False
+        #: Optional :class:`~workbench.monitoring.log.PredictionLog`: every answered request is appended before
+        #: the answer is returned (set by the service).
+        self.log: Any = None
+        #: Optional callback ``(n_rows, flags)`` after each scored request (the service's Prometheus counters).
+        self.on_scored: Any = None
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -232,6 +237,10 @@ class Predictor:
 
     # ------------------------------------------------------------------ scoring
     def _score(self, rows: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, dict[int, dict[str, str]]]:
+        proba, flags, _, _ = self._score_columns(rows)
+        return proba, flags
+
+    def _score_columns(self, rows: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, dict, list, list]:
         """Probabilities and guard flags of validated records (every field present; None = missing).
 
         Columnar: ``zip(*map(itemgetter(...), rows))`` turns the records into one tuple per input in C; the
@@ -242,16 +251,17 @@ class Predictor:
         num_cols = list(zip(*map(self._get_numeric, rows), strict=True))
         cat_cols = list(zip(*map(self._get_categorical, rows), strict=True))
         flags = self.guard.check(num_cols, cat_cols)
+        raw_cat = cat_cols
         if flags:  # a missing category is the pipeline's missing marker "" in the graph
             cat_cols = [tuple("" if v is None else v for v in col) if None in col else col for col in cat_cols]
         feeds = dict(zip(self._numeric, np.array(num_cols, dtype=np.float32).reshape(len(self._numeric), n, 1),
                          strict=True))  # None -> NaN: imputed in the graph
         feeds.update(zip(self._categorical,
                          np.array(cat_cols, dtype=object).reshape(len(self._categorical), n, 1), strict=True))
-        return self.scorer.run_raw(feeds), flags
+        return self.scorer.run_raw(feeds), flags, num_cols, raw_cat
 
     def _answer(self, rows: Sequence[Mapping[str, Any]], request_id: str) -> dict:
-        proba, flags = self._score(rows)
+        proba, flags, num_cols, cat_cols = self._score_columns(rows)
         values = proba.tolist()
         if not all(0.0 <= p <= 1.0 for p in values):  # False for NaN too
             raise ModelVerificationError(f"the model returned probabilities outside [0, 1]: {values[:5]}")
@@ -261,6 +271,12 @@ class Predictor:
                      for i, p in enumerate(values)]
         else:
             preds = [{"probability": p, "label": pos if p > t else neg, "flags": {}} for p in values]
+        if self.log is not None:  # durable before the answer leaves (see workbench.monitoring.log)
+            columns = dict(zip(self._numeric, num_cols, strict=True))
+            columns.update(zip(self._categorical, cat_cols, strict=True))
+            self.log.append(request_id, columns, values, [p["label"] for p in preds], flags)
+        if self.on_scored is not None:
+            self.on_scored(len(values), flags)
         return {"model_version": self.tag, "request_id": request_id, "threshold": t, "predictions": preds}
 
     def predict(self, records: Mapping[str, Any] | Sequence[Mapping[str, Any]], *,
