@@ -13,7 +13,7 @@ export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export UV_LINK_MODE := copy
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: help setup run test test-all lint bench clean-runs data-convert lab
+.PHONY: help setup run test test-all lint bench clean-runs data-convert lab browser
 
 help: ## Show this help
 	@awk 'BEGIN{FS=":.*## "; printf "workbench make targets:\n"} /^[a-zA-Z_-]+:.*## /{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,7 +33,12 @@ run: setup ## Main job on the bundled Adult data: discovery + prototype run, the
 	$(BIN)/workbench run --brief briefs/adult.yaml
 	$(BIN)/workbench promote latest
 
-test: setup ## Run the test suite (what .ci/run calls)
+browser: ## Install headless Chromium + chromedriver from Debian for the browser tests (only when missing; needs root)
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		apt-get update && apt-get install -y chromium chromium-driver; \
+	fi
+
+test: setup browser ## Run the test suite (what .ci/run calls)
 	$(BIN)/python -m pytest -m "not slow" -q
 
 test-all: setup ## Run every test, including the slow ones
@@ -45,7 +50,8 @@ lint: setup ## ruff
 bench: setup ## Run the benchmarks (prints figures; saves them under benchmarks/results/)
 	$(BIN)/python benchmarks/bench_audit.py
 
-lab: setup ## Open JupyterLab with the project's environment
+lab: setup ## Register the kernel "Python (workbench)" and open JupyterLab on 127.0.0.1
+	$(BIN)/python -m ipykernel install --sys-prefix --name workbench --display-name "Python (workbench)"
 	$(BIN)/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 clean-runs: ## Delete every run folder under papermill_runs/

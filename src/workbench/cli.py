@@ -112,6 +112,8 @@ def run(
                          kernel_timeout=kernel_timeout or None, on_event=on_event)
     m = result.manifest
     _print_results(m)
+    if (m.get("report") or {}).get("path"):
+        console.print(f"report: {result.run_dir / m['report']['path']}", highlight=False)
     if result.status == "succeeded":
         console.print(f"[bold green]run succeeded[/] in {m['duration_s']:.1f} s: {result.run_dir}")
         return

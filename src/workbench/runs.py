@@ -443,8 +443,25 @@ def execute_run(*, brief_path: str | Path, phases: list[str] | None = None, para
         manifest["gates"] = results.get("gates", manifest["gates"])
         manifest["artifacts"] = results.get("artifacts", manifest.get("artifacts", {}))
         _write_manifest(run_dir, manifest)
+        _write_report(run_dir, manifest)
         emit("run_end", {"run_id": run_id, "status": status, "duration_s": manifest["duration_s"]})
     return RunResult(run_id=run_id, run_dir=run_dir, status=status, manifest=manifest, error=error)
+
+
+def _write_report(run_dir: Path, manifest: dict) -> None:
+    """Write the run's ``report.html`` from the manifest just written; record the outcome in the manifest. A report
+    that cannot be written is logged and recorded, never raised: it does not change the run's status."""
+    try:
+        from .report import write_run_report
+
+        manifest["report"] = {"path": write_run_report(run_dir).name, "error": None}
+    except Exception as exc:  # noqa: BLE001 - any failure is recorded, the run's outcome stands
+        log.warning("could not write the run report of %s: %s", run_dir.name, exc, exc_info=True)
+        manifest["report"] = {"path": None, "error": f"{type(exc).__name__}: {exc}"}
+    try:
+        _write_manifest(run_dir, manifest)
+    except Exception:  # noqa: BLE001 - the manifest written before the report already holds the outcome
+        log.warning("could not record the report outcome in %s/manifest.json", run_dir.name, exc_info=True)
 
 
 def _kernel_manager_class() -> type:

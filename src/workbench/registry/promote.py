@@ -191,7 +191,7 @@ def promote(ref: str = "latest", *, cfg: Settings | None = None, latency_calls: 
     if report.passed and onnx_bytes is not None and cert is not None:
         card = model_card_markdown(brief=brief.to_dict(), manifest=manifest, leaderboard=leaderboard,
                                    fairness=fairness, shap=shap, audit=audit, parity=cert, gates=report.to_dict(),
-                                   tag=f"{name}:<assigned at registration>", onnx=export_info)
+                                   tag=f"{name} (the version is this package's tag: `workbench models`)", onnx=export_info)
         serving = serving_config(contract=contract.to_dict(), inputs=scorer_inputs, onnx_sha256=export_info["sha256"],
                                  threshold=brief.target.decision_threshold, run_id=run_id, model_name=name)
         step("registering in the BentoML model store")
@@ -220,7 +220,7 @@ def promote(ref: str = "latest", *, cfg: Settings | None = None, latency_calls: 
         }
         tag = save_model_package(files, name=name, labels={"stage": "certified", "brief": brief.name,
                                                             "run": run_id[:60]}, metadata=metadata)
-        card = card.replace(f"{name}:<assigned at registration>", tag)
+        card = card.replace(f"{name} (the version is this package's tag: `workbench models`)", tag)
         ledger.append({"action": "promote", "tag": tag, "sha256": export_info["sha256"], "run_id": run_id,
                        "brief": brief.name, "model": selected, "attempt": str(attempt)})
         ledger.set_production(tag, sha256=export_info["sha256"], run_id=run_id, brief=brief.name)

@@ -1,0 +1,365 @@
+"""The stakeholder view of workbench runs and the production model (a marimo app).
+
+    marimo run notebooks/stakeholder_app.py                   # interactive, at http://127.0.0.1:2718
+    marimo export html notebooks/stakeholder_app.py -o app.html --no-include-code --no-sandbox [-- --run RUN_ID]
+
+It reads run folders (``$WORKBENCH_RUNS_DIR``, default ``papermill_runs/``) and the model registry
+(``$BENTOML_HOME``) and trains nothing; every helper lives in :mod:`workbench.app_data`.
+"""
+
+import marimo
+
+__generated_with = "0.25.2"
+app = marimo.App(width="medium", app_title="workbench: stakeholder view")
+
+
+@app.cell
+def _():
+    import marimo as mo
+
+    from workbench import app_data as ad
+
+    return ad, mo
+
+
+@app.cell
+def _(ad, mo):
+    runs = ad.prototype_runs()
+    production = ad.production_package()
+    requested_run = mo.cli_args().get("run")
+    opening_run = ad.default_run(runs, requested=requested_run, production_run=production.get("run_id"))
+    return opening_run, production, runs
+
+
+@app.cell
+def _(mo, opening_run, runs):
+    _labels = {r["label"]: r["run_id"] for r in runs}
+    run_picker = mo.ui.dropdown(
+        options=_labels,
+        value=next((k for k, v in _labels.items() if v == opening_run), None),
+        label="**Run**",
+        full_width=True,
+    )
+    return (run_picker,)
+
+
+@app.cell
+def _(mo, production, run_picker, runs):
+    if production["status"] == "ok":
+        _prod = mo.callout(
+            mo.md(f"**In production:** `{production['tag']}` (promoted from run `{production['run_id']}`). "
+                  "The what-if form and the drift status below always use this model."),
+            kind="success",
+        )
+    else:
+        _prod = mo.callout(mo.md(f"**{production.get('message', '')}**"), kind="warn")
+    mo.vstack([
+        mo.md("# workbench: stakeholder view\n"
+              "What a run found, whether its model passed the go/no-go gates, how it treats groups of people, "
+              "what drives its scores, and how the production model scores one person. Everything here is read "
+              "from run folders and the model registry; nothing is trained."),
+        run_picker if runs else mo.md(""),
+        _prod,
+    ])
+    return
+
+
+@app.cell
+def _(ad, mo, run_picker, runs):
+    mo.stop(
+        not runs,
+        mo.callout(
+            mo.md("### No runs yet\nThere is no succeeded run with a prototype phase to show. Run one with "
+                  "`make run` (or `.venv/bin/workbench run`), then reload this page."),
+            kind="warn",
+        ),
+    )
+    run = ad.load_run(run_picker.value)
+    return (run,)
+
+
+@app.cell
+def _(ad, mo, production, run):
+    promotion = ad.promotion_status(run, production)
+    _kinds = {"production": "success", "certified": "info", "refused": "danger", "not promoted": "warn"}
+    _sections = ad.card_sections(promotion["card"]) if promotion["card"] else {}
+    _proto = run["reports"].get("prototype", {})
+    _brief = run["brief"]
+    _summary = mo.md(
+        f"**Objective.** {_brief.get('objective', '')}\n\n"
+        f"**Selected model:** `{run['selected']}` · **{_proto.get('primary_metric')}** "
+        f"{_proto.get('primary_value', 0):.3f} on held-out data (success threshold "
+        f"{_brief.get('success', {}).get('threshold')}) · decision threshold "
+        f"{_brief.get('target', {}).get('decision_threshold')} · kill criteria: "
+        f"**{_proto.get('kill_verdict', 'n/a')}**"
+    )
+    _card = (
+        mo.accordion({
+            "Intended use": mo.md(_sections.get("Intended use", "")),
+            "Out-of-scope uses": mo.md(_sections.get("Out-of-scope uses", "")),
+            "Limitations": mo.md(_sections.get("Limitations", "")),
+            "Ethical considerations": mo.md(_sections.get("Ethical considerations", "")),
+        }, multiple=True, expanded=["Intended use"])
+        if _sections else mo.md("_No model card: the card is written when a run passes the promotion gates._")
+    )
+    _gates = ad.gate_frame(promotion["gates"], run["manifest"])
+    _icons = {"pass": "PASS", "fail": "FAIL", "info": "info"}
+    _gates = _gates.with_columns(_gates["verdict"].replace_strict(_icons, default=_gates["verdict"]))
+    mo.vstack([
+        mo.md(f"## 1 · Model card and gate verdicts\nRun `{run['run_id']}`"),
+        mo.callout(mo.md(promotion["message"]), kind=_kinds[promotion["status"]]),
+        _summary,
+        _card,
+        mo.md("**Gate verdicts** (the run's own gates, then the promotion gates)"),
+        mo.ui.table(_gates, selection=None, pagination=False, show_column_summaries=False, label="gates"),
+    ])
+    return
+
+
+@app.cell
+def _(ad, mo, run):
+    _lb = run["reports"]["leaderboard"]
+    _perf = ad.performance_frame(_lb)
+    _primary = _lb["primary"]
+    mo.stop(not (_perf["role"] == "selected").any(),
+            mo.md("## 2 · Performance against the baseline\n_This run selected no candidate._"))
+    _sel = _perf.filter(_perf["role"] == "selected").row(0, named=True)
+    _best = _perf.filter(_perf["role"] == "best baseline")
+    _base = _best.row(0, named=True) if _best.height else None
+    _stats = mo.hstack([
+        mo.stat(f"{_sel[_primary]:.3f}", label=f"{_sel['model']} ({_primary})", caption="selected model, held-out"),
+        mo.stat(f"{_base[_primary]:.3f}" if _base else "n/a", label=f"{_base['model'] if _base else 'baseline'}",
+                caption="best baseline"),
+        mo.stat(f"{_sel['delta_vs_baseline']:+.3f}" if _sel["delta_vs_baseline"] is not None else "n/a",
+                label="lift over the baseline", caption=f"needs > {_lb.get('min_improvement')}",
+                direction="increase" if (_sel["delta_vs_baseline"] or 0) > 0 else "decrease"),
+    ], justify="start", gap=2)
+    mo.vstack([
+        mo.md("## 2 · Performance against the baseline\nBaselines first: a model earns its place only by beating "
+              "the best simple rule by the brief's margin, on data it never saw."),
+        _stats,
+        ad.plot_performance(_lb, success_threshold=run["brief"].get("success", {}).get("threshold")),
+        mo.ui.table(_perf.drop("kind"), selection=None, pagination=False, show_column_summaries=False,
+                    format_mapping={c: "{:.4f}" for c in _perf.columns if _perf[c].dtype.is_float()},
+                    label="models"),
+    ])
+    return
+
+
+@app.cell
+def _(ad, mo, run):
+    fairness = run["reports"].get("fairness") or {}
+    _choices = ad.fairness_choices(fairness)
+    fair_feature = mo.ui.dropdown(options=_choices["features"], value=(_choices["features"] or [None])[0],
+                                  label="Sensitive feature")
+    fair_metric = mo.ui.dropdown(options=_choices["metrics"], value=next(iter(_choices["metrics"]), None),
+                                 label="Metric")
+    return fair_feature, fair_metric, fairness
+
+
+@app.cell
+def _(ad, fair_feature, fair_metric, fairness, mo):
+    mo.stop(not fairness or fair_feature.value is None or fair_metric.value is None,
+            mo.md("## 3 · Fairness slices\n_This run has no fairness report._"))
+    _slice = ad.fairness_slice(fairness, fair_feature.value, fair_metric.value)
+    _gaps = ad.fairness_gaps(fairness, fair_feature.value)
+    _overall = (fairness.get("overall") or {}).get(fair_metric.value)
+    _fmt = {c: "{:.4f}" for c in ("value", "ci_low", "ci_high", "threshold")}
+    mo.vstack([
+        mo.md(f"## 3 · Fairness slices\nEach group's {ad.METRIC_LABELS[fair_metric.value]} on held-out data with its "
+              f"{fairness.get('confidence_level', 0.95):.0%} bootstrap confidence interval "
+              f"({fairness.get('n_bootstrap', '?')} resamples). Groups with fewer than "
+              f"{fairness.get('min_slice_size')} rows (or positives/negatives, for TPR/FPR) are shown but not "
+              "compared: their intervals are too wide to support a conclusion."),
+        mo.hstack([fair_feature, fair_metric], justify="start", gap=2),
+        ad.plot_fairness_slice(_slice, feature=fair_feature.value, metric=fair_metric.value, overall=_overall,
+                               confidence_level=fairness.get("confidence_level")),
+        mo.ui.table(_slice, selection=None, pagination=False, show_column_summaries=False, format_mapping=_fmt,
+                    label=f"groups of {fair_feature.value}"),
+        mo.md(f"**Gaps between the groups of {fair_feature.value}** (the gate uses the upper end of the interval)"),
+        mo.ui.table(_gaps, selection=None, pagination=False, show_column_summaries=False, format_mapping=_fmt,
+                    label="gaps"),
+    ])
+    return
+
+
+@app.cell
+def _(ad, fairness, mo, run):
+    shap = run["reports"].get("shap") or {}
+    contributions = ad.load_contributions(run["dir"])
+    _features = ad.driver_features(shap, contributions, fairness.get("features") or [])
+    driver_feature = mo.ui.dropdown(options=_features, value=(_features or [None])[0], label="Groups of")
+    return contributions, driver_feature, shap
+
+
+@app.cell
+def _(ad, contributions, driver_feature, mo, shap):
+    mo.stop(not shap, mo.md("## 4 · What drives the scores\n_This run has no SHAP report._"))
+    _imp = ad.shap_importance(shap)
+    _add = shap.get("additivity", {})
+    _head = mo.md(
+        "## 4 · What drives the scores\n"
+        f"SHAP values of `{shap.get('model')}` ({shap.get('explainer')} explainer) on {shap.get('sample_size')} "
+        "held-out rows, summed back to the columns of the data: how far each column moves a score, in log-odds. "
+        f"Additivity check: max error {_add.get('max_abs_error', float('nan')):.1e} "
+        f"({'passed' if _add.get('passed') else 'FAILED'})."
+    )
+    _parts = [_head, ad.plot_importance(_imp, title=f"Global importance: {shap.get('model')}")]
+    if driver_feature.value is not None:
+        _drivers = ad.group_drivers(shap, contributions, driver_feature.value)
+        _top = (_drivers.filter(_drivers["rank"] <= 3)
+                .select("group", "n", "rank", "feature", "mean_abs_shap", "mean_shap"))
+        _parts += [
+            mo.md("**Drivers within groups.** Mean |SHAP| per column inside each group; `mean_shap` gives the "
+                  "direction (> 0 pushes the group's scores up)."),
+            driver_feature,
+            ad.plot_group_drivers(_drivers, feature=driver_feature.value),
+            mo.ui.table(_top, selection=None, pagination=False, show_column_summaries=False,
+                        format_mapping={"mean_abs_shap": "{:.3f}", "mean_shap": "{:+.3f}"},
+                        label="top 3 drivers per group"),
+        ]
+    mo.vstack(_parts)
+    return
+
+
+@app.cell
+def _(ad, production):
+    # The what-if form is built from the production model's serving contract.
+    if production["status"] == "ok":
+        whatif_package = production["package"]
+        whatif_fields = ad.whatif_fields(whatif_package["serving"], whatif_package["profile"])
+    else:
+        whatif_package, whatif_fields = None, []
+    return whatif_fields, whatif_package
+
+
+@app.cell
+def _(ad, production, whatif_package):
+    # The production run's notebook model explains what-if rows (verified against its sha256 first).
+    whatif_model, whatif_run, whatif_background, whatif_note = None, None, None, ""
+    if whatif_package is not None:
+        try:
+            whatif_run = ad.load_run(production["run_id"])
+            whatif_model = ad.verified_model(whatif_run, whatif_package["metadata"].get("model"))
+            whatif_background = ad.load_contributions(whatif_run["dir"])
+        except Exception as _exc:  # noqa: BLE001 - shown, not fatal: the score does not need it
+            whatif_note = f"Contributions unavailable: {ad.run_error(_exc)}"
+    return whatif_background, whatif_model, whatif_note, whatif_run
+
+
+@app.cell
+def _(mo, whatif_fields):
+    _elements = {}
+    for _f in whatif_fields:
+        if _f["kind"] == "categorical":
+            _elements[_f["name"]] = mo.ui.dropdown(options=_f["options"], value=_f["default"], label=_f["name"])
+        else:
+            _elements[_f["name"]] = mo.ui.number(start=_f["min"], stop=_f["max"], step=_f["step"],
+                                                 value=_f["default"], label=_f["name"])
+    _grid = "".join(f"<div>{{{name}}}</div>" for name in _elements)
+    whatif_form = (
+        mo.Html(f"<div style='display:grid;grid-template-columns:repeat(3,minmax(0,1fr));gap:10px 18px'>{_grid}</div>")
+        .batch(**_elements)
+        .form(submit_button_label="Score this person", bordered=True)
+        if _elements else None
+    )
+    return (whatif_form,)
+
+
+@app.cell
+def _(mo, production, whatif_form):
+    mo.stop(
+        production["status"] != "ok",
+        mo.vstack([mo.md("## 5 · What-if: score one person"),
+                   mo.callout(mo.md(f"**Nothing to score with.** {production.get('message', '')}"), kind="warn")]),
+    )
+    mo.vstack([
+        mo.md("## 5 · What-if: score one person\n"
+              f"Scored by the production ONNX model `{production['tag']}`, exactly as the service scores. "
+              "Numbers are limited to the ranges seen in training; the form opens on a typical person "
+              "(training medians and most common categories)."),
+        whatif_form,
+    ])
+    return
+
+
+@app.cell
+def _(ad, mo, production, whatif_background, whatif_fields, whatif_form, whatif_model, whatif_note, whatif_package,
+      whatif_run):
+    mo.stop(production["status"] != "ok")
+    _submitted = whatif_form.value is not None
+    _err = ""
+    try:
+        _row = ad.whatif_row(whatif_fields, whatif_form.value)
+        _score = ad.score_whatif(whatif_package, _row)
+    except Exception as _exc:  # noqa: BLE001 - a bad input is shown, not raised
+        _row, _score, _err = None, None, ad.run_error(_exc)
+    mo.stop(_score is None, mo.callout(mo.md(f"Cannot score this person: {_err}"), kind="danger"))
+    _who = "the person you entered" if _submitted else "the typical person (submit the form to score your own)"
+    _pos = _score["label"] == _score["positive_label"]
+    _headline = mo.Html(
+        f"<div id='wb-whatif-score' data-probability='{_score['probability']:.6f}' style='font-size:1.05rem'>"
+        f"Score for {_who}: <b style='font-size:1.6rem'>{_score['probability']:.3f}</b> "
+        f"→ <b>{_score['label']}</b> (threshold {_score['threshold']:g}; above it means "
+        f"<i>{_score['positive_label']}</i>)</div>"
+    )
+    _parts = [mo.callout(_headline, kind="success" if _pos else "neutral")]
+    if whatif_model is not None:
+        try:
+            _exp = ad.explain_whatif(whatif_model, whatif_run, _row, background=whatif_background)
+            _parts += [
+                ad.plot_contributions(_exp),
+                mo.md(f"Contributions from the run's notebook model `{_exp['model']}` "
+                      f"({_exp['explainer']} SHAP; its probability {_exp['probability']:.4f} vs ONNX "
+                      f"{_score['probability']:.4f}, |difference| "
+                      f"{abs(_exp['probability'] - _score['probability']):.1e}; the score shown above is the ONNX "
+                      "one)."),
+                mo.ui.table(_exp["contributions"], selection=None, pagination=False, show_column_summaries=False,
+                            format_mapping={"contribution": "{:+.3f}"}, label="contributions"),
+            ]
+        except Exception as _exc:  # noqa: BLE001 - shown, not fatal
+            _parts.append(mo.md(f"_Contributions unavailable: {ad.run_error(_exc)}_"))
+    elif whatif_note:
+        _parts.append(mo.md(f"_{whatif_note}_"))
+    mo.vstack(_parts)
+    return
+
+
+@app.cell
+def _(ad, mo, production, whatif_package):
+    mo.stop(
+        production["status"] != "ok",
+        mo.md("## 6 · Drift\n_No production model, so no drift to measure._"),
+    )
+    _d = ad.drift_status(whatif_package)
+    _head = mo.md("## 6 · Drift of production inputs\nLogged requests against the reference profile saved at "
+                  "promotion (PSI/KS per feature and for the predicted probability).")
+    if _d["report"] is None:
+        _parts = [_head, mo.callout(mo.md(f"**{_d['message'].capitalize()}.** {_d.get('detail', '')}"),
+                                    kind="neutral" if _d["status"] == "no log" else "danger")]
+    else:
+        _r = _d["report"]
+        _kind = {"ok": "success", "warning": "warn", "critical": "danger"}[_r.severity]
+        _rows = [{k: f.get(k) for k in ("feature", "kind", "psi", "ks_stat", "severity", "top_change")}
+                 for f in _r.features]
+        _parts = [
+            _head,
+            mo.callout(mo.md(f"**Drift: {_r.severity}** over {_r.rows} logged rows. Action: {_r.action}"),
+                       kind=_kind),
+            _r.plot(),
+            mo.ui.table(_rows, selection=None, pagination=False, show_column_summaries=False, label="drift"),
+        ]
+    mo.vstack(_parts)
+    return
+
+
+@app.cell
+def _(mo, run):
+    mo.md(f"<small>Run folder: `{run['dir']}` · built from `manifest.json`, `reports/*.json` and the model "
+          "registry. Static copy: `marimo export html notebooks/stakeholder_app.py -o app.html --no-include-code "
+          "--no-sandbox`.</small>")
+    return
+
+
+if __name__ == "__main__":
+    app.run()

@@ -1,0 +1,773 @@
+"""What the stakeholder app (``notebooks/stakeholder_app.py``) shows, read from run folders and the model registry.
+
+Every function here reads artifacts that earlier stages certified -- run manifests, ``reports/*.json``, the
+SHAP contributions Parquet, the BentoML model packages, the promotion attempts and the prediction log -- and
+returns plain dicts, polars frames or matplotlib figures. Nothing trains and nothing writes: the app is a
+window on the runs, not a stage of the lifecycle.
+
+Two calls go beyond reading JSON, both for the what-if form:
+
+* :func:`score_whatif` scores one row with the *production ONNX model* through :class:`OnnxScorer`, exactly as
+  the service does (same inputs, same ``p > threshold`` rule), so the score a stakeholder sees is the served one;
+* :func:`explain_whatif` explains that row with the run's pickled notebook model, which
+  :func:`verified_model` unpickles only after its sha256 matches the run manifest (the app is not the serving
+  path, so scikit-learn and SHAP are allowed here).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from .config import Settings
+from .config import settings as _settings
+from .errors import DataError, WorkbenchError
+
+__all__ = [
+    "MISSING_OPTION",
+    "prototype_runs",
+    "default_run",
+    "load_run",
+    "production_package",
+    "load_package",
+    "promotion_status",
+    "gate_frame",
+    "card_sections",
+    "performance_frame",
+    "plot_performance",
+    "fairness_choices",
+    "fairness_slice",
+    "fairness_gaps",
+    "plot_fairness_slice",
+    "shap_importance",
+    "load_contributions",
+    "driver_features",
+    "group_drivers",
+    "plot_importance",
+    "plot_group_drivers",
+    "whatif_fields",
+    "whatif_row",
+    "score_whatif",
+    "verified_model",
+    "explain_whatif",
+    "plot_contributions",
+    "drift_status",
+    "run_error",
+]
+
+MISSING_OPTION = "(missing)"
+"""What the what-if form shows for a missing categorical value (sent to the model as ``None``)."""
+
+METRIC_LABELS = {
+    "selection_rate": "selection rate",
+    "tpr": "true positive rate (TPR)",
+    "fpr": "false positive rate (FPR)",
+    "accuracy": "accuracy",
+}
+
+_BLUE, _GREY, _ORANGE, _RED, _GREEN = "#1f77b4", "#9e9e9e", "#e6550d", "#c5221f", "#137333"
+
+
+def _cfg(cfg: Settings | None) -> Settings:
+    return cfg or _settings()
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+# =============================================================================================== runs
+def prototype_runs(cfg: Settings | None = None) -> list[dict]:
+    """Succeeded runs that include the prototype phase (what the app can show), newest first.
+
+    Each item: ``run_id``, ``label`` (for a dropdown), ``brief``, ``finished_at``, ``selected``, ``primary``,
+    ``value``.
+    """
+    from .runs import list_runs
+
+    runs_dir = _cfg(cfg).runs_dir
+    out = []
+    for m in list_runs(runs_dir):
+        if m.get("status") != "succeeded" or "prototype" not in (m.get("phases") or []):
+            continue
+        if not (runs_dir / m["run_id"] / "reports" / "leaderboard.json").exists():
+            continue
+        proto = (m.get("results") or {}).get("prototype") or {}
+        selected, primary, value = proto.get("selected"), proto.get("primary_metric"), proto.get("primary_value")
+        detail = f" · {selected} {primary} {value:.3f}" if selected and primary and value is not None else ""
+        out.append({"run_id": m["run_id"], "label": f"{m['run_id']}{detail}", "brief": m.get("brief", {}).get("name"),
+                    "finished_at": m.get("finished_at"), "selected": selected, "primary": primary, "value": value})
+    return out
+
+
+def default_run(runs: list[dict], *, requested: str | None = None, production_run: str | None = None) -> str | None:
+    """The run the app opens on: ``requested`` (``--run``), else the production model's run, else the newest."""
+    ids = [r["run_id"] for r in runs]
+    for candidate in (requested, production_run):
+        if candidate and candidate in ids:
+            return candidate
+    return ids[0] if ids else None
+
+
+def load_run(run_id: str, cfg: Settings | None = None) -> dict:
+    """One run's manifest and reports: ``run_id``, ``dir``, ``manifest``, ``reports`` (name -> dict),
+    ``figures`` (PNG names), ``selected`` (candidate), ``brief`` (the brief as recorded in the manifest).
+
+    Raises
+    ------
+    RunError
+        The run does not exist or has no manifest.
+    """
+    from .runs import read_manifest, resolve_run
+
+    run_dir = resolve_run(run_id, _cfg(cfg).runs_dir)
+    manifest = read_manifest(run_dir)
+    reports = {}
+    for p in sorted((run_dir / "reports").glob("*.json")):
+        data = _read_json(p)
+        if data is not None:
+            reports[p.stem] = data
+    figures = sorted(p.name for p in (run_dir / "figures").glob("*.png")) if (run_dir / "figures").is_dir() else []
+    proto = (manifest.get("results") or {}).get("prototype") or {}
+    return {"run_id": manifest.get("run_id", run_dir.name), "dir": run_dir, "manifest": manifest,
+            "reports": reports, "figures": figures,
+            "selected": proto.get("selected") or reports.get("leaderboard", {}).get("selected"),
+            "brief": (manifest.get("brief") or {}).get("content") or {}}
+
+
+# =============================================================================================== registry
+def load_package(tag: str) -> dict:
+    """A registered model package: ``tag``, ``path``, ``serving``, ``gates``, ``card`` (markdown),
+    ``monitoring``, ``profile``, ``contract``, ``metadata``, ``labels``, ``created``.
+
+    Raises
+    ------
+    WorkbenchError
+        The tag is not in the model store.
+    """
+    from .registry.store import get_model
+
+    try:
+        model = get_model(tag)
+    except Exception:  # noqa: BLE001 - bentoml raises its own NotFound
+        raise WorkbenchError(f"model {tag} is not in the model store",
+                             hint="`workbench models` lists the registered models") from None
+    path = Path(model.path)
+    card = path / "model_card.md"
+    return {
+        "tag": str(model.tag), "path": path,
+        "serving": _read_json(path / "serving.json"), "gates": _read_json(path / "gates.json"),
+        "card": card.read_text() if card.exists() else "", "monitoring": _read_json(path / "monitoring.json") or {},
+        "profile": _read_json(path / "reference_profile.json"), "contract": _read_json(path / "contract.json"),
+        "metadata": dict(model.info.metadata), "labels": dict(model.info.labels),
+        "created": model.info.creation_time.isoformat(timespec="seconds"),
+    }
+
+
+def production_package() -> dict:
+    """The model in production, or why there is none.
+
+    Returns ``{"status": "ok", "package": {...}, "run_id": ...}``, ``{"status": "none", "message": ...}`` when
+    nothing has been promoted, or ``{"status": "missing", "message": ...}`` when the pointer names a model the
+    store does not hold.
+    """
+    from .serving.pointer import production_pointer, production_tag
+
+    try:
+        tag = production_tag()
+    except LookupError:
+        return {"status": "none", "message": "Nothing promoted yet: no model is in production. "
+                                             "Promote a run with `workbench promote latest`."}
+    try:
+        package = load_package(tag)
+    except WorkbenchError as exc:
+        return {"status": "missing", "message": f"The production pointer names {tag}, which the model store "
+                                                f"does not hold ({exc.message})."}
+    run_id = (package["serving"] or {}).get("run_id") or package["metadata"].get("run_id") \
+        or (production_pointer() or {}).get("run_id")
+    return {"status": "ok", "package": package, "tag": tag, "run_id": run_id}
+
+
+def _attempts(run_id: str, cfg: Settings | None) -> list[Path]:
+    d = _cfg(cfg).promotions_dir
+    if not d.is_dir():
+        return []
+    return sorted((p for p in d.iterdir() if p.is_dir() and p.name.endswith(f"-{run_id}")), reverse=True)
+
+
+def promotion_status(run: dict, production: dict, cfg: Settings | None = None) -> dict:
+    """What became of a run's candidate: ``status`` (``production``, ``certified``, ``refused`` or
+    ``not promoted``), ``tag``, ``gates`` (the gate report that decided), ``card`` (model card markdown),
+    ``attempt`` (folder) and a one-line ``message``."""
+    run_id = run["run_id"]
+    prod_tag = production.get("tag") if production.get("status") == "ok" else None
+    if production.get("status") == "ok" and production.get("run_id") == run_id:
+        pkg = production["package"]
+        return {"status": "production", "tag": pkg["tag"], "gates": pkg["gates"], "card": pkg["card"],
+                "attempt": None, "message": f"{pkg['tag']} from this run is in production."}
+    from .registry.store import list_models
+
+    try:
+        registered = [m for m in list_models() if m.info.metadata.get("run_id") == run_id]
+    except Exception:  # noqa: BLE001 - an unreadable store is reported, not fatal
+        registered = []
+    if registered:
+        newest = max(registered, key=lambda m: m.info.creation_time)
+        pkg = load_package(str(newest.tag))
+        where = f"; production is {prod_tag}" if prod_tag else ""
+        return {"status": "certified", "tag": pkg["tag"], "gates": pkg["gates"], "card": pkg["card"],
+                "attempt": None, "message": f"{pkg['tag']} from this run passed every gate but is not in "
+                                            f"production{where}."}
+    attempts = _attempts(run_id, cfg)
+    if attempts:
+        a = attempts[0]
+        card = a / "model_card.md"
+        result = _read_json(a / "result.json") or {}
+        base = {"gates": _read_json(a / "gates.json"), "card": card.read_text() if card.exists() else "", "attempt": a}
+        if result.get("promoted"):
+            return {**base, "status": "certified", "tag": result.get("tag"),
+                    "message": f"This run was promoted as {result.get('tag')} ({a.name}), but the model store at "
+                               "$BENTOML_HOME does not hold it."}
+        return {**base, "status": "refused", "tag": None,
+                "message": f"Promotion of this run was refused ({a.name}): see the failed gates below."}
+    return {"status": "not promoted", "tag": None, "gates": None, "card": "", "attempt": None,
+            "message": f"This run has not been through the promotion gates: `workbench promote {run_id}`."}
+
+
+def gate_frame(gates: dict | None, manifest: dict | None = None) -> pl.DataFrame:
+    """Gate verdicts as one table: the run's own gates (data quality, kill criteria) then the promotion gates.
+
+    Columns: ``stage``, ``gate``, ``verdict`` (pass/fail/info), ``value``, ``threshold``, ``detail``.
+    """
+    rows = []
+    for name, g in ((manifest or {}).get("gates") or {}).items():
+        rows.append({"stage": "run", "gate": name.replace("_", " "), "verdict": "pass" if g.get("passed") else "fail",
+                     "value": _text(g.get("value")), "threshold": _text(g.get("threshold")),
+                     "detail": _text(g.get("message"))})
+    for g in (gates or {}).get("gates", []):
+        rows.append({"stage": "promotion", "gate": g.get("gate", ""), "verdict": g.get("verdict", ""),
+                     "value": _text(g.get("value")), "threshold": _text(g.get("threshold")),
+                     "detail": _text(g.get("detail"))})
+    schema = {k: pl.String for k in ("stage", "gate", "verdict", "value", "threshold", "detail")}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def _text(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        return ", ".join(map(str, v)) if v else "none"
+    return str(v)
+
+
+def card_sections(markdown: str) -> dict[str, str]:
+    """Split a model card into its ``## `` sections: title -> markdown body (``"title"`` holds the ``# `` line)."""
+    out: dict[str, str] = {}
+    current, lines = None, []
+    for line in markdown.splitlines():
+        if line.startswith("# ") and "title" not in out and current is None:
+            out["title"] = line[2:].strip()
+            continue
+        if line.startswith("## "):
+            if current is not None:
+                out[current] = "\n".join(lines).strip()
+            current, lines = line[3:].strip(), []
+        elif current is not None:
+            lines.append(line)
+    if current is not None:
+        out[current] = "\n".join(lines).strip()
+    return out
+
+
+# =============================================================================================== performance
+def performance_frame(leaderboard: dict) -> pl.DataFrame:
+    """Every model of the run on the held-out split against the best baseline.
+
+    Columns: ``model``, ``kind``, ``role`` (selected / best baseline / candidate / baseline), the primary metric
+    (held-out), ``cv_mean``, ``cv_std``, ``delta_vs_baseline``, ``beats_baseline``, then the other held-out
+    metrics.
+    """
+    primary = leaderboard["primary"]
+    best, selected = leaderboard.get("best_baseline"), leaderboard.get("selected")
+    comparisons = leaderboard.get("comparisons", {})
+    rows = []
+    for name, m in leaderboard["models"].items():
+        test = m.get("test", {}).get("metrics", {})
+        cv = m.get("cv") or {}
+        comp = comparisons.get(name, {})
+        role = ("selected" if name == selected else "best baseline" if name == best
+                else m.get("kind", ""))
+        rows.append({"model": name, "kind": m.get("kind", ""), "role": role, primary: test.get(primary),
+                     "cv_mean": (cv.get("mean") or {}).get(primary), "cv_std": (cv.get("std") or {}).get(primary),
+                     "delta_vs_baseline": comp.get("primary_delta"), "beats_baseline": comp.get("beats_baseline"),
+                     **{k: v for k, v in test.items() if k != primary}})
+    return pl.DataFrame(rows)
+
+
+def plot_performance(leaderboard: dict, *, success_threshold: float | None = None) -> Any:
+    """Horizontal bars of the primary metric per model (baselines grey, the selected candidate orange), with the
+    bar to beat (best baseline + required improvement) and the brief's success threshold."""
+    from matplotlib.figure import Figure
+
+    frame = performance_frame(leaderboard)
+    primary = leaderboard["primary"]
+    names = frame["model"].to_list()[::-1]
+    values = [v if v is not None else 0.0 for v in frame[primary].to_list()[::-1]]
+    roles = frame["role"].to_list()[::-1]
+    colors = [_ORANGE if r == "selected" else _GREY if r in ("baseline", "best baseline") else _BLUE for r in roles]
+    fig = Figure(figsize=(6.5, 0.45 * len(names) + 1.4), layout="constrained")
+    ax = fig.add_subplot()
+    ax.barh(names, values, color=colors)
+    for y, v in enumerate(values):
+        ax.text(v, y, f" {v:.3f}", va="center", fontsize=8)
+    best = leaderboard.get("best_baseline")
+    if best in leaderboard["models"]:
+        base = leaderboard["models"][best]["test"]["metrics"][primary]
+        bar = base + float(leaderboard.get("min_improvement") or 0.0)
+        ax.axvline(bar, color=_GREY, linestyle="--", linewidth=1, label=f"to beat: {best} + margin ({bar:.3f})")
+    if success_threshold is not None:
+        ax.axvline(success_threshold, color=_GREEN, linestyle=":", linewidth=1.5,
+                   label=f"success threshold ({success_threshold:.3f})")
+    ax.set_xlim(0, max(1.0, max(values) * 1.12))
+    ax.set_xlabel(f"{primary} on the held-out split")
+    ax.set_title(f"Performance against the baseline ({primary})")
+    if ax.get_legend_handles_labels()[0]:
+        fig.legend(fontsize=7, loc="outside lower center", ncols=2)
+    return fig
+
+
+# =============================================================================================== fairness
+def fairness_choices(fairness: dict) -> dict[str, Any]:
+    """Selector options: ``features`` (sensitive features and their intersections, as in the report) and
+    ``metrics`` (label -> metric key, those with confidence intervals)."""
+    features = [f for f in fairness.get("features", []) if fairness.get("groups", {}).get(f)]
+    seen = set()
+    for rows in fairness.get("groups", {}).values():
+        for r in rows:
+            seen.update((r.get("ci") or {}).keys())
+    metrics = {label: key for key, label in METRIC_LABELS.items() if key in seen}
+    return {"features": features, "metrics": metrics}
+
+
+def fairness_slice(fairness: dict, feature: str, metric: str) -> pl.DataFrame:
+    """One metric in each group of ``feature``, with its bootstrap confidence interval.
+
+    Columns: ``group``, ``n``, ``positives``, ``value``, ``ci_low``, ``ci_high``, ``evidence``, ``note``.
+
+    Raises
+    ------
+    DataError
+        The report has no such feature.
+    """
+    groups = fairness.get("groups", {})
+    if feature not in groups:
+        raise DataError(f"the fairness report has no slices for '{feature}'", column=feature,
+                        hint=f"choose one of: {', '.join(groups)}")
+    rows = []
+    for g in groups[feature]:
+        ci = (g.get("ci") or {}).get(metric) or [None, None]
+        evidence = g.get("evidence_tpr_fpr") if metric in ("tpr", "fpr") else g.get("evidence")
+        rows.append({"group": str(g["group"]), "n": int(g.get("count", 0)), "positives": int(g.get("positives", 0)),
+                     "value": _num(g.get(metric)), "ci_low": _num(ci[0]), "ci_high": _num(ci[1]),
+                     "evidence": evidence or "", "note": g.get("note") or ""})
+    schema = {"group": pl.String, "n": pl.Int64, "positives": pl.Int64, "value": pl.Float64, "ci_low": pl.Float64,
+              "ci_high": pl.Float64, "evidence": pl.String, "note": pl.String}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def _num(v: Any) -> float | None:
+    if v is None:
+        return None
+    f = float(v)
+    return f if math.isfinite(f) else None
+
+
+def fairness_gaps(fairness: dict, feature: str) -> pl.DataFrame:
+    """The between-group gaps of ``feature``: ``metric``, ``value``, ``ci_low``, ``ci_high``, ``threshold``,
+    ``verdict``, ``groups_excluded``."""
+    rows = [{"metric": g["metric"], "value": _num(g.get("value")), "ci_low": _num(g.get("ci_low")),
+             "ci_high": _num(g.get("ci_high")), "threshold": _num(g.get("threshold")), "verdict": g.get("verdict", ""),
+             "groups_excluded": ", ".join(map(str, g.get("groups_excluded") or []))}
+            for g in fairness.get("gaps", []) if g.get("feature") == feature]
+    schema = {"metric": pl.String, "value": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64,
+              "threshold": pl.Float64, "verdict": pl.String, "groups_excluded": pl.String}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def plot_fairness_slice(frame: pl.DataFrame, *, feature: str, metric: str, overall: float | None = None,
+                        confidence_level: float | None = None) -> Any:
+    """Point estimate and confidence interval per group; groups with too little evidence are hollow and grey."""
+    from matplotlib.figure import Figure
+
+    label = METRIC_LABELS.get(metric, metric)
+    n = frame.height
+    fig = Figure(figsize=(6.5, 0.42 * max(n, 2) + 1.3), layout="constrained")
+    ax = fig.add_subplot()
+    for y, r in enumerate(frame.iter_rows(named=True)):
+        if r["value"] is None:
+            continue
+        ok = r["evidence"] == "ok"
+        if r["ci_low"] is not None and r["ci_high"] is not None:
+            ax.plot([r["ci_low"], r["ci_high"]], [y, y], color=_BLUE if ok else _GREY, linewidth=2.2)
+        ax.plot([r["value"]], [y], "o", markersize=7, color=_BLUE if ok else _GREY,
+                markerfacecolor=_BLUE if ok else "white")
+    ax.set_yticks(range(n), [f"{g} (n={c})" for g, c in zip(frame["group"], frame["n"], strict=True)], fontsize=8)
+    ax.invert_yaxis()
+    if overall is not None:
+        ax.axvline(overall, color=_ORANGE, linestyle="--", linewidth=1, label=f"overall {overall:.3f}")
+        ax.legend(fontsize=7, loc="best")
+    level = f"{confidence_level:.0%} " if confidence_level else ""
+    ax.set_xlabel(f"{label}: dot = estimate, line = {level}bootstrap interval", fontsize=8)
+    ax.set_title(f"{label} by {feature} (hollow grey: too little evidence)", fontsize=10)
+    ax.set_xlim(-0.02, 1.02)
+    return fig
+
+
+# =============================================================================================== SHAP
+def shap_importance(shap: dict) -> pl.DataFrame:
+    """Global importance: ``feature``, ``mean_abs_shap`` (log-odds), largest first."""
+    imp = shap.get("importance") or {}
+    return pl.DataFrame({"feature": list(imp), "mean_abs_shap": [float(v) for v in imp.values()]},
+                        schema={"feature": pl.String, "mean_abs_shap": pl.Float64}
+                        ).sort("mean_abs_shap", descending=True, maintain_order=True)
+
+
+def load_contributions(run_dir: str | Path) -> pl.DataFrame | None:
+    """The per-row SHAP values saved beside ``reports/shap.json`` (``shap_contributions.parquet``), or None."""
+    p = Path(run_dir) / "reports" / "shap_contributions.parquet"
+    return pl.read_parquet(p) if p.exists() else None
+
+
+def driver_features(shap: dict, contributions: pl.DataFrame | None, sensitive: list[str]) -> list[str]:
+    """Sensitive features (and ``a & b`` intersections) whose per-group drivers can be shown."""
+    out = []
+    for f in sensitive:
+        parts = [p.strip() for p in f.split(" & ")]
+        if (contributions is not None and all(p in contributions.columns for p in parts)) or \
+                f in (shap.get("group_drivers") or {}):
+            out.append(f)
+    return out
+
+
+def _group_labels(contributions: pl.DataFrame, feature: str) -> pl.Expr:
+    parts = [p.strip() for p in feature.split(" & ")]
+    exprs = [pl.col(p).cast(pl.String).fill_null("").replace("", "(missing)") for p in parts]
+    return (exprs[0] if len(exprs) == 1 else pl.concat_str(exprs, separator=" & ")).alias("group")
+
+
+def group_drivers(shap: dict, contributions: pl.DataFrame | None, feature: str) -> pl.DataFrame:
+    """Per group of ``feature``: mean |SHAP| and mean signed SHAP of every column (long format).
+
+    Columns: ``group``, ``n``, ``feature``, ``mean_abs_shap``, ``mean_shap`` (direction: > 0 pushes towards the
+    positive label), ``rank`` (1 = the group's strongest driver). Computed from the contributions Parquet; when
+    it is missing, from ``shap.json`` (mean |SHAP| only, ``mean_shap`` null).
+    """
+    schema = {"group": pl.String, "n": pl.Int64, "feature": pl.String, "mean_abs_shap": pl.Float64,
+              "mean_shap": pl.Float64, "rank": pl.Int64}
+    parts = [p.strip() for p in feature.split(" & ")]
+    if contributions is not None and all(p in contributions.columns for p in parts):
+        cols = [c[len("shap__"):] for c in contributions.columns if c.startswith("shap__")]
+        df = contributions.with_columns(_group_labels(contributions, feature))
+        agg = df.group_by("group").agg(
+            pl.len().alias("n"),
+            *[pl.col(f"shap__{c}").abs().mean().alias(f"abs__{c}") for c in cols],
+            *[pl.col(f"shap__{c}").mean().alias(f"sgn__{c}") for c in cols],
+        )
+        rows = []
+        for r in agg.iter_rows(named=True):
+            for c in cols:
+                rows.append({"group": r["group"], "n": r["n"], "feature": c, "mean_abs_shap": r[f"abs__{c}"],
+                             "mean_shap": r[f"sgn__{c}"]})
+        out = pl.DataFrame(rows, schema={k: v for k, v in schema.items() if k != "rank"})
+    else:
+        groups = (shap.get("group_drivers") or {}).get(feature)
+        if not groups:
+            raise DataError(f"no SHAP drivers for '{feature}'", column=feature,
+                            hint="the run's contributions Parquet and shap.json both lack this feature")
+        rows = [{"group": g, "n": int(d.get("n", 0)), "feature": c, "mean_abs_shap": float(v), "mean_shap": None}
+                for g, d in groups.items() for c, v in d["mean_abs_shap"].items()]
+        out = pl.DataFrame(rows, schema={k: v for k, v in schema.items() if k != "rank"})
+    out = out.sort(["group", "mean_abs_shap"], descending=[False, True], maintain_order=True)
+    return out.with_columns(pl.int_range(1, pl.len() + 1).over("group").cast(pl.Int64).alias("rank"))
+
+
+def plot_importance(importance: pl.DataFrame, *, title: str = "Global importance", top: int = 15) -> Any:
+    """Bars of mean |SHAP| per column, largest on top."""
+    from matplotlib.figure import Figure
+
+    imp = importance.head(top)
+    fig = Figure(figsize=(6.5, 0.32 * imp.height + 1.2), layout="constrained")
+    ax = fig.add_subplot()
+    ax.barh(imp["feature"].to_list()[::-1], imp["mean_abs_shap"].to_list()[::-1], color=_BLUE)
+    ax.set_xlabel("mean |SHAP value| (log-odds)")
+    ax.set_title(title)
+    return fig
+
+
+def plot_group_drivers(drivers: pl.DataFrame, *, feature: str, top: int = 8) -> Any:
+    """Grouped bars of mean |SHAP| for the strongest columns, one bar per group (legend gives each group's n)."""
+    from matplotlib.figure import Figure
+
+    order = (drivers.group_by("feature").agg(pl.col("mean_abs_shap").max())
+             .sort("mean_abs_shap", descending=True, maintain_order=True)["feature"].to_list()[:top])
+    groups = drivers.select("group", "n").unique(maintain_order=True).sort("group")
+    fig = Figure(figsize=(6.5, 0.5 * len(order) + 1.5), layout="constrained")
+    ax = fig.add_subplot()
+    height = 0.8 / max(groups.height, 1)
+    cols = order[::-1]
+    for i, (g, n) in enumerate(groups.iter_rows()):
+        sub = {r["feature"]: r["mean_abs_shap"] for r in drivers.filter(pl.col("group") == g).iter_rows(named=True)}
+        pos = np.arange(len(cols)) - 0.4 + height * (i + 0.5)
+        ax.barh(pos, [sub.get(c, 0.0) for c in cols], height=height, label=f"{g} (n={n})")
+    ax.set_yticks(range(len(cols)), cols)
+    ax.set_xlabel("mean |SHAP value| (log-odds)")
+    ax.set_title(f"What drives the score within groups of {feature}")
+    ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+# =============================================================================================== what-if
+def whatif_fields(serving: dict, profile: dict | None = None) -> list[dict]:
+    """The what-if form, built from the serving contract (``serving.json`` inputs).
+
+    One item per model input, in model order: ``name``, ``kind``, and for categoricals ``options`` (the training
+    categories, plus :data:`MISSING_OPTION` when the column was missing in training), for numerics ``min``/``max``
+    (the training range) and ``step`` (1 for whole-number columns); ``default`` is the training median / most
+    common category from the reference profile (the middle of the range without one).
+    """
+    feats = (profile or {}).get("features") or {}
+    out = []
+    for i in serving["inputs"]:
+        name, ref = i["name"], feats.get(i["name"]) or {}
+        if i["kind"] == "categorical":
+            options = [str(c) for c in (i.get("categories") or [])]
+            if i.get("nullable"):
+                options.append(MISSING_OPTION)
+            shares = {k: v for k, v in (ref.get("shares") or {}).items() if k in options and k != MISSING_OPTION}
+            default = max(shares, key=shares.get) if shares else (options[0] if options else MISSING_OPTION)
+            out.append({"name": name, "kind": "categorical", "options": options, "default": default,
+                        "nullable": bool(i.get("nullable"))})
+        else:
+            lo, hi = i.get("min"), i.get("max")
+            sample = np.asarray([v for v in ref.get("sample", []) if v is not None], dtype=np.float64)
+            whole = (sample.size > 0 and bool(np.all(np.mod(sample, 1) == 0))
+                     and all(v is None or float(v).is_integer() for v in (lo, hi)))
+            if sample.size:
+                default = float(np.median(sample))
+            elif lo is not None and hi is not None:
+                default = (float(lo) + float(hi)) / 2
+            else:
+                default = 0.0
+            if whole:
+                default = float(round(default))
+            if lo is not None:
+                default = max(default, float(lo))
+            if hi is not None:
+                default = min(default, float(hi))
+            out.append({"name": name, "kind": "numeric", "min": _num(lo), "max": _num(hi),
+                        "step": 1.0 if whole else None, "default": default, "nullable": bool(i.get("nullable"))})
+    return out
+
+
+def whatif_row(fields: list[dict], values: dict[str, Any] | None) -> dict[str, Any]:
+    """One person as model inputs: form values (defaults for anything not given), :data:`MISSING_OPTION` and
+    empty numbers become ``None``.
+
+    Raises
+    ------
+    DataError
+        A numeric value is not a number or lies outside the training range, or a category is not one the form
+        offers.
+    """
+    values = values or {}
+    row: dict[str, Any] = {}
+    for f in fields:
+        v = values.get(f["name"], f["default"])
+        if f["kind"] == "categorical":
+            if v is None or v == MISSING_OPTION:
+                row[f["name"]] = None
+            elif str(v) not in f["options"]:
+                raise DataError(f"'{v}' is not a category the model was trained on", column=f["name"],
+                                hint=f"choose one of: {', '.join(f['options'][:10])}")
+            else:
+                row[f["name"]] = str(v)
+        else:
+            if v is None or v == "":
+                row[f["name"]] = None
+                continue
+            try:
+                x = float(v)
+            except (TypeError, ValueError):
+                raise DataError(f"'{v}' is not a number", column=f["name"]) from None
+            if not math.isfinite(x) or (f["min"] is not None and x < f["min"]) or \
+                    (f["max"] is not None and x > f["max"]):
+                raise DataError(f"{x:g} is outside the training range [{f['min']:g}, {f['max']:g}]",
+                                column=f["name"], hint="the model would extrapolate; stay within the range")
+            row[f["name"]] = x
+    return row
+
+
+def score_whatif(package: dict, row: dict[str, Any]) -> dict:
+    """Score one row with the package's ONNX model, as the service does.
+
+    Returns ``probability``, ``label`` (positive if ``probability > threshold``), ``threshold``, ``positive_label``,
+    ``negative_label``, ``tag`` and ``onnx_sha256`` (of the file scored, checked against ``serving.json``).
+
+    Raises
+    ------
+    WorkbenchError
+        The package's ``model.onnx`` does not match the sha256 its ``serving.json`` certifies.
+    """
+    from .serving.scorer import OnnxScorer
+
+    serving = package["serving"]
+    blob = (Path(package["path"]) / serving.get("onnx_file", "model.onnx")).read_bytes()
+    sha = hashlib.sha256(blob).hexdigest()
+    if serving.get("onnx_sha256") and sha != serving["onnx_sha256"]:
+        raise WorkbenchError(f"the ONNX model of {package['tag']} does not match its certified sha256",
+                             hint="the model store was altered: promote the run again")
+    scorer = OnnxScorer(blob, serving["inputs"])
+    p = float(scorer.predict_proba({k: [v] for k, v in row.items()})[0])
+    t = float(serving["threshold"])
+    return {"probability": p, "label": serving["positive_label"] if p > t else serving["negative_label"],
+            "threshold": t, "positive_label": serving["positive_label"], "negative_label": serving["negative_label"],
+            "tag": package["tag"], "onnx_sha256": sha}
+
+
+def verified_model(run: dict, name: str | None = None) -> Any:
+    """The run's pickled notebook model ``artifacts/model_<name>.pkl`` as a :class:`FittedModel`, unpickled only
+    after its sha256 matches the one the run manifest recorded.
+
+    Raises
+    ------
+    WorkbenchError
+        The manifest records no such artifact, the file is missing, or its sha256 differs (then it is not
+        unpickled).
+    """
+    from .data import DataContract
+    from .modeling.train import FittedModel
+
+    name = name or run["selected"]
+    art = (run["manifest"].get("artifacts") or {}).get(f"model_{name}")
+    if not art:
+        raise WorkbenchError(f"run {run['run_id']} records no model artifact model_{name}",
+                             hint="run the prototype phase with a run folder")
+    path = Path(run["dir"]) / art["path"]
+    if not path.is_file():
+        raise WorkbenchError(f"{path} is missing", hint="the run folder is incomplete; run again")
+    blob = path.read_bytes()
+    actual = hashlib.sha256(blob).hexdigest()
+    if actual != art["sha256"]:
+        raise WorkbenchError(f"{path.name} has sha256 {actual[:12]}, the run manifest certified "
+                             f"{art['sha256'][:12]}: not unpickled", hint="the run folder was altered; run again")
+    model = pickle.loads(blob)  # noqa: S301 - verified against the sha256 the run recorded
+    contract = DataContract.load(Path(run["dir"]) / "reports" / "contract.json")
+    seed = int((run["manifest"].get("seed")) or 0)
+    return FittedModel(model=model, name=name, kind="candidate", fit_seconds=0.0, params={},
+                       features=list(contract.features), seed=seed)
+
+
+def explain_whatif(fitted: Any, run: dict, row: dict[str, Any], *, background: pl.DataFrame | None = None) -> dict:
+    """SHAP contributions of one row (per original column, log-odds) from the run's notebook model.
+
+    ``background`` (rows with the feature columns, e.g. :func:`load_contributions`) is the linear explainer's
+    reference; the tree explainer ignores it. Returns ``contributions`` (frame: ``feature``, ``value``,
+    ``contribution``, largest |contribution| first), ``base_value``, ``margin`` and ``probability`` (the notebook
+    model's, to compare with the ONNX score).
+    """
+    from .data import DataContract
+    from .evaluation.explain import explain
+    from .modeling import to_model_frame
+
+    contract = DataContract.load(Path(run["dir"]) / "reports" / "contract.json")
+    frame = pl.DataFrame({f: [row.get(f)] for f in contract.features},
+                         schema={f: (pl.Float64 if f in contract.numeric_features else pl.String)
+                                 for f in contract.features})
+    X = to_model_frame(frame, contract)
+    bg = to_model_frame(background.select(contract.features), contract) if background is not None else None
+    report = explain(fitted, X, sample_size=1, seed=0, background=bg)
+    contrib = report.contributions.iloc[0]
+    values = X.iloc[0]
+    table = pl.DataFrame({
+        "feature": list(contrib.index),
+        "value": [_show(v) for v in values[list(contrib.index)]],
+        "contribution": [float(v) for v in contrib.to_numpy()],
+    }).sort(pl.col("contribution").abs(), descending=True, maintain_order=True)
+    margin = float(report.margin[0])
+    return {"contributions": table, "base_value": float(report.base_value), "margin": margin,
+            "probability": 1.0 / (1.0 + math.exp(-margin)), "model": fitted.name, "explainer": report.explainer}
+
+
+def _show(v: Any) -> str:
+    if v is None or v == "" or (isinstance(v, float) and math.isnan(v)):
+        return MISSING_OPTION
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def plot_contributions(explanation: dict, *, top: int = 10) -> Any:
+    """Waterfall-style bars of one row's strongest contributions (red pushes up, blue pushes down)."""
+    from matplotlib.figure import Figure
+
+    t = explanation["contributions"].head(top)
+    labels = [f"{f} = {v}" for f, v in zip(t["feature"], t["value"], strict=True)][::-1]
+    vals = t["contribution"].to_list()[::-1]
+    fig = Figure(figsize=(6.5, 0.36 * len(vals) + 1.3), layout="constrained")
+    ax = fig.add_subplot()
+    ax.barh(labels, vals, color=[_RED if v > 0 else _BLUE for v in vals])
+    ax.axvline(0, color="#555", linewidth=0.8)
+    ax.set_xlabel("contribution to the score (log-odds; > 0 raises it)")
+    ax.set_title(f"Why this score: base {explanation['base_value']:+.2f}, total {explanation['margin']:+.2f}")
+    ax.tick_params(axis="y", labelsize=8)
+    return fig
+
+
+# =============================================================================================== drift
+def drift_status(package: dict, *, log_root: str | Path | None = None) -> dict:
+    """Drift of the production model's logged inputs against its reference profile.
+
+    Returns ``{"status": "no log", "message": "no prediction log yet", "detail": ...}`` when the model has not
+    been served yet, else ``status`` = the report's severity (``ok``/``warning``/``critical``), ``report`` (the
+    :class:`DriftReport`), ``rows``, ``message`` (the playbook action).
+    """
+    from .monitoring.drift import drift_report
+    from .monitoring.log import read_log
+
+    tag = package["tag"]
+    try:
+        live = read_log(log_root, model_version=tag)
+    except DataError:
+        return {"status": "no log", "message": "no prediction log yet",
+                "detail": f"{tag} has not logged any request: serve it (`bentoml serve`) and send requests, "
+                          "then its drift is measured here", "report": None, "rows": 0}
+    if package.get("profile") is None:
+        return {"status": "error", "message": f"{tag} has no reference_profile.json", "report": None,
+                "rows": live.height}
+    mon = package.get("monitoring") or {}
+    try:
+        report = drift_report(live, package["profile"], psi_warning=mon.get("psi_warning", 0.1),
+                              psi_critical=mon.get("psi_critical", 0.25), ks_alpha=mon.get("ks_alpha", 0.01),
+                              model_version=tag, window={"first": live["ts"].min(), "last": live["ts"].max()})
+    except DataError as exc:
+        return {"status": "error", "message": exc.message, "report": None, "rows": live.height}
+    return {"status": report.severity, "message": report.action, "report": report, "rows": report.rows}
+
+
+def run_error(exc: Exception) -> str:
+    """A one-line message for an error the app shows instead of a section."""
+    if isinstance(exc, WorkbenchError):
+        return exc.message + (f" (fix: {exc.hint})" if exc.hint else "")
+    return f"{type(exc).__name__}: {exc}"

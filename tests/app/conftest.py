@@ -1,0 +1,59 @@
+"""App fixtures: one real run (papermill, small sample) promoted through the real gates into a throwaway BentoML
+home, shared by the app-data tests and the browser test (about 30 s, once per test session)."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ADULT_BRIEF = ROOT / "briefs" / "adult.yaml"
+APP = ROOT / "notebooks" / "stakeholder_app.py"
+QUICK = {"sample_rows": "3000", "cv_folds": "2", "shap_sample": "200", "bootstrap_samples": "50"}
+ENV_KEYS = ("WORKBENCH_RUNS_DIR", "BENTOML_HOME", "WORKBENCH_PROMOTIONS_DIR", "WORKBENCH_MODEL_TAG",
+            "WORKBENCH_LOG_DIR")
+
+
+@dataclass
+class PromotedRun:
+    base: Path
+    run_id: str
+    run_dir: Path
+    tag: str
+    env: dict[str, str]
+    seconds: float
+
+
+@pytest.fixture(scope="package")
+def promoted(tmp_path_factory) -> PromotedRun:
+    """A succeeded Adult run (3,000 rows) and its promotion; the environment points at them while tests run."""
+    from workbench.config import Settings
+    from workbench.registry.promote import promote
+    from workbench.runs import execute_run
+
+    base = tmp_path_factory.mktemp("app")
+    env = {"WORKBENCH_RUNS_DIR": str(base / "runs"), "BENTOML_HOME": str(base / "bentoml"),
+           "WORKBENCH_PROMOTIONS_DIR": str(base / "promotions")}
+    saved = {k: os.environ.get(k) for k in ENV_KEYS}
+    os.environ.update(env)
+    os.environ.pop("WORKBENCH_MODEL_TAG", None)
+    os.environ.pop("WORKBENCH_LOG_DIR", None)
+    try:
+        t0 = time.perf_counter()
+        cfg = Settings(root=ROOT)
+        run = execute_run(brief_path=ADULT_BRIEF, params=QUICK, cfg=cfg)
+        assert run.status == "succeeded", run.error
+        result = promote(run.run_id, cfg=cfg, latency_calls=50)
+        assert result.promoted, [g.name for g in result.gates.failed]
+        yield PromotedRun(base=base, run_id=run.run_id, run_dir=run.run_dir, tag=result.tag, env=env,
+                          seconds=time.perf_counter() - t0)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

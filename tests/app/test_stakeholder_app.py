@@ -1,0 +1,291 @@
+"""The stakeholder app in a real browser: ``marimo run`` on 127.0.0.1 driven by headless Chromium (Debian's
+``/usr/bin/chromium`` and ``/usr/bin/chromedriver``; ``make browser`` installs them).
+
+One server and one browser for the module; every wait is bounded and the server is always terminated.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .conftest import APP, ROOT
+
+pytestmark = [pytest.mark.browser, pytest.mark.notebook, pytest.mark.timeout(600)]
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+TOKEN = "wb-test-token"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--window-size=1280,1000"]
+
+# Query the page through marimo's shadow roots (its plugins render inside them).
+DEEP = """
+const deepAll = (root, sel, out) => {
+  root.querySelectorAll(sel).forEach(e => out.push(e));
+  root.querySelectorAll('*').forEach(e => { if (e.shadowRoot) deepAll(e.shadowRoot, sel, out); });
+  return out;
+};
+const deepText = (root) => {
+  let t = root.textContent || '';
+  root.querySelectorAll('*').forEach(e => { if (e.shadowRoot) t += ' ' + deepText(e.shadowRoot); });
+  return t;
+};
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _require_browser() -> None:
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
+    if missing:
+        msg = f"{', '.join(missing)} missing: run `make browser` (apt-get install chromium chromium-driver)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
+@pytest.fixture(scope="module")
+def server(promoted, tmp_path_factory):
+    """``marimo run`` on a free 127.0.0.1 port with a known token; terminated (process group) in teardown."""
+    _require_browser()
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("marimo") / "server.log"
+    cmd = [sys.executable, "-m", "marimo", "run", str(APP), "--headless", "--host", "127.0.0.1", "--port", str(port),
+           "--token-password", TOKEN, "--no-sandbox", "--session-ttl", "5"]
+    with open(log_path, "wb") as log:
+        env = {**os.environ, **promoted.env, "PYTHONPYCACHEPREFIX": str(log_path.parent / "pycache")}
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"marimo exited with {proc.returncode}:\n{log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"marimo did not answer /health within 60 s:\n{log_path.read_text()}")
+            time.sleep(0.25)
+        yield base
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="wb-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={profile}"]:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.set_page_load_timeout(60)
+    driver.set_script_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _all(driver, selector: str) -> list:
+    return driver.execute_script(DEEP + "return deepAll(document, arguments[0], []);", selector)
+
+
+def _text(driver) -> str:
+    return driver.execute_script(DEEP + "return deepText(document.body);")
+
+
+def _wait(driver, condition, what: str, timeout: float = 60):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.25).until(lambda d: condition(d))
+    except Exception as exc:  # TimeoutException: say what was awaited
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}") from exc
+
+
+def _charts(driver) -> list[str]:
+    """The PNG charts on the page that decoded (non-zero size): their data-URL heads."""
+    return driver.execute_script(DEEP + """
+      return deepAll(document, 'img', []).filter(i => i.src.startsWith('data:image/png') && i.naturalWidth > 0)
+                                         .map(i => i.src.slice(-64));""")
+
+
+def _rows(driver) -> list[list[str]]:
+    """The first two cells of every table row on the page."""
+    return driver.execute_script(DEEP + """
+      return deepAll(document, 'tbody tr', []).map(r => Array.from(r.querySelectorAll('td')).slice(0, 2)
+                                                          .map(c => c.textContent.trim()));""")
+
+
+def _scroll_to(driver, el) -> None:
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", el)
+
+
+def _screenshot(driver, path: Path) -> Path:
+    height = driver.execute_script(
+        "return Math.max(...Array.from(document.querySelectorAll('*')).map(e => e.scrollHeight));")
+    driver.set_window_size(1280, min(max(int(height) + 200, 1000), 16000))
+    time.sleep(0.5)
+    driver.save_screenshot(str(path))
+    driver.set_window_size(1280, 1000)
+    return path
+
+
+def test_the_app_refuses_requests_without_the_token(server):
+    req = urllib.request.Request(server + "/")
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as err:
+        opener.open(req, timeout=10)
+    assert err.value.code in (303, 401) and "/auth/login" in (err.value.headers.get("location") or "/auth/login")
+
+
+def test_stakeholder_app_in_a_real_browser(promoted, server, browser, tmp_path_factory):
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    from workbench import app_data as ad
+
+    t0 = time.perf_counter()
+    browser.get(f"{server}/?access_token={TOKEN}")
+    _wait(browser, lambda d: _all(d, "#wb-whatif-score") and len(_charts(d)) >= 5, "the app to render", 90)
+    loaded_s = time.perf_counter() - t0
+
+    # -- screen by screen: header and production model, gates, performance, fairness, SHAP, what-if, drift
+    text = _text(browser)
+    for expected in ("workbench: stakeholder view", "In production:", promoted.tag, promoted.run_id,
+                     "Model card and gate verdicts", "Intended use", "ONNX parity", "PASS",
+                     "Performance against the baseline", "majority", "rule", "Fairness slices",
+                     "What drives the scores", "What-if: score one person", "Score this person",
+                     "Drift of production inputs", "No prediction log yet"):
+        assert expected in text, f"{expected!r} is not on the page"
+    assert "Traceback" not in text and "An internal error occurred" not in text
+    charts = _charts(browser)
+    assert len(charts) >= 5, f"only {len(charts)} charts rendered"
+    tables = _all(browser, "table")
+    assert len(tables) >= 6, f"only {len(tables)} tables rendered"
+    gate_table = next(t for t in tables if "ONNX parity" in t.text)
+    assert len(gate_table.find_elements("css selector", "tbody tr")) >= 10
+
+    # -- switch the fairness slice selectors: sensitive feature -> race, metric -> TPR
+    fairness = ad.load_run(promoted.run_id)["reports"]["fairness"]
+    race_groups = [g["group"] for g in fairness["groups"]["race"]]
+    selects = _all(browser, "select")
+    feature = next(s for s in selects if [o.text for o in Select(s).options] == ["sex", "race", "sex & race"])
+    metric = next(s for s in selects if "true positive rate (TPR)" in [o.text for o in Select(s).options])
+    fair_chart_before = set(_charts(browser))
+    _scroll_to(browser, feature)
+    Select(feature).select_by_visible_text("race")
+    _wait(browser, lambda d: any(all(g in t.text for g in race_groups) for t in _all(d, "table")),
+          "the fairness table to show the race groups", 30)
+    Select(metric).select_by_visible_text("true positive rate (TPR)")
+    _wait(browser, lambda d: "true positive rate (TPR) on held-out data" in _text(d), "the TPR view", 30)
+    assert set(_charts(browser)) != fair_chart_before, "the fairness chart did not change"
+
+    # -- fill the what-if form (age 52, education Masters) and submit; the score must be the ONNX one
+    score_el = _all(browser, "#wb-whatif-score")[0]
+    default_p = float(score_el.get_attribute("data-probability"))
+    age = next(i for i in _all(browser, "input") if ">age<" in (i.get_attribute("aria-label") or ""))
+    _scroll_to(browser, age)
+    age.click()
+    age.send_keys(Keys.END, Keys.BACKSPACE * 8, "52", Keys.TAB)
+    education = next(s for s in _all(browser, "select") if "Masters" in [o.text for o in Select(s).options])
+    Select(education).select_by_visible_text("Masters")
+    submit = next(b for b in _all(browser, "button") if "Score this person" in (b.text or ""))
+    _scroll_to(browser, submit)
+    submit.click()
+    _wait(browser, lambda d: "the person you entered" in _all(d, "#wb-whatif-score")[0].text,
+          "the submitted what-if score", 30)
+    score_el = _all(browser, "#wb-whatif-score")[0]
+    shown_p = float(score_el.get_attribute("data-probability"))
+    pkg = ad.production_package()["package"]
+    expected = ad.score_whatif(pkg, ad.whatif_row(ad.whatif_fields(pkg["serving"], pkg["profile"]),
+                                                  {"age": 52, "education": "Masters"}))
+    assert shown_p == pytest.approx(expected["probability"], abs=1e-6)
+    assert shown_p != pytest.approx(default_p, abs=1e-9)
+    assert f"{expected['probability']:.3f}" in score_el.text and expected["label"] in score_el.text
+    _wait(browser, lambda d: ["age", "52"] in _rows(d), "the contributions of the submitted person", 30)
+
+    errors = [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"]
+    assert not errors, errors
+
+    # -- once the production model has logged requests, a fresh page shows its drift instead
+    shot = _with_prediction_log(promoted, browser, server, tmp_path_factory)
+    print(f"\nfixture (run + promotion) {promoted.seconds:.1f} s; app rendered in {loaded_s:.1f} s; "
+          f"browser checks {time.perf_counter() - t0:.1f} s; screenshot: {shot}")
+
+
+def _with_prediction_log(promoted, browser, server, tmp_path_factory) -> Path:
+    import numpy as np
+
+    from workbench import app_data as ad
+    from workbench.monitoring.log import PredictionLog, log_dir
+
+    pkg = ad.production_package()["package"]
+    rows = ad.load_contributions(promoted.run_dir)
+    features = [i["name"] for i in pkg["serving"]["inputs"]]
+    inputs = {f: [None if v == "" else v for v in rows[f].to_list()] for f in features}
+    proba = 1 / (1 + np.exp(-rows["margin"].to_numpy()))
+    log = PredictionLog(pkg["tag"])
+    try:
+        log.append("browser-test", inputs, proba.tolist(), ["x"] * len(proba))
+        log.close()
+        browser.get(f"{server}/?access_token={TOKEN}")
+        _wait(browser, lambda d: "logged rows. Action:" in _text(d) and len(_charts(d)) >= 6,
+              "the drift section with a prediction log", 90)
+        text = _text(browser)
+        assert f"over {rows.height} logged rows" in text and "No prediction log yet" not in text
+        shot = _screenshot(browser, tmp_path_factory.mktemp("screens") / "stakeholder_app.png")
+        assert shot.stat().st_size > 50_000
+        return shot
+    finally:
+        shutil.rmtree(log_dir(), ignore_errors=True)
+
+
+def test_run_report_opens_offline_in_the_browser(promoted, browser, tmp_path_factory):
+    """report.html is self-contained: from file://, with no server and no network, every figure decodes."""
+    browser.get((promoted.run_dir / "report.html").as_uri())
+    _wait(browser, lambda d: d.execute_script("return document.readyState") == "complete", "report.html to load", 30)
+    images = browser.execute_script("return Array.from(document.images).map(i => [i.naturalWidth, i.src.slice(0, 22)])")
+    assert len(images) >= 8 and all(w > 0 and src == "data:image/png;base64," for w, src in images), images
+    text = browser.execute_script("return document.body.innerText")
+    for expected in ("Gates", "Discovery", "Prototype", "Provenance", promoted.run_id):
+        assert expected in text
+    shot = _screenshot(browser, tmp_path_factory.mktemp("screens") / "run_report.png")
+    print(f"\nrun report screenshot: {shot}")

@@ -1,0 +1,147 @@
+"""The run report (report.html): self-contained, built from the run folder, written by the runner without ever
+changing a run's outcome."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import ADULT_BRIEF
+from workbench.config import Settings
+from workbench.report import REPORT_NAME, run_report_html, write_run_report
+from workbench.runs import execute_run, read_manifest
+
+
+def _png(path: Path, title: str) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(2, 1.5))
+    fig.add_subplot().bar([0, 1], [1, 2])
+    fig.suptitle(title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=40)
+
+
+def _run_folder(root: Path, *, status: str = "succeeded", error: dict | None = None) -> Path:
+    d = root / "20260101-000000-demo"
+    (d / "reports").mkdir(parents=True)
+    manifest = {
+        "run_id": d.name, "status": status, "phases": ["discovery", "prototype"], "seed": 7,
+        "started_at": "2026-01-01T00:00:00+00:00", "finished_at": "2026-01-01T00:00:30+00:00", "duration_s": 30.0,
+        "brief": {"name": "demo", "content": {"name": "demo", "objective": "Predict <churn> & keep customers."}},
+        "git": {"commit": "abcdef1234567", "dirty": False},
+        "gates": {"data_quality": {"passed": True, "value": 24, "threshold": 18, "message": "proceed"},
+                  "kill_criteria": {"passed": True, "value": [], "threshold": "none triggered", "message": "continue"}},
+        "results": {"audit": {"quality_score": 24, "quality_verdict": "proceed"},
+                    "prototype": {"selected": "hgb", "primary_metric": "pr_auc", "primary_value": 0.81,
+                                  "best_baseline": "rule", "baseline_value": 0.42, "delta_vs_baseline": 0.39,
+                                  "fairness_verdict": "within threshold", "kill_verdict": "continue"}},
+        "notebooks": [{"phase": "discovery", "output": "01_discovery.ipynb", "status": "succeeded", "duration_s": 3.2}],
+        "parameters": {"discovery": {"seed": 7, "sample_rows": 100, "run_dir": "/x"}},
+        "data": {"train": {"path": "/d/train.parquet", "rows": 100, "sha256": "f" * 64}},
+        "error": error,
+    }
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    reports = {
+        "contract": {"target": "churned", "positive_label": 1, "columns": [
+            {"name": "tenure", "role": "feature", "kind": "numeric", "sensitive": False},
+            {"name": "region", "role": "feature", "kind": "categorical", "sensitive": True},
+            {"name": "customer_id", "role": "excluded", "kind": "categorical", "reason": "identifier-like"}]},
+        "audit": {"quality": {"total": 24, "max": 30, "threshold": 18, "verdict": "proceed", "dimensions": [
+            {"name": "completeness", "score": 5, "max": 5, "evidence": ["no missing cells"]}]}, "warnings": []},
+        "leaderboard": {"primary": "pr_auc", "selected": "hgb", "best_baseline": "rule", "min_improvement": 0.05,
+                        "comparisons": {"hgb": {"primary_delta": 0.39}},
+                        "models": {"rule": {"kind": "baseline", "test": {"metrics": {"pr_auc": 0.42}}},
+                                   "hgb": {"kind": "candidate", "test": {"metrics": {"pr_auc": 0.81, "roc_auc": 0.9}},
+                                           "cv": {"mean": {"pr_auc": 0.8}, "std": {"pr_auc": 0.01}}}}},
+        "fairness": {"verdict": "within threshold", "confidence_level": 0.95, "n_bootstrap": 100, "min_slice_size": 50,
+                     "gaps": [{"feature": "region", "metric": "equalized_odds_difference", "value": 0.05,
+                               "ci_low": 0.01, "ci_high": 0.09, "threshold": 0.3, "verdict": "within threshold"}]},
+        "shap": {"model": "hgb", "explainer": "tree", "sample_size": 50, "importance": {"tenure": 0.9, "region": 0.1},
+                 "additivity": {"max_abs_error": 1e-15, "passed": True}},
+        "kill_criteria": {"verdict": "continue", "criteria": [{"id": "KC-1", "description": "quality below 18",
+                                                               "triggered": False, "evidence": "24/30"}]},
+    }
+    for name, body in reports.items():
+        (d / "reports" / f"{name}.json").write_text(json.dumps(body))
+    # A saved view with something that would fetch from outside: the report must not carry it over.
+    (d / "reports" / "audit.html").write_text(
+        "<!doctype html><style>x{}</style><div class='wb-report'><h3>Discovery audit</h3><img src='https://x/y.png'>"
+        "<script>alert(1)</script><p>audit detail</p></div>")
+    for name in ("quality", "fairness_region", "shap_importance", "extra_plot"):
+        _png(d / "figures" / f"{name}.png", name)
+    return d
+
+
+def test_report_is_self_contained_and_has_every_section(tmp_path):
+    d = _run_folder(tmp_path)
+    path = write_run_report(d)
+    assert path == d / REPORT_NAME
+    html = path.read_text()
+    for text in ("Run 20260101-000000-demo", "succeeded", "Gates", "data quality", "Discovery", "identifier-like",
+                 "Prototype", "pr_auc", "Fairness: within threshold", "Explanations (SHAP)", "Kill criteria: continue",
+                 "Provenance", "Other figures", "audit detail", "24/30"):
+        assert text in html, text
+    assert "Predict &lt;churn&gt; &amp; keep customers." in html  # escaped
+    # Every figure embedded exactly once, nothing fetched from outside, no script.
+    assert html.count("src='data:image/png;base64,") == 4
+    assert "<script" not in html.lower() and "https://x" not in html
+    refs = re.findall(r"""(?:src|href)=['"]([^'"]*)""", html)
+    assert refs and all(r.startswith(("data:", "#")) for r in refs), refs
+    assert html.index("quality</figcaption>") < html.index("<h2 id='prototype'>")  # placed in its section
+
+
+def test_failed_run_report_shows_the_error(tmp_path):
+    d = _run_folder(tmp_path, status="failed", error={"type": "NotebookCellError", "message": "ZeroDivisionError",
+                                                      "hint": "open the executed notebook", "notebook": "01.ipynb",
+                                                      "cell": 3})
+    html = run_report_html(d)
+    assert "b-failed" in html and "ZeroDivisionError" in html and "open the executed notebook" in html
+    # A folder with nothing but a manifest still gets a report.
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "manifest.json").write_text(json.dumps({"run_id": "bare", "status": "failed"}))
+    assert "No gate was recorded" in run_report_html(bare)
+
+
+def _project(tmp_path: Path, body: str) -> Settings:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell('brief_path: str = ""  # brief\nrun_dir: str = ""  # run folder\n'
+                                          'seed: int = 42  # seed\nsample_rows: int = 0  # rows',
+                                          metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell(body)]
+    dest = tmp_path / "proj" / "notebooks" / "01_discovery.ipynb"
+    dest.parent.mkdir(parents=True)
+    nbformat.write(nb, dest)
+    return Settings(root=tmp_path / "proj")
+
+
+@pytest.mark.notebook
+def test_runner_writes_the_report_at_the_end(tmp_path, runs_dir):
+    r = execute_run(brief_path=ADULT_BRIEF, phases=["discovery"], cfg=_project(tmp_path, "print('ok')"))
+    assert r.status == "succeeded"
+    m = read_manifest(r.run_dir)
+    assert m["report"] == {"path": REPORT_NAME, "error": None} and m["status"] == "succeeded"
+    assert (r.run_dir / REPORT_NAME).is_file()
+    assert r.run_id in (r.run_dir / REPORT_NAME).read_text()
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("body, status", [("print('ok')", "succeeded"), ("1 / 0", "failed")])
+def test_report_failure_never_changes_the_run_status(tmp_path, runs_dir, monkeypatch, caplog, body, status):
+    def broken(run_dir):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("workbench.report.write_run_report", broken)
+    r = execute_run(brief_path=ADULT_BRIEF, phases=["discovery"], cfg=_project(tmp_path, body))
+    assert r.status == status
+    m = read_manifest(r.run_dir)
+    assert m["status"] == status
+    assert m["report"] == {"path": None, "error": "OSError: disk full"}
+    assert not (r.run_dir / REPORT_NAME).exists()
+    assert "could not write the run report" in caplog.text
