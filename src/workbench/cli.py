@@ -363,7 +363,8 @@ def drift(
     tag, path = _package(model)
     profile = json.loads((path / "reference_profile.json").read_text())
     mon = json.loads((path / "monitoring.json").read_text())
-    live = read_log(log_dir, model_version=tag, since=since or None)
+    live = read_log(log_dir, model_version=tag, since=since or None,
+                    input_kinds={f: r["kind"] for f, r in profile["features"].items()})
     report = drift_report(live, profile, psi_warning=psi_warning or mon["psi_warning"],
                           psi_critical=psi_critical or mon["psi_critical"], ks_alpha=mon.get("ks_alpha", 0.01),
                           model_version=tag, window={"since": since or None, "first": live["ts"].min(),

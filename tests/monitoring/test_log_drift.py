@@ -158,3 +158,14 @@ def test_feedback_join_and_errors(tmp_path):
                                                                "income": [">50K", "<=50K"]})]), label_column="income")
     with pytest.raises(DataError, match="no label column 'income'"):
         join_labels(logged, labels.rename({"income": "truth"}), label_column="income")
+
+
+def test_read_log_with_input_kinds_parses_only_what_drift_needs(tmp_path):
+    log = PredictionLog("m:1", root=tmp_path)
+    log.append("r1", {"age": [30, None], "sex": ["Male", None], "extra": ["x", "y"]}, [0.2, 0.7], ["a", "b"])
+    log.close()
+    full = read_log(tmp_path)
+    lean = read_log(tmp_path, input_kinds={"age": "numeric", "sex": "categorical"})
+    assert set(lean.columns) == {"row", "ts", "age", "sex", "probability"}
+    assert lean["age"].to_list() == [30.0, None] and lean["sex"].to_list() == ["Male", None]
+    assert lean["probability"].to_list() == full["probability"].to_list()

@@ -144,9 +144,12 @@ def list_segments(root: str | Path | None = None, model_version: str | None = No
 
 
 def read_log(root: str | Path | None = None, *, model_version: str | None = None, since: str | None = None,
-             columns: Iterable[str] | None = None) -> Any:
+             columns: Iterable[str] | None = None, input_kinds: Mapping[str, str] | None = None) -> Any:
     """All logged rows as one polars frame: ``request_id, row, ts, model_version, probability, label, flags`` and
     one column per input. A partially written last line (a crash mid-write) is skipped, never fatal.
+
+    With ``input_kinds`` (``{input: "numeric"|"categorical"}``, e.g. from the reference profile) only those inputs,
+    the time and the probability are parsed: what ``workbench drift`` needs, about twice as fast on large logs.
 
     Raises
     ------
@@ -171,14 +174,22 @@ def read_log(root: str | Path | None = None, *, model_version: str | None = None
             raw = raw[: raw.rfind(b"\n") + 1]
             if not raw:
                 continue
-        frames.append(pl.read_ndjson(raw))
+        if input_kinds:
+            schema = {"ts": pl.String, "n": pl.Int64,
+                      "inputs": pl.Struct({c: pl.List(pl.Float64 if k == "numeric" else pl.String)
+                                           for c, k in input_kinds.items()}),
+                      "probability": pl.List(pl.Float64)}
+            frames.append(pl.read_ndjson(raw, schema=schema))
+        else:
+            frames.append(pl.read_ndjson(raw))
     if not frames:
         raise DataError("the prediction log holds no rows", file=Path(root or log_dir()),
                         hint="serve the model and send requests first")
     df = pl.concat(frames, how="diagonal_relaxed").unnest("inputs")
     lists = [c for c, t in df.schema.items() if isinstance(t, pl.List) and c not in ("request_id",)]
-    df = (df.with_columns(pl.int_ranges(0, pl.col("n")).alias("row")).explode([*lists, "row"])
-          .drop("n").select(["request_id", "row", pl.exclude("request_id", "row")]))
+    df = df.with_columns(pl.int_ranges(0, pl.col("n")).alias("row")).explode([*lists, "row"]).drop("n")
+    if "request_id" in df.columns:
+        df = df.select(["request_id", "row", pl.exclude("request_id", "row")])
     if since:
         df = df.filter(pl.col("ts") >= since)
     if columns is not None:
