@@ -350,7 +350,9 @@ def run_log(args: argparse.Namespace, wl: Workload) -> dict:
                 live = report = None
                 gc.collect()
                 c0, t0 = time.process_time(), time.perf_counter()
-                live = read_log(root, model_version=MODEL_VERSION)
+                # As `workbench drift` reads it: only the profiled inputs, the time and the probability.
+                live = read_log(root, model_version=MODEL_VERSION,
+                                input_kinds={f: r["kind"] for f, r in wl.profile["features"].items()})
                 c1, t1 = time.process_time(), time.perf_counter()
                 report = drift_report(live, wl.profile, model_version=MODEL_VERSION,
                                       window={"since": None, "first": live["ts"].min(), "last": live["ts"].max()})
