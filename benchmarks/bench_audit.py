@@ -39,9 +39,16 @@ mean the audit answers all its questions faster than polars answers that one nai
 Sections
 --------
 ``SECTIONS`` maps a section name to a :class:`Section`: ``run(args) -> dict`` measures, ``show(result)``
-prints. Each result lands under its section's name in the JSON, and ``--sections`` picks which run. Only
-``audit`` is here: the Discovery run's overhead (kernel start, papermill), reported apart from the audit's own
-compute, becomes a second section once the run orchestration (``workbench.runs``) exists.
+prints. Each result lands under its section's name in the JSON, and ``--sections`` picks which run:
+
+- ``audit``: the audit, as above;
+- ``contract``: ``infer_contract`` on the same replicated frames, ``--repeats`` times each, with the wall
+  time, the CPU seconds of this process (steadier than wall time when other processes share the cores), the
+  scan floor (``hash_rows``, interleaved) and the sha256 of the contract's JSON, so that two runs (before and
+  after a change) can show the contract did not change.
+
+The Discovery run's overhead (kernel start, papermill), reported apart from the audit's own compute, joins as
+a further section once the run orchestration (``workbench.runs``) exists.
 
 Usage::
 
@@ -54,6 +61,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
+import hashlib
 import inspect
 import json
 import os
@@ -250,14 +258,78 @@ def show_audit(res: dict) -> None:
               f"time x{s['time_ratio']:.2f}, time per row x{s['per_row_ratio']:.2f} (1.00 = linear)")
 
 
+# ----------------------------------------------------------------------------------------------- the contract
+def bench_contract_size(brief: Brief, data: Dataset, rows: int, repeats: int, *, verbatim: bool) -> dict:
+    """Infer the contract from the train split replicated to ``rows`` rows, ``repeats`` times."""
+    train = replicate(data.train, rows, verbatim=verbatim)
+    load_before = os.getloadavg()[0]
+    watch = _CpuWatch()
+    walls: list[float] = []
+    cpus: list[float] = []
+    scans: list[float] = []
+    contract = None
+    for _ in range(repeats):
+        gc.collect()
+        c0, t0 = time.process_time(), time.perf_counter()
+        contract = infer_contract(train, brief)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+        scans.append(_timed(train.hash_rows))  # interleaved: both see the same machine load
+    others = watch.others_busy_cpus()
+    med = _median(walls)
+    text = json.dumps(contract.to_dict(), indent=2) if contract is not None else ""
+    out = {
+        "rows": rows,
+        "contract_s": {"median": round(med, 4), "min": round(min(walls), 4),
+                       "per_million_rows": round(med / rows * 1e6, 4), "all": [round(x, 4) for x in walls]},
+        "cpu_s": {"median": round(_median(cpus), 4), "min": round(min(cpus), 4)},
+        "floor_scan_s": round(_median(scans), 4),
+        "contract_over_scan": round(med / _median(scans), 3),
+        "load_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
+        "others_busy_cpus": others,
+        "contract_sha256": hashlib.sha256(text.encode()).hexdigest(),
+    }
+    del train, contract
+    gc.collect()
+    return out
+
+
+def run_contract(args: argparse.Namespace) -> dict:
+    brief = load_brief(BRIEF)
+    data = load_dataset(brief)
+    infer_contract(data.train, brief)  # warm-up, not recorded
+    results = []
+    for rows in args.sizes:
+        print(f"  inferring the contract on {rows:>12,} rows x {args.repeats} ...", file=sys.stderr,
+              flush=True)
+        results.append(bench_contract_size(brief, data, rows, args.repeats, verbatim=args.verbatim))
+    perturbation = "none (verbatim copies)" if args.verbatim else f"{PERTURBED} + replica * {STRIDE}"
+    return {"sizes": results, "perturbation": perturbation}
+
+
+def show_contract(res: dict) -> None:
+    hdr = (f"{'rows':>12} {'contract med s':>14} {'min s':>7} {'cpu s':>7} {'s/M rows':>8} "
+           f"{'scan floor':>10} {'contract/scan':>13} {'load':>5} {'others':>6}  contract sha256")
+    print("\ninfer_contract")
+    print(hdr)
+    print("-" * len(hdr))
+    for r in res["sizes"]:
+        c, o = r["contract_s"], r["others_busy_cpus"]
+        print(f"{r['rows']:>12,} {c['median']:>14.3f} {c['min']:>7.3f} {r['cpu_s']['median']:>7.3f} "
+              f"{c['per_million_rows']:>8.3f} {r['floor_scan_s']:>10.3f} {r['contract_over_scan']:>13.2f} "
+              f"{r['load_1min']['before']:>5.2f} {'?' if o is None else f'{o:.2f}':>6}  "
+              f"{r['contract_sha256'][:16]}")
+
+
 # ----------------------------------------------------------------------------------------------- sections
 class Section(NamedTuple):
     run: Callable[[argparse.Namespace], dict]
     show: Callable[[dict], None]
 
 
-# The Discovery run's overhead (kernel start, papermill) joins here as a second section.
-SECTIONS: dict[str, Section] = {"audit": Section(run_audit, show_audit)}
+# The Discovery run's overhead (kernel start, papermill) joins here as a further section.
+SECTIONS: dict[str, Section] = {"audit": Section(run_audit, show_audit),
+                                "contract": Section(run_contract, show_contract)}
 
 
 # ----------------------------------------------------------------------------------------------- main

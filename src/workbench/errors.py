@@ -58,7 +58,8 @@ class BriefError(WorkbenchError):
         self.key = key
         self.expected = expected
         shown_key = None if key_in_message else key
-        where = ", ".join(p for p in [self.file and f"file {self.file}", shown_key and f"key '{shown_key}'"] if p)
+        parts = [self.file and f"file {self.file}", shown_key and f"key '{shown_key}'"]
+        where = ", ".join(p for p in parts if p)
         full = f"{where}: {message}" if where else message
         if expected:
             full += f" (expected {expected})"
@@ -74,7 +75,8 @@ class DataError(WorkbenchError):
                  hint: str | None = None) -> None:
         self.file = str(file) if file is not None else None
         self.column = column
-        where = ", ".join(p for p in [self.file and f"file {self.file}", column and f"column '{column}'"] if p)
+        parts = [self.file and f"file {self.file}", column and f"column '{column}'"]
+        where = ", ".join(p for p in parts if p)
         super().__init__(f"{where}: {message}" if where else message, hint=hint)
 
 

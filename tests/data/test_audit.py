@@ -9,9 +9,10 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from conftest import ADULT_BRIEF, make_churn, write_brief
-from workbench.brief import load_brief
+from workbench.brief import Brief, FeatureSpec, load_brief
 from workbench.data import audit_dataset, infer_contract, load_dataset
 from workbench.data.audit import univariate_auc
+from workbench.data.io import Dataset
 
 AS_OF = dt.date(2026, 6, 1)
 
@@ -113,3 +114,140 @@ def test_adult_audit_figures():
     assert a.quality.verdict == "proceed"
     assert a.quality["timeliness"].score <= 1
     assert "<table" in a._repr_html_()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Duplicate and conflicting-label counts on tricky frames, checked against plain polars: a duplicate is a row
+# equal to an earlier one (``df.unique()``), a conflict a group of identical inputs with more than one label
+# (``n_unique`` of the target, which counts a null label as a label). The audit prefilters rows by hash, so
+# each frame below holds values whose hashing could disagree with polars' equality.
+def _tricky_brief(positive_label: str | int | bool = 1) -> Brief:
+    return Brief.model_validate({
+        "name": "tricky", "objective": "Count duplicates on frames built in the test.",
+        "data": {"train": "unused.parquet", "collected": "2026-01-01"},
+        "target": {"column": "y", "positive_label": positive_label},
+        "success": {"metric": "pr_auc", "threshold": 0.5}, "latency_budget_ms": 10,
+    })
+
+
+def _plain_duplicates(train: pl.DataFrame, target: str = "y") -> dict:
+    inputs = [c for c in train.columns if c != target]
+    conflicts = (train.group_by(inputs).agg(pl.col(target).n_unique().alias("labels"), pl.len().alias("rows"))
+                 .filter(pl.col("labels") > 1))
+    return {"duplicate_rows": train.height - train.unique().height, "conflicting_groups": conflicts.height,
+            "conflicting_rows": int(conflicts.get_column("rows").sum())}
+
+
+def _audit_frame(train: pl.DataFrame, test: pl.DataFrame | None = None, *, positive_label=1):
+    brief = _tricky_brief(positive_label)
+    data = Dataset(train=train, test=train.head(0) if test is None else test, sources={}, split="file")
+    return audit_dataset(data, brief, infer_contract(train, brief), as_of=AS_OF)
+
+
+def _counts(report) -> dict:
+    return {k: report.duplicates[k] for k in ("duplicate_rows", "conflicting_groups", "conflicting_rows")}
+
+
+def _nan(bits: int) -> float:
+    return float(np.array([bits], dtype=np.uint64).view(np.float64)[0])
+
+
+@pytest.mark.parametrize("dtype", [pl.Float64, pl.Float32])
+def test_duplicates_treat_signed_zeros_as_equal(dtype):
+    train = pl.DataFrame({
+        "x": pl.Series([0.0, -0.0, 0.0, -0.0, 1.5, 1.5, 2.5], dtype=dtype),
+        "k": [1, 1, 2, 2, 3, 3, 4],
+        "y": [0, 0, 1, 0, 1, 1, 0],
+    })
+    assert train.get_column("x").cast(pl.Float64).to_numpy().view(np.uint64)[1] == 1 << 63  # -0.0 is kept
+    expected = {"duplicate_rows": 2, "conflicting_groups": 1, "conflicting_rows": 2}
+    assert _plain_duplicates(train) == expected
+    assert _counts(_audit_frame(train)) == expected
+
+
+def test_duplicates_treat_every_nan_payload_as_equal():
+    payloads = [0x7FF8000000000000, 0x7FF8000000000001, 0xFFF8000000000000, 0x7FF0000000000001]
+    train = pl.DataFrame({
+        "x": [*(_nan(b) for b in payloads), 1.0, 1.0, None, None],
+        "k": [7, 7, 7, 7, 7, 8, 9, 9],
+        "y": [1, 1, 0, 1, 0, 0, 1, 1],
+    })
+    bits = train.get_column("x").head(4).to_numpy().view(np.uint64)
+    assert len(set(bits.tolist())) == 4  # the payloads survive into the frame
+    # NaN rows: one input group with labels {0, 1}; three of its rows are equal; two null rows are equal
+    expected = {"duplicate_rows": 3, "conflicting_groups": 1, "conflicting_rows": 4}
+    assert _plain_duplicates(train) == expected
+    assert _counts(_audit_frame(train)) == expected
+
+
+def test_null_target_counts_as_a_label():
+    train = pl.DataFrame({
+        "x": [1, 1, 1, 2, 2, 3, 3, 4],
+        "z": ["a", "a", "a", "b", "b", "c", "c", "d"],
+        "y": pl.Series([None, None, 1, None, 0, 1, 1, 0], dtype=pl.Int64),
+    })
+    # x=1: labels {null, 1}; x=2: {null, 0}; x=3 repeats one label; two pairs of equal rows
+    expected = {"duplicate_rows": 2, "conflicting_groups": 2, "conflicting_rows": 5}
+    assert _plain_duplicates(train) == expected
+    a = _audit_frame(train)
+    assert _counts(a) == expected
+    assert a.class_balance["train"]["counts"] == {"0": 2, "1": 3, "None": 3}
+
+
+def test_boolean_target():
+    train = pl.DataFrame({
+        "x": [1, 1, 2, 2, 3, 3, 4, 5],
+        "y": [True, True, True, False, False, False, True, None],
+    })
+    expected = {"duplicate_rows": 2, "conflicting_groups": 1, "conflicting_rows": 2}
+    assert _plain_duplicates(train) == expected
+    a = _audit_frame(train, positive_label=True)
+    assert _counts(a) == expected
+    assert a.class_balance["train"]["positive_rate"] == pytest.approx(4 / 7, abs=1e-6)
+
+
+def test_categorical_and_enum_columns():
+    level = pl.Enum(["low", "high"])
+    train = pl.DataFrame({
+        "c": pl.Series(["a", "a", "b", "b", "a", "b", "a"], dtype=pl.Categorical),
+        "e": pl.Series(["low", "low", "high", "high", "low", "low", "low"], dtype=level),
+        "k": [1, 1, 2, 2, 3, 3, 1],
+        "y": pl.Series(["no", "no", "yes", "no", "yes", "yes", "yes"], dtype=pl.Enum(["no", "yes"])),
+    })
+    # (a, low, 1) three times with labels {no, yes}; (b, high, 2) twice with {yes, no}
+    expected = {"duplicate_rows": 1, "conflicting_groups": 2, "conflicting_rows": 5}
+    assert _plain_duplicates(train) == expected
+    a = _audit_frame(train, positive_label="yes")
+    assert _counts(a) == expected
+    assert a.class_balance["train"]["positive_rate"] == pytest.approx(4 / 7, abs=1e-6)
+
+
+def test_columns_the_hash_skips_still_count():
+    # binary inputs stay out of the row hash: every row goes through the exact group-by
+    train = pl.DataFrame({
+        "b": pl.Series([b"\x00", b"\x00", b"\x00\x00", b"\x00\x00", b"", b"", b"\xff"], dtype=pl.Binary),
+        "y": [0, 0, 0, 1, 1, 1, 0],
+    })
+    brief = _tricky_brief().model_copy(update={"features": FeatureSpec(include=["b"])})
+    a = audit_dataset(Dataset(train=train, test=train.head(0), sources={}, split="file"), brief,
+                      infer_contract(train, brief), as_of=AS_OF)
+    expected = {"duplicate_rows": 2, "conflicting_groups": 1, "conflicting_rows": 2}
+    assert _plain_duplicates(train) == expected
+    assert _counts(a) == expected
+
+
+def test_column_named_like_a_profile_count():
+    train = pl.DataFrame({"n": [1, 1, 2, 3], "pos": [5, 5, 6, 7], "y": [0, 0, 1, 1]})
+    assert _counts(_audit_frame(train)) == _plain_duplicates(train)
+
+
+@pytest.mark.parametrize("test_rows", [0, 1])
+def test_empty_or_single_row_test_split(test_rows):
+    train = pl.DataFrame({"x": [1, 1, 2, 2, 3, 4], "g": ["a", "a", "b", "b", "a", "b"],
+                          "y": [0, 0, 1, 0, 1, 0]})
+    a = _audit_frame(train, train.head(test_rows))
+    expected = {"duplicate_rows": 1, "conflicting_groups": 1, "conflicting_rows": 2}
+    assert _plain_duplicates(train) == expected and _counts(a) == expected
+    assert a.rows == {"train": 6, "test": test_rows}
+    assert a.overlap == {"test_rows_in_train": test_rows, "fraction": float(test_rows)}
+    assert a.class_balance["test"]["positive_rate"] == 0.0

@@ -1,10 +1,10 @@
 """The Discovery audit and the data quality score.
 
-:func:`audit_dataset` measures missingness, duplicates and conflicting labels, class balance, the target rate by
-sensitive group (and their intersection), train/test overlap, single-feature leakage and validity problems, then
-scores the data on the methodology's six dimensions -- completeness, accuracy/validity, consistency, timeliness,
-relevance, volume -- each 0-5 with the evidence behind the score. Below the brief's ``min_quality_score`` (18/30 by
-default) the verdict is "fix data first", and the run stops there.
+:func:`audit_dataset` measures missingness, duplicates and conflicting labels, class balance, the target rate
+by sensitive group (and their intersection), train/test overlap, single-feature leakage and validity problems,
+then scores the data on the methodology's six dimensions -- completeness, accuracy/validity, consistency,
+timeliness, relevance, volume -- each 0-5 with the evidence behind the score. Below the brief's
+``min_quality_score`` (18/30 by default) the verdict is "fix data first", and the run stops there.
 
 Everything is computed with polars aggregations, so the audit grows linearly with rows: the group-bys (class
 balance, target rate by group, one profile per column reused for leakage, cardinality and sentinel checks)
@@ -32,6 +32,7 @@ __all__ = ["AuditReport", "QualityScore", "DimensionScore", "audit_dataset", "un
 DIMENSIONS = ("completeness", "accuracy", "consistency", "timeliness", "relevance", "volume")
 _SENTINELS = {-1, -9, -99, -999, -9999, -99999, 99, 999, 9999, 99999, 999999, 9999999}
 _Y = "__wb_y__"
+_N, _POS = "__wb_n__", "__wb_pos__"  # profile counts: names no data column will have
 
 
 class _Laps:
@@ -113,10 +114,10 @@ class AuditReport(Report):
 
     def to_dict(self) -> dict:
         return {
-            "rows": self.rows, "as_of": self.as_of, "missingness": self.missingness, "duplicates": self.duplicates,
-            "class_balance": self.class_balance, "target_by_group": self.target_by_group, "overlap": self.overlap,
-            "leakage": self.leakage, "validity": self.validity, "quality": self.quality.to_dict(),
-            "warnings": self.warnings,
+            "rows": self.rows, "as_of": self.as_of, "missingness": self.missingness,
+            "duplicates": self.duplicates, "class_balance": self.class_balance,
+            "target_by_group": self.target_by_group, "overlap": self.overlap, "leakage": self.leakage,
+            "validity": self.validity, "quality": self.quality.to_dict(), "warnings": self.warnings,
         }
 
     def summary(self) -> dict:
@@ -131,15 +132,18 @@ class AuditReport(Report):
     def _html_body(self) -> str:
         parts = [self.quality._repr_html_()]
         if self.warnings:
-            parts.append("<h4>Warnings</h4><ul>" + "".join(f"<li>{esc(w)}</li>" for w in self.warnings) + "</ul>")
+            items = "".join(f"<li>{esc(w)}</li>" for w in self.warnings)
+            parts.append("<h4>Warnings</h4><ul>" + items + "</ul>")
         cb = self.class_balance
         parts.append(f"<h4>Class balance</h4><p>positive rate: train {cb['train']['positive_rate']:.3%}, "
-                     f"test {cb['test']['positive_rate']:.3%} ({'imbalanced' if cb['imbalanced'] else 'balanced'}); "
+                     f"test {cb['test']['positive_rate']:.3%} "
+                     f"({'imbalanced' if cb['imbalanced'] else 'balanced'}); "
                      f"suggested primary metric: <b>{esc(cb['suggested_metric'])}</b></p>")
         miss = [m for m in self.missingness if m["train_nulls"] or m["test_nulls"]]
         parts.append("<h4>Missing values</h4>" + html_table(miss))
         d = self.duplicates
-        parts.append(f"<h4>Duplicates</h4><p>{d['duplicate_rows']} duplicate rows ({d['duplicate_fraction']:.3%}); "
+        parts.append(f"<h4>Duplicates</h4><p>{d['duplicate_rows']} duplicate rows "
+                     f"({d['duplicate_fraction']:.3%}); "
                      f"{d['conflicting_groups']} groups of identical inputs with different labels "
                      f"({d['conflicting_rows']} rows)</p>")
         o = self.overlap
@@ -155,7 +159,10 @@ class AuditReport(Report):
 
 # ----------------------------------------------------------------------------------------------- helpers
 def univariate_auc(pos: np.ndarray, neg: np.ndarray) -> float:
-    """ROC-AUC of a score whose groups, in ascending score order, hold ``pos``/``neg`` counts (ties count half)."""
+    """ROC-AUC of a score whose groups, in ascending score order, hold ``pos``/``neg`` counts.
+
+    Ties count half.
+    """
     p_tot, n_tot = pos.sum(), neg.sum()
     if p_tot == 0 or n_tot == 0:
         return 0.5
@@ -165,7 +172,7 @@ def univariate_auc(pos: np.ndarray, neg: np.ndarray) -> float:
 
 def _profile_query(lf: pl.LazyFrame, c: str) -> pl.LazyFrame:
     """One column's distinct values with their row count and positive count, sorted by value (nulls first)."""
-    return lf.group_by(c).agg(pl.len().alias("n"), pl.col(_Y).sum().alias("pos")).sort(c, nulls_last=False)
+    return lf.group_by(c).agg(pl.len().alias(_N), pl.col(_Y).sum().alias(_POS)).sort(c, nulls_last=False)
 
 
 def _balance_queries(lf: pl.LazyFrame, t: str, y_expr: pl.Expr) -> list[pl.LazyFrame]:
@@ -228,8 +235,8 @@ def _rows_in(rows: pl.DataFrame, other: pl.DataFrame) -> int:
 
 
 def _auc_from_profile(prof: pl.DataFrame, name: str, kind: str) -> float:
-    n = prof.get_column("n").to_numpy().astype(np.float64)
-    pos = prof.get_column("pos").to_numpy().astype(np.float64)
+    n = prof.get_column(_N).to_numpy().astype(np.float64)
+    pos = prof.get_column(_POS).to_numpy().astype(np.float64)
     neg = n - pos
     if kind == "numeric":
         auc = univariate_auc(pos, neg)  # already sorted by value, nulls first
@@ -244,11 +251,13 @@ def _score_completeness(missing_cells: float, worst: tuple[str, float], target_n
                         ) -> DimensionScore:
     m, (wcol, w) = missing_cells, worst
     score = 0
-    for s, (mm, ww) in zip((5, 4, 3, 2, 1), ((0.01, 0.05), (0.03, 0.10), (0.07, 0.25), (0.15, 0.5), (0.3, 1.01))):
+    bands = ((0.01, 0.05), (0.03, 0.10), (0.07, 0.25), (0.15, 0.5), (0.3, 1.01))
+    for s, (mm, ww) in zip((5, 4, 3, 2, 1), bands, strict=True):
         if m < mm and w < ww:
             score = s
             break
-    ev = [f"{m:.2%} of cells missing", f"worst column {wcol} {w:.2%} missing", f"{rows_any:.2%} of rows have a gap"]
+    ev = [f"{m:.2%} of cells missing", f"worst column {wcol} {w:.2%} missing",
+          f"{rows_any:.2%} of rows have a gap"]
     if target_nulls:
         score = max(score - 1, 0)
         ev.append(f"{target_nulls} rows without a target value (dropped before modelling)")
@@ -344,7 +353,8 @@ def audit_dataset(data: Dataset, brief: Brief, contract: DataContract, *, as_of:
     # ---- class balance
     minority = min(bal_train["positive_rate"], 1 - bal_train["positive_rate"])
     imbalanced = minority < 0.35
-    class_balance = {"train": bal_train, "test": bal_test, "minority_rate": _r(minority), "imbalanced": imbalanced,
+    class_balance = {"train": bal_train, "test": bal_test, "minority_rate": _r(minority),
+                     "imbalanced": imbalanced,
                      "suggested_metric": "pr_auc" if imbalanced else "roc_auc"}
     if imbalanced and brief.success.metric not in ("pr_auc", "f1", "balanced_accuracy"):
         warnings.append(f"positive class is {minority:.1%} of rows but the brief's primary metric is "
@@ -357,13 +367,15 @@ def audit_dataset(data: Dataset, brief: Brief, contract: DataContract, *, as_of:
         for r in g.iter_rows(named=True):
             group = " & ".join("(missing)" if r[k] is None else str(r[k]) for k in keys)
             rows.append({"group": group, "count": r["count"], "positive_rate": _r(r["positive_rate"]),
-                         "evidence": "ok" if r["count"] >= brief.fairness.min_slice_size else "insufficient evidence"})
+                         "evidence": ("ok" if r["count"] >= brief.fairness.min_slice_size
+                                      else "insufficient evidence")})
         target_by_group[" x ".join(keys)] = rows
 
     # ---- train/test overlap
     overlap = {"test_rows_in_train": in_train, "fraction": _r(in_train / max(test.height, 1))}
     if overlap["fraction"] > 0.01:
-        warnings.append(f"{overlap['fraction']:.1%} of test rows also appear in train: held-out scores will be optimistic")
+        warnings.append(f"{overlap['fraction']:.1%} of test rows also appear in train: "
+                        "held-out scores will be optimistic")
 
     # ---- per-column profiles: separation (leakage / relevance), sentinels, numbers stored as text
     leakage, validity = [], []
@@ -377,13 +389,14 @@ def audit_dataset(data: Dataset, brief: Brief, contract: DataContract, *, as_of:
             informative += 1
         leakage.append({"column": c, "role": spec.role, "separation_auc": _r(sep, 4), "flagged": flagged})
         if flagged:
-            warnings.append(f"'{c}' alone separates the target almost perfectly (AUC {sep:.3f}): possible leakage")
+            warnings.append(f"'{c}' alone separates the target almost perfectly (AUC {sep:.3f}): "
+                            "possible leakage")
         values = prof.get_column(c)
         if spec.kind == "numeric" and values.null_count() < len(values):
             lo, hi = values.min(), values.max()  # nulls are skipped
             for v in (lo, hi):
                 if v is not None and float(v).is_integer() and int(v) in _SENTINELS:
-                    cnt = int(prof.filter(pl.col(c) == v).get_column("n").sum())
+                    cnt = int(prof.filter(pl.col(c) == v).get_column(_N).sum())
                     if cnt >= 5:
                         validity.append({"column": c, "finding": f"possible sentinel or capped value {v:g}",
                                          "rows": cnt, "fraction": _r(cnt / n)})
@@ -393,11 +406,13 @@ def audit_dataset(data: Dataset, brief: Brief, contract: DataContract, *, as_of:
             numeric_share = as_num.is_not_null().mean() if len(texts) else 0.0
             if len(texts) >= 5 and 0.8 <= (numeric_share or 0) < 1.0:
                 bad = texts.filter(as_num.is_null()).head(5).to_list()
-                validity.append({"column": c, "finding": f"numbers stored as text; non-numeric values e.g. {bad}",
+                validity.append({"column": c,
+                                 "finding": f"numbers stored as text; non-numeric values e.g. {bad}",
                                  "rows": None, "fraction": None})
             folded = texts.str.to_lowercase().str.replace_all(r"[\s_-]+", " ").str.strip_chars()
             if folded.n_unique() < len(texts):
-                validity.append({"column": c, "finding": "categories differing only by case, spaces or dashes",
+                validity.append({"column": c,
+                                 "finding": "categories differing only by case, spaces or dashes",
                                  "rows": None, "fraction": None})
     leakage.sort(key=lambda r: (-r["separation_auc"], r["column"]))
     lap("column_checks")
@@ -425,13 +440,15 @@ def audit_dataset(data: Dataset, brief: Brief, contract: DataContract, *, as_of:
         acc -= 1
     if oor_rate > 0.01:
         acc -= 1
-    acc_ev.append(f"test rows with unseen categories {unseen_rate:.2%}, outside training ranges {oor_rate:.2%}")
+    acc_ev.append(f"test rows with unseen categories {unseen_rate:.2%}, "
+                  f"outside training ranges {oor_rate:.2%}")
     accuracy = DimensionScore("accuracy", max(acc, 0), acc_ev)
 
     dupf = dup_rows / n
     conf_rate = duplicates["conflicting_rows"] / n
     cons = 0
-    for s, (dd, cc) in zip((5, 4, 3, 2, 1), ((0.001, 0.0), (0.01, 0.001), (0.05, 0.01), (0.10, 0.05), (0.25, 0.15))):
+    bands = ((0.001, 0.0), (0.01, 0.001), (0.05, 0.01), (0.10, 0.05), (0.25, 0.15))
+    for s, (dd, cc) in zip((5, 4, 3, 2, 1), bands, strict=True):
         if dupf < dd + 1e-12 and conf_rate <= cc:
             cons = s
             break
@@ -445,7 +462,8 @@ def audit_dataset(data: Dataset, brief: Brief, contract: DataContract, *, as_of:
 
     collected = brief.data.collected
     if collected is None:
-        timeliness = DimensionScore("timeliness", 2, ["collection date unknown: set data.collected in the brief"])
+        timeliness = DimensionScore("timeliness", 2,
+                                    ["collection date unknown: set data.collected in the brief"])
     else:
         cs = str(collected)
         try:
@@ -453,11 +471,13 @@ def audit_dataset(data: Dataset, brief: Brief, contract: DataContract, *, as_of:
         except ValueError:
             cdate = None
         if cdate is None:
-            timeliness = DimensionScore("timeliness", 2, [f"could not read data.collected={cs!r} as a year or date"])
+            timeliness = DimensionScore("timeliness", 2,
+                                        [f"could not read data.collected={cs!r} as a year or date"])
         else:
             age = max((as_of - cdate).days / 365.25, 0.0)
             ratio = age / brief.data.max_age_years
-            score = next((s for s, lim in zip((5, 4, 3, 2, 1), (0.5, 1, 2, 4, 8)) if ratio <= lim), 0)
+            limits = zip((5, 4, 3, 2, 1), (0.5, 1, 2, 4, 8), strict=True)
+            score = next((s for s, lim in limits if ratio <= lim), 0)
             timeliness = DimensionScore("timeliness", score, [
                 f"collected {cs}, about {age:.0f} years before {as_of.isoformat()}",
                 f"brief allows {brief.data.max_age_years:g} years"])
@@ -487,13 +507,15 @@ def audit_dataset(data: Dataset, brief: Brief, contract: DataContract, *, as_of:
     small = [f"{k}: {r['group']} ({r['count']})" for k, rows in target_by_group.items() for r in rows
              if r["evidence"] != "ok"]
     if small:
-        vol_ev.append(f"{len(small)} sensitive groups below the minimum slice size {brief.fairness.min_slice_size}")
+        vol_ev.append(f"{len(small)} sensitive groups below the minimum slice size "
+                      f"{brief.fairness.min_slice_size}")
     volume = DimensionScore("volume", vol, vol_ev)
 
     quality = QualityScore([completeness, accuracy, consistency, timeliness, relevance, volume],
                            threshold=brief.min_quality_score)
     if quality.verdict != "proceed":
-        warnings.insert(0, f"data quality {quality.total}/30 is below {brief.min_quality_score}: fix data first")
+        warnings.insert(0, f"data quality {quality.total}/30 is below {brief.min_quality_score}: "
+                           "fix data first")
     warnings.extend(data.notes)
     lap("scoring")
     return AuditReport(

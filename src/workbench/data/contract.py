@@ -1,9 +1,9 @@
 """The data contract: what every column is, as inferred from the training data during Discovery.
 
-Per column: dtype, kind (numeric / categorical / datetime), role (target / feature / excluded, with the reason),
-whether it is sensitive, nullable, the allowed categories and the numeric range. The contract is saved with the
-run; later it becomes the serving input schema and the reference for drift. :meth:`DataContract.check` validates
-another frame (the test split, a batch of live rows) against it.
+Per column: dtype, kind (numeric / categorical / datetime), role (target / feature / excluded, with the
+reason), whether it is sensitive, nullable, the allowed categories and the numeric range. The contract is
+saved with the run; later it becomes the serving input schema and the reference for drift.
+:meth:`DataContract.check` validates another frame (the test split, a batch of live rows) against it.
 """
 
 from __future__ import annotations
@@ -105,14 +105,17 @@ class DataContract(BaseModel, Report):
     def _html_body(self) -> str:
         rows = []
         for c in self.columns:
-            allowed = (", ".join(c.categories[:8]) + (" ..." if len(c.categories) > 8 else "")) if c.categories \
-                else (f"[{c.min:g}, {c.max:g}]" if c.min is not None and c.max is not None else "")
+            if c.categories:
+                allowed = ", ".join(c.categories[:8]) + (" ..." if len(c.categories) > 8 else "")
+            else:
+                allowed = f"[{c.min:g}, {c.max:g}]" if c.min is not None and c.max is not None else ""
             rows.append({"column": c.name, "dtype": c.dtype, "kind": c.kind,
                          "role": c.role + (" (sensitive)" if c.sensitive else ""),
                          "null %": round(100 * c.null_fraction, 2), "distinct": c.n_unique,
                          "allowed": allowed, "note": c.reason or ""})
-        return (f"<p>{self.rows} rows; target <b>{esc(self.target)}</b> (positive = {esc(self.positive_label)}); "
-                f"{len(self.features)} features.</p>" + html_table(rows))
+        return (f"<p>{self.rows} rows; target <b>{esc(self.target)}</b> "
+                f"(positive = {esc(self.positive_label)}); {len(self.features)} features.</p>"
+                + html_table(rows))
 
     # ----------------------------------------------------------------- validation
     def check(self, df: pl.DataFrame, *, name: str = "data", require_target: bool = False) -> ContractCheck:
@@ -128,24 +131,29 @@ class DataContract(BaseModel, Report):
             if spec.role != "feature" or spec.name not in df.columns:
                 continue
             s = df.get_column(spec.name)
+            if isinstance(s.dtype, pl.Decimal):  # compare exactly like the float range the contract stores
+                s = s.cast(pl.Float64)
             nulls = s.null_count()
             if nulls and not spec.nullable:
                 issues.append({"column": spec.name, "issue": "missing values where training had none",
                                "rows": nulls, "fraction": nulls / max(df.height, 1)})
             if spec.kind == "categorical" and spec.categories is not None:
-                unseen = s.cast(pl.String).drop_nulls().filter(~s.cast(pl.String).drop_nulls().is_in(spec.categories))
+                text = s.cast(pl.String).drop_nulls()
+                unseen = text.filter(~text.is_in(spec.categories))
                 if unseen.len():
                     examples = unseen.unique().sort().head(5).to_list()
                     issues.append({"column": spec.name, "issue": f"unseen categories (e.g. {examples})",
                                    "rows": unseen.len(), "fraction": unseen.len() / max(df.height, 1)})
             elif spec.kind == "numeric" and spec.min is not None and spec.max is not None:
                 if not s.dtype.is_numeric():
-                    issues.append({"column": spec.name, "issue": f"type {s.dtype} where the contract has a number",
+                    issues.append({"column": spec.name,
+                                   "issue": f"type {s.dtype} where the contract has a number",
                                    "rows": df.height, "fraction": 1.0})
                     continue
                 out = s.drop_nulls().filter((s.drop_nulls() < spec.min) | (s.drop_nulls() > spec.max)).len()
                 if out:
-                    issues.append({"column": spec.name, "issue": f"outside training range [{spec.min:g}, {spec.max:g}]",
+                    issues.append({"column": spec.name,
+                                   "issue": f"outside training range [{spec.min:g}, {spec.max:g}]",
                                    "rows": out, "fraction": out / max(df.height, 1)})
         unknown = [c for c in df.columns if c not in {s.name for s in self.columns}]
         return ContractCheck(name=name, rows=df.height, issues=issues, unknown_columns=unknown)
@@ -168,8 +176,12 @@ class ContractCheck(BaseModel, Report):
         return self.model_dump(mode="json")
 
     def _html_body(self) -> str:
-        status = "<span class='wb-ok'>conforms</span>" if self.ok else f"<span class='wb-warn'>{len(self.issues)} issues</span>"
-        return f"<p>{esc(self.name)}: {self.rows} rows, {status}</p>" + (html_table(self.issues) if self.issues else "")
+        if self.ok:
+            status = "<span class='wb-ok'>conforms</span>"
+        else:
+            status = f"<span class='wb-warn'>{len(self.issues)} issues</span>"
+        table = html_table(self.issues) if self.issues else ""
+        return f"<p>{esc(self.name)}: {self.rows} rows, {status}</p>" + table
 
 
 def _kind(dtype: pl.DataType) -> Kind:
@@ -182,6 +194,72 @@ def _kind(dtype: pl.DataType) -> Kind:
     return "other"
 
 
+# Integer columns spanning fewer values than this hold at most that many distinct values. polars 2.1 counts
+# those several times faster with ``arg_unique`` than with ``n_unique`` (measured up to about a million
+# distinct values in 10M rows); on columns of many more distinct values ``n_unique`` is the faster.
+_NARROW_SPAN = 1 << 20
+
+
+def _column_stats(df: pl.DataFrame, max_categories: int) -> list[dict]:
+    """Per column: null count, distinct non-null values, the allowed categories and the range.
+
+    Two selects, each computing every column in parallel: null counts and numeric ranges, then the distinct
+    values. A text column's distinct values come from ``unique`` (their count is its ``n_unique``); when at
+    most ``max_categories`` of them are non-null they are the categories, and only the columns with more need
+    their values counted, to keep the most frequent (ties broken by value).
+    """
+    kinds = [_kind(dtype) for dtype in df.schema.values()]
+    numeric = [i for i, kind in enumerate(kinds) if kind == "numeric"]
+    head = df.select(
+        [pl.col(c).null_count().alias(f"nulls{i}") for i, c in enumerate(df.columns)]
+        + [pl.col(df.columns[i]).min().alias(f"min{i}") for i in numeric]
+        + [pl.col(df.columns[i]).max().alias(f"max{i}") for i in numeric]
+    ).row(0, named=True)
+    # many distinct values first, text next, narrow integers last: started early, the costliest single count
+    # (a high-cardinality number such as a weight or an amount) runs alongside the rest, not alone at the end
+    wide: list[pl.Expr] = []
+    text: list[pl.Expr] = []
+    narrow: list[pl.Expr] = []
+    for i, (name, kind) in enumerate(zip(df.columns, kinds, strict=True)):
+        col = pl.col(name)
+        lo, hi = head.get(f"min{i}"), head.get(f"max{i}")
+        if kind == "categorical":
+            text.append(col.unique().implode().alias(f"values{i}"))
+        elif df.schema[name].is_integer() and lo is not None and hi - lo < _NARROW_SPAN:
+            narrow.append(col.arg_unique().len().alias(f"nuniq{i}"))  # a null counts, as in n_unique
+        else:
+            wide.append(col.n_unique().alias(f"nuniq{i}"))
+    row = df.select(wide + text + narrow).row(0, named=True)
+    stats: list[dict] = []
+    crowded: list[int] = []  # text columns with more non-null distinct values than max_categories
+    for i, kind in enumerate(kinds):
+        nulls = head[f"nulls{i}"]
+        st = {"nulls": nulls, "categories": None, "min": None, "max": None}
+        if kind == "categorical":
+            values = [v for v in row[f"values{i}"] if v is not None]
+            st["distinct"] = len(values)
+            if len(values) > max_categories:
+                crowded.append(i)
+            elif values:
+                st["categories"] = sorted(values)
+        else:
+            st["distinct"] = row[f"nuniq{i}"] - (1 if nulls else 0)
+        if kind == "numeric" and nulls < df.height:
+            st["min"], st["max"] = float(head[f"min{i}"]), float(head[f"max{i}"])
+        stats.append(st)
+    if crowded:
+        n = "__wb_count__"
+        names = [df.columns[i] for i in crowded]
+        tops = pl.collect_all([
+            df.lazy().select(pl.col(c).drop_nulls()).group_by(c).agg(pl.len().alias(n))
+            .sort([n, c], descending=[True, False]).head(max_categories)
+            for c in names
+        ])
+        for i, c, top in zip(crowded, names, tops, strict=True):
+            stats[i]["categories"] = sorted(top.get_column(c).to_list())
+    return stats
+
+
 def infer_contract(df: pl.DataFrame, brief: Brief, *, max_categories: int = 100) -> DataContract:
     """Infer the contract from the training frame and the brief.
 
@@ -189,25 +267,21 @@ def infer_contract(df: pl.DataFrame, brief: Brief, *, max_categories: int = 100)
     missing, constant, identifier-like (a distinct value on every row), high-cardinality text (more than
     ``max_categories`` distinct values), or dates. A column the brief includes explicitly is always a feature.
     """
+    if max_categories < 0:
+        raise ValueError(f"max_categories must be 0 or more, got {max_categories}")
     if df.height == 0:
         raise DataError("cannot infer a data contract from an empty frame")
     explicit = set(brief.features.include)
     feature_cols = set(brief.feature_columns(df.columns))
     sensitive = set(brief.sensitive_features)
-    stats = df.select(
-        [pl.col(c).null_count().alias(f"{c}__nulls") for c in df.columns]
-        + [pl.col(c).n_unique().alias(f"{c}__nuniq") for c in df.columns]
-    ).row(0, named=True)
     specs: list[ColumnSpec] = []
-    for name, dtype in df.schema.items():
+    for (name, dtype), st in zip(df.schema.items(), _column_stats(df, max_categories), strict=True):
         kind = _kind(dtype)
-        nulls = stats[f"{name}__nulls"]
+        nulls = st["nulls"]
         non_null = df.height - nulls
-        n_unique = stats[f"{name}__nuniq"] - (1 if nulls else 0)
+        n_unique = st["distinct"]
         role: Role = "feature"
         reason = None
-        categories = None
-        lo = hi = None
         if name == brief.target.column:
             role = "target"
         elif name not in feature_cols:
@@ -224,23 +298,17 @@ def infer_contract(df: pl.DataFrame, brief: Brief, *, max_categories: int = 100)
             elif n_unique == non_null and non_null > 50 and (kind == "categorical" or dtype.is_integer()):
                 role, reason = "excluded", "identifier-like (a distinct value on every row)"
             elif kind == "categorical" and n_unique > max_categories:
-                role, reason = "excluded", f"high-cardinality text ({n_unique} distinct values > {max_categories})"
-        if kind == "categorical" and non_null:
-            vc = df.get_column(name).drop_nulls().value_counts(sort=True)
-            cats = vc.sort(["count", name], descending=[True, False]).get_column(name).head(max_categories)
-            categories = sorted(cats.to_list())
-        if kind == "numeric" and non_null:
-            s = df.get_column(name)
-            lo, hi = float(s.min()), float(s.max())
+                role, reason = ("excluded",
+                                f"high-cardinality text ({n_unique} distinct values > {max_categories})")
         specs.append(ColumnSpec(
             name=name, dtype=str(dtype), kind=kind, role=role, sensitive=name in sensitive,
             nullable=nulls > 0, null_fraction=round(nulls / df.height, 6), n_unique=n_unique,
-            categories=categories, min=lo, max=hi, reason=reason,
+            categories=st["categories"], min=st["min"], max=st["max"], reason=reason,
         ))
     contract = DataContract(brief=brief.name, target=brief.target.column,
                             positive_label=str(brief.target.positive_label), rows=df.height, columns=specs,
                             max_categories=max_categories)
     if not contract.features:
-        raise DataError("no usable feature columns remain", hint="check features.include/exclude in the brief; "
-                        f"excluded: {contract.excluded}")
+        raise DataError("no usable feature columns remain",
+                        hint=f"check features.include/exclude in the brief; excluded: {contract.excluded}")
     return contract

@@ -1,9 +1,9 @@
 """Reading tabular data (CSV or Parquet) into polars, with the clean-up every messy file needs.
 
-:func:`read_table` reads one file: column names become snake_case, text is stripped, the brief's missing-value
-tokens become null, and CSV columns whose every value is a number become numeric. :func:`load_dataset` reads the
-brief's train (and test) files, checks them against the brief, and returns a :class:`Dataset` that records the
-sha256 of every source so a run can be reproduced.
+:func:`read_table` reads one file: column names become snake_case, text is stripped, the brief's
+missing-value tokens become null, and CSV columns whose every value is a number become numeric.
+:func:`load_dataset` reads the brief's train (and test) files, checks them against the brief, and returns a
+:class:`Dataset` that records the sha256 of every source so a run can be reproduced.
 """
 
 from __future__ import annotations
@@ -142,12 +142,15 @@ def read_table(path: str | Path, *, separator: str = ",", na_values: Sequence[st
     """
     p = Path(path)
     if not p.exists():
-        raise DataError("file not found", file=p, hint="check the path in the brief's data section "
-                                                       "(relative paths are resolved from the brief's folder)")
+        raise DataError("file not found", file=p,
+                        hint="check the path in the brief's data section "
+                             "(relative paths are resolved from the brief's folder)")
     if p.is_dir():
-        raise DataError("is a folder, not a data file", file=p, hint="point the brief at a .csv or .parquet file")
+        raise DataError("is a folder, not a data file", file=p,
+                        hint="point the brief at a .csv or .parquet file")
     if p.stat().st_size == 0:
-        raise DataError("file is empty (0 bytes)", file=p, hint="re-export the data; the file has no header and no rows")
+        raise DataError("file is empty (0 bytes)", file=p,
+                        hint="re-export the data; the file has no header and no rows")
     suffix = "".join(p.suffixes[-2:]).lower() if p.suffix.lower() in (".gz", ".zst") else p.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
@@ -162,8 +165,9 @@ def read_table(path: str | Path, *, separator: str = ",", na_values: Sequence[st
                 for cand, word in _SEPARATORS.items():
                     if cand != sep and cand in header:
                         raise DataError(
-                            f"read as a single column '{header[:60]}', but the header contains {word}s: the file "
-                            f"looks {word}-separated, not {_SEPARATORS.get(sep, repr(sep))}-separated",
+                            f"read as a single column '{header[:60]}', but the header contains {word}s: "
+                            f"the file looks {word}-separated, "
+                            f"not {_SEPARATORS.get(sep, repr(sep))}-separated",
                             file=p, hint=f"set data.separator: {cand!r} in the brief",
                         )
         else:
@@ -187,13 +191,14 @@ def read_table(path: str | Path, *, separator: str = ",", na_values: Sequence[st
 
 
 def target_vector(df: pl.DataFrame, brief: Brief) -> np.ndarray:
-    """1 where the target equals the brief's positive label, else 0 (as int8). Null targets are 0; drop them first."""
+    """1 where the target equals the brief's positive label, else 0 (as int8).
+
+    Null targets are 0; drop them first.
+    """
     pos = str(brief.target.positive_label)
     col = df.get_column(brief.target.column)
-    if col.dtype == pl.String:
-        pos_expr = col == pos
-    else:
-        pos_expr = col.cast(pl.String).str.to_lowercase() == pos.lower()
+    pos_expr = (col == pos if col.dtype == pl.String
+                else col.cast(pl.String).str.to_lowercase() == pos.lower())
     return pos_expr.fill_null(False).cast(pl.Int8).to_numpy()
 
 
@@ -202,7 +207,8 @@ def _check_target(df: pl.DataFrame, brief: Brief, path: Path) -> None:
     if t not in df.columns:
         raise DataError(
             f"the target column '{t}' (brief key target.column) is not in the data.{suggest(t, df.columns)}",
-            file=path, column=t, hint=f"name one of the file's columns in target.column: {', '.join(df.columns)}",
+            file=path, column=t,
+            hint=f"name one of the file's columns in target.column: {', '.join(df.columns)}",
         )
     col = df.get_column(t)
     if col.null_count() == col.len():
@@ -213,7 +219,8 @@ def _check_target(df: pl.DataFrame, brief: Brief, path: Path) -> None:
         shown = ", ".join(repr(v) for v in values[:10]) + (" ..." if len(values) > 10 else "")
         raise DataError(
             f"a binary task needs exactly two target values, found {len(values)}: {shown}",
-            file=path, column=t, hint="map the target to two classes before loading, or choose another column",
+            file=path, column=t,
+            hint="map the target to two classes before loading, or choose another column",
         )
     pos = str(brief.target.positive_label)
     matches = [v for v in values if v == pos or (col.dtype != pl.String and v.lower() == pos.lower())]
@@ -260,7 +267,8 @@ def _align_test(train: pl.DataFrame, test: pl.DataFrame, path: Path) -> tuple[pl
         converted = test.get_column(name).cast(dtype, strict=False)
         if converted.null_count() > test.get_column(name).null_count():
             raise DataError(
-                f"has type {tdt} in the test file but {dtype} in the train file, and some values do not convert",
+                f"has type {tdt} in the test file but {dtype} in the train file, "
+                "and some values do not convert",
                 file=path, column=name, hint="make the column's type the same in both files",
             )
         casts.append(pl.col(name).cast(dtype, strict=False))
@@ -270,7 +278,8 @@ def _align_test(train: pl.DataFrame, test: pl.DataFrame, path: Path) -> tuple[pl
     return test, notes
 
 
-def _random_split(df: pl.DataFrame, y: np.ndarray, *, test_size: float, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _random_split(df: pl.DataFrame, y: np.ndarray, *, test_size: float,
+                  seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     rng = np.random.default_rng(seed)
     is_test = np.zeros(df.height, dtype=bool)
     for cls in (0, 1):
@@ -302,18 +311,21 @@ def load_dataset(brief: Brief, *, sample_rows: int = 0, seed: int = 0) -> Datase
     notes: list[str] = []
     if brief.test_path is not None:
         test_path = brief.test_path
-        test, t_renamed = read_table(test_path, separator=brief.data.separator, na_values=brief.data.na_values)
+        test, t_renamed = read_table(test_path, separator=brief.data.separator,
+                                     na_values=brief.data.na_values)
         if brief.target.column not in test.columns:
-            raise DataError(f"the target column '{brief.target.column}' is not in the test file", file=test_path,
-                            column=brief.target.column, hint="the test file needs the target to evaluate on")
+            raise DataError(f"the target column '{brief.target.column}' is not in the test file",
+                            file=test_path, column=brief.target.column,
+                            hint="the test file needs the target to evaluate on")
         test, extra_notes = _align_test(train, test, test_path)
         notes += extra_notes
-        train_values = set(train.get_column(brief.target.column).drop_nulls().cast(pl.String).unique().to_list())
-        test_values = set(test.get_column(brief.target.column).drop_nulls().cast(pl.String).unique().to_list())
+        label_col = brief.target.column
+        train_values = set(train.get_column(label_col).drop_nulls().cast(pl.String).unique().to_list())
+        test_values = set(test.get_column(label_col).drop_nulls().cast(pl.String).unique().to_list())
         if test_values - train_values:
             raise DataError(
-                f"target values {sorted(test_values - train_values)} appear in the test file but not in the train "
-                f"file ({sorted(train_values)})", file=test_path, column=brief.target.column,
+                f"target values {sorted(test_values - train_values)} appear in the test file but not in the "
+                f"train file ({sorted(train_values)})", file=test_path, column=brief.target.column,
                 hint="use the same label spelling in both files (e.g. '>50K' vs '>50K.')",
             )
         sources["test"] = Source(str(test_path), sha256_file(test_path), test.height, test.width, t_renamed)
