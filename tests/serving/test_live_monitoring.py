@@ -3,6 +3,7 @@ feedback, and a SIGKILL in the middle of a load (answered requests must all be i
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -145,7 +146,15 @@ def test_sigkill_mid_load_loses_no_answered_request(serving_package, held_out, t
             t.start()
         while len(answered) < 300 and time.monotonic() < deadline + 60:
             time.sleep(0.01)
-        os.killpg(proc.pid, signal.SIGKILL)  # the whole server: arbiter and workers, no clean-up
+        # The whole server, arbiter and workers, with no chance to clean up. BentoML's workers run in sessions
+        # of their own, so the process group alone would leave them serving as orphans.
+        import psutil
+
+        workers = psutil.Process(proc.pid).children(recursive=True)
+        os.killpg(proc.pid, signal.SIGKILL)
+        for w in workers:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                w.kill()
         stop.set()
         for t in threads:
             t.join(timeout=10)
@@ -154,6 +163,7 @@ def test_sigkill_mid_load_loses_no_answered_request(serving_package, held_out, t
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
+    assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE], "orphaned workers"
     from workbench.monitoring.log import read_log
 
     logged = set(read_log(logs)["request_id"].to_list())

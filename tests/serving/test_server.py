@@ -44,7 +44,14 @@ def server_env(home: Path, **extra: str) -> dict[str, str]:
 
 
 def stop(proc: subprocess.Popen) -> None:
-    """Terminate the server's process group (it was started in a new session: arbiter + workers)."""
+    """Terminate the server's process group (it was started in a new session: arbiter + workers); workers
+    that outlive it (they run in sessions of their own) are killed too, so no test leaves a server behind."""
+    import psutil
+
+    try:
+        workers = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        workers = []
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
@@ -54,6 +61,10 @@ def stop(proc: subprocess.Popen) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)
+    _, alive = psutil.wait_procs(workers, timeout=5)
+    for w in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            w.kill()
 
 
 @contextlib.contextmanager
