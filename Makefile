@@ -47,8 +47,11 @@ test-all: setup ## Run every test, including the slow ones
 lint: setup ## ruff
 	$(BIN)/ruff check src tests benchmarks
 
-bench: setup ## Run the benchmarks (prints figures; saves them under benchmarks/results/)
+bench: setup ## Run every benchmark (prints figures; JSON under benchmarks/results/; ~15 min; installs wrk if missing)
 	$(BIN)/python benchmarks/bench_audit.py
+	$(BIN)/python benchmarks/bench_run.py --repeats 3
+	$(BIN)/python benchmarks/bench_drift.py
+	$(BIN)/python benchmarks/bench_serving.py --install-wrk
 
 lab: setup ## Register the kernel "Python (workbench)" and open JupyterLab on 127.0.0.1
 	$(BIN)/python -m ipykernel install --sys-prefix --name workbench --display-name "Python (workbench)"
