@@ -32,7 +32,7 @@ from .evaluation.metrics import (
     cross_validate_scores,
     evaluate_binary,
 )
-from .modeling import BASELINES, CANDIDATES, FittedModel, column_roles, fit_model, make_baseline, make_candidate
+from .modeling import CANDIDATES, FittedModel, column_roles, fit_model, make_baseline, make_candidate
 
 __all__ = ["ModelFrames", "model_frames", "predictions_frame", "ModelResult", "Leaderboard", "ExperimentRecord", "KillCriteriaReport", "evaluate_model",
            "build_leaderboard", "experiment_records", "evaluate_kill_criteria", "next_experiment_number"]

@@ -12,7 +12,6 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 import numpy as np
 import polars as pl
 

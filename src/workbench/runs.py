@@ -31,7 +31,8 @@ from typing import Any
 import yaml
 
 from ._report import atomic_write_text, jsonable
-from .config import Settings, settings as _settings
+from .config import Settings
+from .config import settings as _settings
 from .errors import NotebookCellError, ParameterError, RunError, WorkbenchError
 
 __all__ = [
@@ -261,7 +262,7 @@ def _cell_error(exc: Exception, notebook: str) -> WorkbenchError:
         ename, evalue = exc.ename, exc.evalue
         user_error = ename in {"BriefError", "DataError", "ContractError", "ParameterError"}
         err = NotebookCellError(f"{ename}: {evalue}", notebook=notebook, cell=exc.cell_index, ename=ename,
-                                evalue=evalue, hint=f"open the executed notebook to see the cell and traceback")
+                                evalue=evalue, hint="open the executed notebook to see the cell and traceback")
         if user_error:
             err.exit_code = 2
         return err

@@ -45,9 +45,7 @@ def test_gate_report_passes_only_without_failures():
 
 
 def test_ledger_is_append_only_and_rollback_walks_back(home, monkeypatch):
-    from workbench.registry.store import list_models
-
-    from workbench.registry.store import save_model_package
+    from workbench.registry.store import list_models, save_model_package
 
     tags = []
     for i in range(3):

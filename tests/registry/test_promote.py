@@ -79,11 +79,10 @@ def test_promote_latest_registers_certified_model(adult_run, env):
 
 
 def test_broken_parity_is_refused_and_registers_nothing(adult_run, env, monkeypatch):
-    from workbench.registry.store import list_models
-
     from workbench.export import onnx as onnx_mod
     from workbench.modeling import fit_model
     from workbench.registry import promote as promote_mod
+    from workbench.registry.store import list_models
 
     real = onnx_mod.export_onnx
 

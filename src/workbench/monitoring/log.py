@@ -17,7 +17,6 @@ columnar at ~1M rows/s (see benchmarks).
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import re
 import threading

@@ -9,7 +9,6 @@ distribution of the model's held-out probabilities with its positive rate at the
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any
 
 import numpy as np
 import polars as pl

@@ -30,8 +30,10 @@ from typing import Any
 import numpy as np
 
 from .._report import atomic_write_text
-from ..config import Settings, settings as _settings
+from ..config import Settings
+from ..config import settings as _settings
 from ..errors import RunError, WorkbenchError
+from ..monitoring.profile import build_profile
 from . import ledger
 from .card import markdown_to_html, model_card_markdown
 from .gates import (
@@ -45,7 +47,6 @@ from .gates import (
     size_gate,
     success_gate,
 )
-from ..monitoring.profile import build_profile
 from .store import model_name_for, save_model_package, serving_config
 
 __all__ = ["PromotionResult", "promote", "measure_latency"]
