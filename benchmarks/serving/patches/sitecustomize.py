@@ -61,37 +61,10 @@ if "no-timeout" in _PATCHES:
 
     _passthrough(TimeoutMiddleware)
 
-if "timeout-cancel" in _PATCHES:  # TimeoutMiddleware as BentoML 1.4.39 has it, plus cancelling its timer
-    import asyncio
+if "timeout-cancel" in _PATCHES:  # the fix bento/service.py now applies itself; kept for the variant runs
+    from workbench.serving.app import cancel_bentoml_timeout_timers
 
-    from bentoml._internal.server.http.traffic import TimeoutMiddleware
-    from starlette.responses import JSONResponse
-
-    async def _timeout_call(self, scope, receive, send):
-        if scope["type"] not in ("http", "websocket"):
-            return await self.app(scope, receive, send)
-        loop = asyncio.get_running_loop()
-        waiter = loop.create_future()
-        timer = loop.call_later(self.timeout, self._set_timer_out, waiter)
-
-        async def _send(message):
-            if not waiter.done():
-                waiter.set_result(None)
-            await send(message)
-
-        fut = asyncio.ensure_future(self.app(scope, receive, _send), loop=loop)
-        try:
-            await waiter
-        except TimeoutError:
-            if fut.cancel():
-                resp = JSONResponse({"error": f"Not able to process the request in {self.timeout} seconds"},
-                                    status_code=504)
-                await resp(scope, receive, send)
-        else:
-            timer.cancel()  # the one change: the timer (and the request context it holds) goes now, not in 30 s
-            await fut
-
-    TimeoutMiddleware.__call__ = _timeout_call
+    cancel_bentoml_timeout_timers()
 
 if "no-otel" in _PATCHES:
     from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
