@@ -2,48 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import google.protobuf
 import numpy as np
 import onnx
-import polars as pl
 import pytest
-from threadpoolctl import threadpool_limits
 
-from workbench.brief import Brief
-from workbench.data import infer_contract
-from workbench.data.io import target_vector
 from workbench.errors import WorkbenchError
 from workbench.export import ONNX_OUTPUTS, OnnxExport, check_protobuf, export_onnx
 from workbench.export.onnx import ExportError
-from workbench.modeling import fit_model, to_model_frame
+from workbench.modeling import fit_model
 from workbench.serving import OnnxScorer
-
-ADULT = Path(__file__).resolve().parents[2] / "data"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """OpenMP reads OMP_NUM_THREADS once; HGB's spinning threads can slow a fit tenfold on a busy machine."""
-    with threadpool_limits(limits=1):
-        yield
 
 
 @pytest.fixture(scope="module")
-def adult():
+def adult(adult_sample):
     """A 3,000-row Adult sample: contract, train frame and target, test frame."""
-    brief = Brief.model_validate({
-        "name": "adult", "objective": "test", "data": {"train": str(ADULT / "adult_train.parquet")},
-        "target": {"column": "income", "positive_label": ">50K"}, "features": {"exclude": ["fnlwgt"]},
-        "sensitive_features": ["sex", "race"], "success": {"metric": "pr_auc", "threshold": 0.7},
-        "latency_budget_ms": 10,
-    })
-    df = pl.read_parquet(ADULT / "adult_train.parquet").sample(n=3000, seed=1, shuffle=True)
-    train, test = df.head(2000), df.tail(1000)
-    contract = infer_contract(train, brief)
-    X, X_test = to_model_frame(train, contract), to_model_frame(test, contract)
-    return contract, X, target_vector(train, brief), X_test
+    return adult_sample(3000, 2000, seed=1)
 
 
 @pytest.fixture(scope="module")

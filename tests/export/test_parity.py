@@ -5,53 +5,29 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from pathlib import Path
 
 import numpy as np
 import onnx
 import pandas as pd
-import polars as pl
 import pytest
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
-from threadpoolctl import threadpool_limits
 
-from workbench.brief import Brief
-from workbench.data import infer_contract
-from workbench.data.io import target_vector
 from workbench.errors import ContractError, ParameterError
 from workbench.export import ParityCertificate, edge_case_frame, export_onnx, judge_parity, parity_certificate
 from workbench.export.onnx import ExportError
-from workbench.modeling import ColumnRoles, column_roles, fit_model, to_model_frame
+from workbench.modeling import ColumnRoles, column_roles, fit_model
 
-ADULT = Path(__file__).resolve().parents[2] / "data"
 THRESHOLD = 0.5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """OpenMP reads OMP_NUM_THREADS once; HGB's spinning threads can slow a fit tenfold on a busy machine."""
-    with threadpool_limits(limits=1):
-        yield
-
-
 @pytest.fixture(scope="module")
-def adult():
+def adult(adult_sample):
     """A 6,000-row Adult sample (4,000 train, 2,000 test): contract, X, y, X_test."""
-    brief = Brief.model_validate({
-        "name": "adult", "objective": "test", "data": {"train": str(ADULT / "adult_train.parquet")},
-        "target": {"column": "income", "positive_label": ">50K"}, "features": {"exclude": ["fnlwgt"]},
-        "sensitive_features": ["sex", "race"], "success": {"metric": "pr_auc", "threshold": 0.7},
-        "latency_budget_ms": 10,
-    })
-    df = pl.read_parquet(ADULT / "adult_train.parquet").sample(n=6000, seed=0, shuffle=True)
-    train, test = df.head(4000), df.tail(2000)
-    contract = infer_contract(train, brief)
-    X, X_test = to_model_frame(train, contract), to_model_frame(test, contract)
-    return contract, X, target_vector(train, brief), X_test
+    return adult_sample(6000, 4000, seed=0)
 
 
 @pytest.fixture(scope="module")
