@@ -66,8 +66,6 @@ import inspect
 import json
 import os
 import platform
-import resource
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -76,6 +74,7 @@ from typing import NamedTuple
 
 import numpy as np
 import polars as pl
+from _common import _CpuWatch, _median, _peak_rss_gib, _save
 
 from workbench.brief import Brief, load_brief
 from workbench.data.audit import audit_dataset
@@ -90,37 +89,8 @@ AS_OF = dt.date(2025, 1, 1)  # fixed, so every audit computes the same report
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-class _CpuWatch:
-    """How many cores other processes kept busy between start and stop (Linux /proc/stat; None elsewhere)."""
-
-    def __init__(self) -> None:
-        self._t0, self._busy0, self._own0 = time.perf_counter(), self._busy(), self._own()
-
-    @staticmethod
-    def _busy() -> float | None:
-        try:
-            with open("/proc/stat") as fh:
-                f = [int(x) for x in fh.readline().split()[1:9]]
-        except (OSError, ValueError):
-            return None
-        user, nice, system, _idle, _iowait, irq, softirq, steal = f
-        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-    @staticmethod
-    def _own() -> float:
-        t = os.times()
-        return t.user + t.system
-
-    def others_busy_cpus(self) -> float | None:
-        busy = self._busy()
-        if busy is None or self._busy0 is None:
-            return None
-        wall = time.perf_counter() - self._t0
-        return round(max(busy - self._busy0 - (self._own() - self._own0), 0.0) / wall, 2)
 
 
-def _peak_rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
 def _timed(fn: Callable[[], object]) -> float:
@@ -129,8 +99,6 @@ def _timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t0
 
 
-def _median(xs: list[float]) -> float:
-    return statistics.median(xs) if xs else float("nan")
 
 
 def replicate(train: pl.DataFrame, rows: int, *, verbatim: bool = False) -> pl.DataFrame:
@@ -333,15 +301,6 @@ SECTIONS: dict[str, Section] = {"audit": Section(run_audit, show_audit),
 
 
 # ----------------------------------------------------------------------------------------------- main
-def _save(path: Path, payload: dict) -> None:
-    """Write to a temporary file in the same folder, then rename: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(payload, indent=2) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _sizes(text: str) -> list[int]:

@@ -72,13 +72,14 @@ import os
 import platform
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from _common import _CpuWatch, _median, _peak_rss_gib, _save
 
 ROOT = Path(__file__).resolve().parents[1]
 BRIEF = ROOT / "briefs" / "adult.yaml"
@@ -91,41 +92,10 @@ MODEL_VERSION = "adult-income:bench-drift"
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-class _CpuWatch:
-    """How many cores other processes kept busy between start and the call (Linux /proc/stat; None elsewhere)."""
-
-    def __init__(self) -> None:
-        self._t0, self._busy0, self._own0 = time.perf_counter(), self._busy(), self._own()
-
-    @staticmethod
-    def _busy() -> float | None:
-        try:
-            with open("/proc/stat") as fh:
-                f = [int(x) for x in fh.readline().split()[1:9]]
-        except (OSError, ValueError):
-            return None
-        user, nice, system, _idle, _iowait, irq, softirq, steal = f
-        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-    @staticmethod
-    def _own() -> float:
-        t = os.times()
-        return t.user + t.system + t.children_user + t.children_system
-
-    def others_busy_cpus(self) -> float | None:
-        busy = self._busy()
-        if busy is None or self._busy0 is None:
-            return None
-        wall = time.perf_counter() - self._t0
-        return round(max(busy - self._busy0 - (self._own() - self._own0), 0.0) / wall, 2)
 
 
-def _peak_rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
-def _median(xs: list[float]) -> float:
-    return statistics.median(xs) if xs else float("nan")
 
 
 def _load1() -> float:
@@ -665,15 +635,6 @@ SECTIONS: dict[str, tuple[Callable[[argparse.Namespace, Workload], dict], Callab
     "drift": (run_drift, show_drift), "log": (run_log, show_log), "evidently": (run_evidently, show_evidently)}
 
 
-def _save(path: Path, payload: dict) -> None:
-    """Write to a temporary file in the same folder, then rename: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(payload, indent=2) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _sizes(text: str) -> list[int]:
