@@ -165,15 +165,13 @@ def onnx_parity(fitted, X: pd.DataFrame, roles) -> tuple[float, float]:
     """Convert with one named input per column (float32 numerics, strings categoricals); return label
     agreement and max |p_onnx - p_sklearn| on X."""
     import onnxruntime as ort
-    from skl2onnx import to_onnx
-    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+    from workbench.export import export_onnx
 
     numeric = set(roles.numeric_features)
-    types = [(c, FloatTensorType([None, 1]) if c in numeric else StringTensorType([None, 1]))
-             for c in fitted.features]
     pipe = fitted.model
-    onx = to_onnx(pipe, initial_types=types, options={id(pipe.named_steps["model"]): {"zipmap": False}})
-    sess = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
+    onx = export_onnx(pipe, features=fitted.features, numeric=[c for c in fitted.features if c in numeric])
+    sess = ort.InferenceSession(onx.model_bytes, providers=["CPUExecutionProvider"])
     feeds = {c: (X[c].to_numpy(np.float32) if c in numeric else X[c].to_numpy(object)).reshape(-1, 1)
              for c in fitted.features}
     labels, proba = sess.run(None, feeds)
