@@ -6,7 +6,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import ADULT_BRIEF, ROOT, write_brief
+from testkit import ADULT_BRIEF, ROOT, write_brief
 from workbench.brief import load_brief
 from workbench.data import load_dataset
 from workbench.errors import BriefError

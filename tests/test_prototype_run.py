@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from conftest import ADULT_BRIEF, ROOT, write_brief
+from testkit import ADULT_BRIEF, ROOT, write_brief
 from workbench.config import Settings
 from workbench.runs import execute_run, read_manifest
 
@@ -115,7 +115,7 @@ def test_shap_additivity_and_experiment_records(adult_run):
 
 
 def test_other_dataset_and_kill_criteria_stop_the_run(tmp_path, runs_dir):
-    from conftest import make_churn
+    from testkit import make_churn
 
     make_churn(900).write_csv(tmp_path / "churn.csv")
     brief = write_brief(tmp_path / "churn.yaml", "churn.csv", success={"metric": "pr_auc", "threshold": 0.99},

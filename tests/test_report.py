@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import ADULT_BRIEF
+from testkit import ADULT_BRIEF
 from workbench.config import Settings
 from workbench.report import REPORT_NAME, run_report_html, write_run_report
 from workbench.runs import execute_run, read_manifest

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ADULT_BRIEF, ROOT
 from notebooks.make_fixtures import write as write_fixture
+from testkit import ADULT_BRIEF, ROOT
 from workbench.config import Settings
 from workbench.errors import DataError, ParameterError
 from workbench.runs import execute_run, list_runs, read_manifest, resolve_run
@@ -120,7 +120,7 @@ def test_crashed_run_never_looks_finished(runs_dir):
 
 
 def test_bad_data_fails_before_any_run_folder(tmp_path, runs_dir):
-    from conftest import make_churn, write_brief
+    from testkit import make_churn, write_brief
 
     make_churn(100).drop("Churned").write_csv(tmp_path / "c.csv")
     brief = write_brief(tmp_path / "b.yaml", "c.csv")

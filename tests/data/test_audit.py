@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from conftest import ADULT_BRIEF, make_churn, write_brief
+from testkit import ADULT_BRIEF, make_churn, write_brief
 from workbench.brief import Brief, FeatureSpec, load_brief
 from workbench.data import audit_dataset, infer_contract, load_dataset
 from workbench.data.audit import univariate_auc

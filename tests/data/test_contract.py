@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from conftest import make_churn, write_brief
+from testkit import make_churn, write_brief
 from workbench.brief import Brief, load_brief
 from workbench.data import DataContract, infer_contract, load_dataset
 from workbench.errors import ContractError

@@ -3,7 +3,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from conftest import make_churn, write_brief
+from testkit import make_churn, write_brief
 from workbench.brief import load_brief
 from workbench.data import load_dataset, read_table, sha256_file
 from workbench.errors import BriefError, DataError
@@ -153,7 +153,7 @@ def test_sample_rows(tmp_path, churn_project):
 
 
 def test_adult_bundled_data_matches_readme():
-    from conftest import ADULT_BRIEF
+    from testkit import ADULT_BRIEF
 
     d = load_dataset(load_brief(ADULT_BRIEF))
     assert (d.train.height, d.test.height) == (32561, 16281)

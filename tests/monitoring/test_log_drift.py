@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from conftest import ADULT_BRIEF
+from testkit import ADULT_BRIEF
 from workbench.brief import load_brief
 from workbench.data import infer_contract, load_dataset
 from workbench.errors import DataError

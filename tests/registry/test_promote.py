@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from conftest import ADULT_BRIEF, ROOT, make_churn, write_brief
+from testkit import ADULT_BRIEF, ROOT, make_churn, write_brief
 from workbench.config import Settings
 from workbench.runs import execute_run
 
