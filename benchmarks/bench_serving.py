@@ -6,8 +6,10 @@ All in one run, on a model package built for the occasion (HGB on an Adult sampl
 in-process
     median time of :meth:`Predictor.handle <workbench.serving.Predictor.handle>` on one JSON record (the
     service's whole predict path: parse, validate, guard, score, answer, JSON) against
-    :meth:`OnnxScorer.run_raw <workbench.serving.OnnxScorer.run_raw>` on the same record's ready-made feeds
-    (a bare ``InferenceSession.run``); with and without the prediction log.
+    a bare ``InferenceSession.run`` on the same record's ready-made feeds (the goal's baseline), with the
+    prediction log on (as served; the goal) and off. Also shown: the C++ session call the service makes
+    (:meth:`OnnxScorer.run_raw <workbench.serving.OnnxScorer.run_raw>`, skipping the Python wrapper's per-call
+    checks) and the ratios to it.
 HTTP, 1 and 32 concurrent clients (``wrk``: requests/s, p50, p99, non-2xx, server CPU per request)
     (a) the real ``bento/service.py`` under ``bentoml serve`` -- default workers, also 1 and 2, and with the
         prediction log off (``WORKBENCH_PREDICTION_LOG=off``) to show its cost;
@@ -249,7 +251,7 @@ def in_process(pkg: Package, tmp: Path, calls: int) -> dict:
     session = pred.scorer.session
     out = {"calls": calls}
     # interleave the measurements in a few blocks so that a burst of machine load hits all of them alike
-    blocks: dict[str, list[float]] = {"run_raw_us": [], "session_run_us": [], "handle_us": [],
+    blocks: dict[str, list[float]] = {"session_run_us": [], "run_raw_us": [], "handle_us": [],
                                       "handle_log_on_us": []}
     log = PredictionLog(pkg.tag, root=tmp / "inprocess_log")
     per_block = max(calls // 5, 200)
@@ -264,8 +266,12 @@ def in_process(pkg: Package, tmp: Path, calls: int) -> dict:
     log.close()
     for k, v in blocks.items():
         out[k] = statistics.median(v)
-    out["ratio"] = out["handle_us"] / out["run_raw_us"]
-    out["ratio_log_on"] = out["handle_log_on_us"] / out["run_raw_us"]
+    # the goal's baseline is the public InferenceSession.run; the service calls the C++ session under it
+    # (OnnxScorer.run_raw, without the wrapper's per-call checks), so the ratios to that call are shown too
+    out["ratio"] = out["handle_us"] / out["session_run_us"]
+    out["ratio_log_on"] = out["handle_log_on_us"] / out["session_run_us"]
+    out["ratio_vs_cpp_run"] = out["handle_us"] / out["run_raw_us"]
+    out["ratio_log_on_vs_cpp_run"] = out["handle_log_on_us"] / out["run_raw_us"]
     return out
 
 
@@ -515,7 +521,7 @@ def goal_checks(a: dict, b: dict, c: dict, clients: list[int]) -> dict:
 
 
 def summarize(inproc: dict, specs: list[ServerSpec], results: dict[str, dict], clients: list[int]) -> dict:
-    ratio = inproc.get("ratio")
+    ratio = inproc.get("ratio_log_on")  # the service's path: the prediction log is on in production
     by_config = {}
     for s in specs:
         if s.kind == "onnx" and s.key in results:
@@ -526,7 +532,8 @@ def summarize(inproc: dict, specs: list[ServerSpec], results: dict[str, dict], c
     return {
         "inprocess": {"value": ratio, "goal": f"<= {GOALS['inprocess_ratio_max']:g}",
                       "met": ratio is not None and ratio <= GOALS["inprocess_ratio_max"],
-                      "with_log": inproc.get("ratio_log_on")},
+                      "measured_on": "Predictor.handle with the prediction log on / InferenceSession.run",
+                      "log_off": inproc.get("ratio"), "vs_cpp_run": inproc.get("ratio_log_on_vs_cpp_run")},
         "goals": by_config.get("a_onnx", {}),
         "goals_by_configuration": by_config,
         "log_off_over_on_rps": {n: _ratio(off.get(n, {}).get("rps"), a.get(n, {}).get("rps"))
@@ -539,12 +546,13 @@ def print_report(inproc: dict, specs: list[ServerSpec], results: dict[str, dict]
                  clients: list[int], rounds: int) -> None:
     print()
     print(f"in-process, one record (median of {inproc['calls']} calls per measure, us):")
-    print(f"  InferenceSession.run (OnnxScorer.run_raw)   {inproc['run_raw_us']:8.1f}")
-    print(f"  Predictor.handle, log off                   {inproc['handle_us']:8.1f}   "
-          f"ratio {inproc['ratio']:.2f} (goal <= {GOALS['inprocess_ratio_max']:g}: "
-          f"{'met' if summary['inprocess']['met'] else 'NOT met'})")
-    print(f"  Predictor.handle, prediction log on         {inproc['handle_log_on_us']:8.1f}   "
-          f"ratio {inproc['ratio_log_on']:.2f}")
+    print(f"  InferenceSession.run (public API: the goal's baseline) {inproc['session_run_us']:8.1f}")
+    print(f"  C++ session run (OnnxScorer.run_raw, the service's call) {inproc['run_raw_us']:8.1f}")
+    print(f"  Predictor.handle, prediction log off                 {inproc['handle_us']:8.1f}   "
+          f"ratio {inproc['ratio']:.2f} (vs the C++ call {inproc['ratio_vs_cpp_run']:.2f})")
+    print(f"  Predictor.handle, prediction log on (as served)      {inproc['handle_log_on_us']:8.1f}   "
+          f"ratio {inproc['ratio_log_on']:.2f} (vs the C++ call {inproc['ratio_log_on_vs_cpp_run']:.2f}; "
+          f"goal <= {GOALS['inprocess_ratio_max']:g}: {'met' if summary['inprocess']['met'] else 'NOT met'})")
     print()
     print(f"HTTP (wrk, medians over {rounds} round(s); server CPU = CPU seconds of the server's processes / requests)")
     w = max(22, *(len(s.key) for s in specs))
@@ -640,8 +648,9 @@ def main() -> None:
         lua = tmp / "post.lua"
         lua.write_text(LUA.format(body="[==[" + pkg.body.decode() + "]==]"))  # a Lua long string: no escaping
         inproc = in_process(pkg, tmp, args.calls)
-        print(f"in-process: handle {inproc['handle_us']:.1f} us, run {inproc['run_raw_us']:.1f} us, "
-              f"ratio {inproc['ratio']:.2f}; with the log {inproc['handle_log_on_us']:.1f} us", flush=True)
+        print(f"in-process: InferenceSession.run {inproc['session_run_us']:.1f} us; handle "
+              f"{inproc['handle_us']:.1f} us (ratio {inproc['ratio']:.2f}), with the log "
+              f"{inproc['handle_log_on_us']:.1f} us (ratio {inproc['ratio_log_on']:.2f})", flush=True)
         runs: dict[str, list[dict]] = {s.key: [] for s in specs}
         failures: dict[str, list[str]] = {}
         for r in range(args.rounds):

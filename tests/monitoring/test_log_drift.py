@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -168,3 +169,27 @@ def test_read_log_with_input_kinds_parses_only_what_drift_needs(tmp_path):
     assert set(lean.columns) == {"row", "ts", "age", "sex", "probability"}
     assert lean["age"].to_list() == [30.0, None] and lean["sex"].to_list() == ["Male", None]
     assert lean["probability"].to_list() == full["probability"].to_list()
+
+
+def test_validated_append_writes_the_same_lines_and_iso_times(tmp_path):
+    """The service's fast append (plain values, no normalisation) writes what the general one writes, and the
+    once-a-second cached time prefix still gives ``isoformat(timespec="microseconds")`` UTC times."""
+    import datetime as dt
+    import json
+
+    cols = {"age": (30, None), "hours": (40.5, 12.0), "sex": ("Male", None)}
+    lines = []
+    for validated in (False, True):
+        log = PredictionLog("m:v", root=tmp_path / str(validated))
+        before = dt.datetime.now(dt.UTC)
+        log.append("r1", cols, [0.25, 0.75], ["no", "yes"], {1: {"age": "missing"}}, validated=validated)
+        after = dt.datetime.now(dt.UTC)
+        log.close()
+        line = json.loads(next((tmp_path / str(validated) / "m_v").glob("*.jsonl")).read_text())
+        ts = dt.datetime.fromisoformat(line.pop("ts"))
+        assert before - dt.timedelta(microseconds=1) <= ts <= after and ts.utcoffset() == dt.timedelta(0)
+        lines.append(line)
+    assert lines[0] == lines[1]
+    assert lines[1]["inputs"] == {"age": [30, None], "hours": [40.5, 12.0], "sex": ["Male", None]}
+    assert lines[1]["flags"] == [[], ["age:missing"]]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00", PredictionLog("m:v", root=tmp_path)._now())

@@ -297,3 +297,46 @@ def test_guard_small_and_large_batches_agree(predictor, serving_package):
     singles = [_ok(predictor.handle(_body(r)))["predictions"][0] for r in recs]
     assert [p["flags"] for p in batch] == [p["flags"] for p in singles]
     assert sum(bool(p["flags"]) for p in batch) == 3 * SMALL_BATCH * 6 // 8
+
+
+def test_single_records_take_the_preallocated_path_and_match_the_batch(predictor, serving_package):
+    """One record is scored through reused feed buffers; its answers must equal those of the general path
+    exactly (records with missing values -- None -> NaN / "" -- after clean ones), and the batch's up to float32
+    rounding (onnxruntime's batched kernels sum in another order), with the same labels and flags."""
+    spec = {i.name: i for i in predictor.config.inputs}
+    variants = [{}, {"age": None}, {"workclass": None}, {"race": "Martian"}, {"sex": ""},
+                {"age": spec["age"].max + 5}, {}]
+    recs = [dict(serving_package.records[k], **variants[k % len(variants)]) for k in range(21)]
+    batch = _ok(predictor.handle(_body(recs)))["predictions"]
+    singles = [_ok(predictor.handle(_body(r)))["predictions"][0] for r in recs]
+    assert predictor._one.acquire(blocking=False)  # released after every call
+    try:  # while the buffers are taken, single records go through the general path
+        general = [_ok(predictor.handle(_body(r)))["predictions"][0] for r in recs]
+    finally:
+        predictor._one.release()
+    assert singles == general
+    assert [(p["label"], p["flags"]) for p in singles] == [(p["label"], p["flags"]) for p in batch]
+    assert [p["probability"] for p in singles] == pytest.approx([p["probability"] for p in batch], abs=1e-6)
+
+
+def test_single_records_from_many_threads_get_their_own_answers(predictor, serving_package):
+    """Concurrent single-record calls (one uses the shared buffers, the others build their own feeds) never
+    see each other's values: every answer equals the one computed alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    recs = serving_package.records[:40]
+    alone = [predictor.predict(r)["predictions"][0]["probability"] for r in recs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for _ in range(5):
+            got = list(pool.map(lambda r: predictor.predict(r)["predictions"][0]["probability"], recs))
+            assert got == alone
+
+
+def test_guard_check_one_agrees_with_check(predictor, serving_package):
+    g = predictor.guard
+    spec = {i.name: i for i in predictor.config.inputs}
+    for changes in [{}, {"age": None}, {"age": spec["age"].min - 1}, {"workclass": ""}, {"race": "Martian"},
+                    {"capital_gain": None, "native_country": None}]:
+        rec = dict(serving_package.records[3], **changes)
+        nv, cv = tuple(rec[n] for n in g.numeric), tuple(rec[c] for c in g.categorical)
+        assert g.check_one(nv, cv) == g.check([(v,) for v in nv], [(v,) for v in cv]).get(0, {})

@@ -89,3 +89,19 @@ class Guard:
                 elif allowed is not None and v not in allowed:
                     flags.setdefault(i, {})[name] = UNSEEN_CATEGORY
         return flags
+
+    def check_one(self, numeric: Sequence[float | None], categorical: Sequence[str | None]) -> dict[str, str]:
+        """Flags of one record, ``{field: flag}`` (empty when nothing is flagged): :meth:`check` for a single
+        record given as its values (in :attr:`numeric` and :attr:`categorical` order), without the columns."""
+        flags: dict[str, str] = {}
+        for name, (lo, hi), v in zip(self.numeric, self.ranges, numeric, strict=True):
+            if v is None:
+                flags[name] = MISSING
+            elif not lo <= v <= hi:
+                flags[name] = OUT_OF_RANGE
+        for name, allowed, v in zip(self.categorical, self.allowed, categorical, strict=True):
+            if v is None or v == "":
+                flags[name] = MISSING
+            elif allowed is not None and v not in allowed:
+                flags[name] = UNSEEN_CATEGORY
+        return flags
