@@ -95,6 +95,7 @@ VARIANTS: dict[str, dict] = {
     "gc-stats": {"patch": ["gc-stats"]},
     "log-fsync": {"env": {"WORKBENCH_LOG_FSYNC": "always"}},
     "log-off": {"env": {"WORKBENCH_PREDICTION_LOG": "off"}},
+    "bentoml-route": {"env": {"WORKBENCH_DIRECT_PREDICT": "0"}},  # /predict through BentoML's route machinery
 }
 
 

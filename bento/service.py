@@ -9,6 +9,10 @@ scikit-learn, shap or fairlearn.
 
 Serving decisions (measured on the Adult logistic regression; see README "Serving"):
 
+* ``POST /predict`` is answered by :class:`~workbench.serving.app.PredictRoute`, a middleware inside BentoML's
+  (metrics, access log, timeout, body limit all still apply) that calls the same predictor as the API below,
+  skipping BentoML's route machinery: ~170 us of CPU per request, three times the prediction's own
+  (``WORKBENCH_DIRECT_PREDICT=0`` turns it off; the API below then answers, with the same bytes).
 * ``async`` API, work on the event loop: a record takes ~50 us end to end, less than a thread hand-off; large
   bodies (> 64 KiB) are scored in a worker thread (:func:`workbench.serving.app.respond`).
 * One onnxruntime thread per worker and one worker per CPU core (at most 4; ``WORKBENCH_WORKERS`` overrides):
@@ -29,7 +33,8 @@ from pathlib import Path
 import bentoml
 
 from workbench.serving import load_predictor, resolve_model
-from workbench.serving.app import BodyLimit, cancel_bentoml_timeout_timers, request_spec, respond
+from workbench.serving.app import (BodyLimit, PredictorSlot, PredictRoute, cancel_bentoml_timeout_timers, request_spec,
+                                   respond)
 from workbench.serving.observe import prediction_log_for, prometheus_hook
 from workbench.serving.schema import PredictionResponse, RequestSchema, ServingConfig
 
@@ -42,6 +47,10 @@ MODEL = resolve_model(bento_dir=Path(__file__).resolve().parents[1])
 CONFIG = ServingConfig.load(MODEL.path / "serving.json")
 PredictRequest = request_spec(RequestSchema(CONFIG))
 WORKERS = int(os.environ.get("WORKBENCH_WORKERS", "0")) or min(4, len(os.sched_getaffinity(0)))
+# POST /predict is answered by a middleware with the same predictor, skipping BentoML's per-request route
+# machinery (~170 us of CPU per request); WORKBENCH_DIRECT_PREDICT=0 sends it through BentoML's route instead.
+DIRECT = os.environ.get("WORKBENCH_DIRECT_PREDICT", "1").strip().lower() not in ("0", "false", "no", "off")
+SLOT = PredictorSlot()
 
 
 @bentoml.service(
@@ -53,6 +62,11 @@ WORKERS = int(os.environ.get("WORKBENCH_WORKERS", "0")) or min(4, len(os.sched_g
     # BentoML's OpenTelemetry middleware starts three spans per request even when nothing samples them: about
     # 360 us of CPU per /predict (measured). /predict keeps its own X-Request-ID and the prediction log.
     tracing={"excluded_urls": ["/predict"]},
+    # BentoML's access log formats and writes a line per request: ~45 us of CPU per /predict (measured), as
+    # much as the prediction itself. Every answered /predict is in the prediction log (inputs, answer, request
+    # id, time) and every refused one is logged to bentoml.access by workbench.serving.app.answer; other paths
+    # keep their access-log lines. Restore it with BENTOML_CONFIG_OVERRIDES (see README "Serving").
+    logging={"access": {"skip_paths": ["/metrics", "/healthz", "/livez", "/readyz", "/predict"]}},
     envs=[{"name": "OMP_NUM_THREADS", "value": "1"}],
 )
 class Predict:
@@ -67,6 +81,7 @@ class Predict:
             # live counters by model version on /metrics.
             self.predictor.log = prediction_log_for(self.predictor.tag)
             self.predictor.on_scored = prometheus_hook(self.predictor.tag)
+        SLOT.instance = self  # PredictRoute answers /predict with self.predictor from now on
         # Start-up objects (~90k: BentoML, pydantic, onnxruntime) never die; a full GC pass over them took
         # ~33 ms here, a stall on every request in flight. Freeze them out of the collector's scans.
         gc.freeze()
@@ -81,3 +96,5 @@ class Predict:
 
 
 Predict.add_asgi_middleware(BodyLimit, max_bytes=CONFIG.limits.max_body_bytes)
+if DIRECT:  # inside BodyLimit and BentoML's metrics, tracing, access-log and timeout middlewares
+    Predict.add_asgi_middleware(PredictRoute, slot=SLOT, path="/predict")

@@ -19,15 +19,31 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 
-@pytest.fixture(scope="module")
-def service(serving_package):
-    return load_service_module("workbench_bento_service_tier2")
+@pytest.fixture(scope="module", params=["direct", "bentoml-route"])
+def service(request, serving_package):
+    """The service as shipped (``POST /predict`` answered by ``PredictRoute``) and with
+    ``WORKBENCH_DIRECT_PREDICT=0`` (BentoML's route answers it): every test here must pass through both."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("WORKBENCH_DIRECT_PREDICT", "1" if request.param == "direct" else "0")
+    try:
+        module = load_service_module(f"workbench_bento_service_tier2_{request.param.replace('-', '_')}")
+    finally:
+        mp.undo()
+    assert module.DIRECT is (request.param == "direct")
+    return module
 
 
 @pytest.fixture(scope="module")
 def client(service):
+    from prometheus_client import REGISTRY
+
+    before = set(REGISTRY._collector_to_names)
     with TestClient(service.Predict.to_asgi()) as c:
         yield c
+    # BentoML registers its request metrics in the default registry; a second app in this process (the other
+    # parametrization) would clash with them, as it never does under `bentoml serve` (one app per process)
+    for collector in set(REGISTRY._collector_to_names) - before:
+        REGISTRY.unregister(collector)
 
 
 def test_probes(client):
@@ -176,3 +192,34 @@ def test_service_imports_no_research_stack_and_unpickles_nothing(serving_package
                           capture_output=True, text=True, timeout=120, cwd=ROOT / "bento")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+
+
+def test_predict_takes_the_path_the_service_was_configured_with(client, service, serving_package, monkeypatch):
+    """Shipped: PredictRoute answers /predict before BentoML's route (whose handler is never called); with
+    WORKBENCH_DIRECT_PREDICT=0 BentoML's route answers it (through ``respond``)."""
+    calls = []
+    real = service.respond
+
+    async def spy(*args, **kwargs):
+        calls.append(1)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(service, "respond", spy)
+    r = client.post("/predict", json=serving_package.records[0], headers={"X-Request-ID": "which-path"})
+    assert r.status_code == 200 and r.headers["x-request-id"] == "which-path" == r.json()["request_id"]
+    assert r.headers["content-type"] == "application/json"
+    assert len(calls) == (0 if service.DIRECT else 1)
+    assert client.get("/predict").status_code == 405  # other methods are BentoML's, on both paths
+
+
+def test_refusals_are_in_the_access_log_and_answers_are_not(client, serving_package, caplog):
+    """/predict is skipped by BentoML's access log (the prediction log has every answer); refusals are logged
+    to bentoml.access with status, request id and reason, on both paths."""
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="bentoml.access"):
+        client.post("/predict", json=serving_package.records[0])
+        client.post("/predict", content=b'{"age": 1}', headers={"X-Request-ID": "bad-one"})
+    lines = [r.getMessage() for r in caplog.records if r.name == "bentoml.access" and "/predict" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert "status=422" in lines[0] and "request_id=bad-one" in lines[0] and "'workclass'" in lines[0]
