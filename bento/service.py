@@ -33,8 +33,14 @@ from pathlib import Path
 import bentoml
 
 from workbench.serving import load_predictor, resolve_model
-from workbench.serving.app import (BodyLimit, PredictorSlot, PredictRoute, cancel_bentoml_timeout_timers, request_spec,
-                                   respond)
+from workbench.serving.app import (
+    BodyLimit,
+    PredictorSlot,
+    PredictRoute,
+    cancel_bentoml_timeout_timers,
+    request_spec,
+    respond,
+)
 from workbench.serving.observe import prediction_log_for, prometheus_hook
 from workbench.serving.schema import PredictionResponse, RequestSchema, ServingConfig
 
