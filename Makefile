@@ -13,7 +13,7 @@ export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export UV_LINK_MODE := copy
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: help setup run test test-all lint bench clean-runs data-convert lab browser
+.PHONY: help setup run test test-all lint bench bento clean-runs data-convert lab browser
 
 help: ## Show this help
 	@awk 'BEGIN{FS=":.*## "; printf "workbench make targets:\n"} /^[a-zA-Z_-]+:.*## /{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,6 +32,9 @@ setup: $(VENV)/.synced ## Create .venv with the locked dependencies (uv.lock)
 run: setup ## Main job on the bundled Adult data: discovery + prototype run, then promotion through the gates
 	$(BIN)/workbench run --brief briefs/adult.yaml
 	$(BIN)/workbench promote latest
+
+bento: setup ## Build a deployable Bento of the production model (service + workbench code; `bentoml containerize` next)
+	$(BIN)/python bento/build.py
 
 browser: ## Install headless Chromium + chromedriver from Debian for the browser tests (only when missing; needs root)
 	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \

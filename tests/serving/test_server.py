@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -216,20 +217,73 @@ def _uv() -> str | None:
     return str(local) if local.exists() else shutil.which("uv")
 
 
+BENTO_IMPORTS = textwrap.dedent("""
+    import importlib.metadata as md, json, sys
+    from packaging.requirements import Requirement
+
+    src, requirements, record = sys.argv[1], sys.argv[2], sys.argv[3]
+    # the project's own source tree (editable install) must not be where workbench comes from
+    sys.path[:] = [src] + [p for p in sys.path if p and not p.rstrip("/").endswith("/src") and p != "."]
+    import service
+
+    instance = service.Predict.inner()  # loads onnxruntime and the model, as a worker does
+    assert instance.predictor.ready
+    assert instance.predictor.handle(json.dumps(json.loads(record)).encode()).status == 200
+
+    def closure(names):
+        seen, todo = set(), [n.lower().replace("_", "-") for n in names]
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            try:
+                reqs = md.requires(name) or []
+            except md.PackageNotFoundError:
+                continue
+            for r in map(Requirement, reqs):  # optional extras count: httpcore tries `import trio`, etc.
+                todo.append(r.name.lower().replace("_", "-"))
+        return seen
+
+    wanted = [Requirement(line).name for line in open(requirements).read().split()
+              if line and not line.startswith(("#", "-", "."))]
+    allowed = closure(wanted)
+    dists = md.packages_distributions()
+    loaded = sorted({d.lower().replace("_", "-") for m in list(sys.modules) for d in dists.get(m.split(".")[0], [])})
+    print(json.dumps({"workbench_from": sys.modules["workbench"].__file__, "loaded": loaded,
+                      "outside_requirements": [d for d in loaded if d not in allowed and d != "workbench"]}))
+""")
+
+
 @pytest.mark.skipif(_uv() is None, reason="bentoml build needs uv on PATH (make setup installs .tools/bin/uv)")
 def test_bentoml_build_works_offline_and_the_bento_keeps_its_model(serving_package, tmp_path):
     env = server_env(serving_package.home, PATH=f"{Path(_uv()).parent}{os.pathsep}{os.environ['PATH']}",
                      # no network: an attempt to reach a package index fails instead of hanging
                      UV_OFFLINE="1", PIP_NO_INDEX="1", HTTPS_PROXY="http://127.0.0.1:9",
                      HTTP_PROXY="http://127.0.0.1:9")
-    proc = subprocess.run([sys.executable, "-m", "bentoml", "build", "--output", "tag"], cwd=BENTO_DIR, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, str(BENTO_DIR / "build.py"), "--output", "tag"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     bento_tag = proc.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
     assert bento_tag.startswith("workbench:")
     bento = serving_package.home / "bentos" / "workbench" / bento_tag.split(":")[1]
     assert serving_package.tag in (bento / "bento.yaml").read_text()  # the model it will serve
     assert (bento / "src" / "service.py").exists() and (bento / "env" / "python" / "requirements.txt").exists()
+    # the workbench code the service imports travels in the Bento ...
+    assert (bento / "src" / "workbench" / "serving" / "predictor.py").exists()
+    # ... and everything the service imports (loading the model included) comes from the Bento's src/ or from
+    # the serving packages its image installs (requirements.txt and their dependencies, optional ones included:
+    # some packages import an optional one when it happens to be installed), not the research stack
+    check = subprocess.run([sys.executable, "-c", BENTO_IMPORTS, str(bento / "src"),
+                            str(bento / "env" / "python" / "requirements.txt"), json.dumps(serving_package.records[0])],
+                           capture_output=True, text=True, timeout=120, cwd=bento / "src", env=env)
+    assert check.returncode == 0, check.stdout[-2000:] + check.stderr[-3000:]
+    report = json.loads(check.stdout.strip().splitlines()[-1])
+    assert report["workbench_from"].startswith(str(bento / "src")), report
+    assert report["outside_requirements"] == [], report
+    assert {"onnxruntime", "bentoml", "numpy"} <= set(report["loaded"]), report
+    research = {"scikit-learn", "shap", "fairlearn", "polars", "pandas", "scipy", "matplotlib", "papermill"}
+    assert research.isdisjoint(report["loaded"]), report
 
     # The Bento serves the model it was built with, even once the pointer names another one.
     pointer = serving_package.home / "workbench" / "production.json"
