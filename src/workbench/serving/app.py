@@ -1,6 +1,7 @@
-"""The HTTP edge of the BentoML service: the raw-body input spec, the body-size limit, and the response.
+"""The HTTP edge of the BentoML service: the raw-body input spec, the body-size limit, the response, and the
+direct ``/predict`` route.
 
-``bento/service.py`` uses these three pieces:
+``bento/service.py`` uses these pieces:
 
 :func:`request_spec`
     The ``/predict`` input spec. It documents the model's request schema (OpenAPI at ``/docs``), but hands the
@@ -19,6 +20,11 @@
     less than handing it to a thread. Bodies above :data:`INLINE_BODY_BYTES` (large batches, milliseconds of
     parsing and scoring) go to a worker thread, one at a time per process, so the loop keeps answering small
     requests and health checks meanwhile (the GIL is shared, but released by onnxruntime and between ticks).
+
+:class:`PredictRoute`
+    ASGI middleware that answers ``POST /predict`` with the same predictor and :func:`answer`, inside BentoML's
+    metrics, tracing, access-log, timeout and body-limit middlewares but without its route machinery (see the
+    class); ``WORKBENCH_DIRECT_PREDICT=0`` in the service leaves ``/predict`` to BentoML's route.
 
 This module imports BentoML and Starlette; the rest of :mod:`workbench.serving` does not (except
 :func:`~workbench.serving.resolve_model`, which looks the tag up in the BentoML model store).
