@@ -50,7 +50,6 @@ import pickle
 import platform
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -343,31 +342,6 @@ def _cpu_seconds(procs: list) -> float:
     return total
 
 
-def _stop(proc: subprocess.Popen, known: list) -> None:
-    """SIGTERM the server's process group, wait; then kill, by pid, whatever of its tree is still alive
-    (BentoML's workers run in process groups of their own, so the group signal alone can miss them)."""
-    import psutil
-
-    known = {p.pid: p for p in [*known, *_tree(proc.pid)[1:]]}
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-    for p in known.values():
-        with contextlib.suppress(psutil.NoSuchProcess):
-            if p.is_running():
-                p.terminate()
-    _, alive = psutil.wait_procs(list(known.values()), timeout=10)
-    for p in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            p.kill()
-
-
 @contextlib.contextmanager
 def serve(spec: ServerSpec, pkg: Package, tmp: Path) -> Iterator[tuple[str, subprocess.Popen]]:
     port = free_port()
@@ -398,7 +372,7 @@ def serve(spec: ServerSpec, pkg: Package, tmp: Path) -> Iterator[tuple[str, subp
         assert answer["predictions"][0]["probability"] >= 0, answer
         yield url, proc
     finally:
-        _stop(proc, known)
+        _serving_conftest().stop_server(proc, known)
 
 
 # ------------------------------------------------------------------------------------------------ load
@@ -459,16 +433,6 @@ def specs_for(args: argparse.Namespace) -> list[ServerSpec]:
         specs.append(ServerSpec("b_sklearn", "sklearn", None, note="benchmarks/serving/sklearn_service.py"))
     specs.append(ServerSpec("c_floor", "floor", None, note="benchmarks/serving/asgi_floor.py under uvicorn"))
     return specs + variants
-    specs[:0] = [ServerSpec("a_onnx", "onnx", None, note=f"bento/service.py, default workers ({DEFAULT_WORKERS})")]
-    for w in args.workers:
-        if w != DEFAULT_WORKERS:
-            specs.append(ServerSpec(f"a_onnx_w{w}", "onnx", w, note=f"bento/service.py, WORKBENCH_WORKERS={w}"))
-    specs.append(ServerSpec("a_onnx_log_off", "onnx", None, {"WORKBENCH_PREDICTION_LOG": "off"},
-                            note="bento/service.py, WORKBENCH_PREDICTION_LOG=off"))
-    if not args.skip_sklearn:
-        specs.append(ServerSpec("b_sklearn", "sklearn", None, note="benchmarks/serving/sklearn_service.py"))
-    specs.append(ServerSpec("c_floor", "floor", None, note="benchmarks/serving/asgi_floor.py under uvicorn"))
-    return specs
 
 
 # ------------------------------------------------------------------------------------------------ report

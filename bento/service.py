@@ -20,14 +20,14 @@ Serving decisions (measured on the Adult logistic regression; see README "Servin
 * No adaptive batching: it gained nothing for ONNX here and answered 503 at its latency cap.
 * ``gc.freeze()`` after loading: start-up objects are never scanned by the garbage collector again.
 * BentoML's per-request timeout timers are cancelled once a response starts, and ``/predict`` is excluded from
-  tracing (see benchmarks/bench_serving.py: p99 at 1 client 209 ms -> ~1 ms).
+  tracing (see benchmarks/bench_serving.py: p99 at 1 client 209 ms -> ~1 ms) and from BentoML's per-request
+  access log (refusals are still logged; :func:`workbench.serving.app.service_options`).
 * Binds 127.0.0.1 unless ``--host``/``BENTOML_HOST`` says otherwise (the image sets ``BENTOML_HOST=0.0.0.0``).
 """
 
 from __future__ import annotations
 
 import gc
-import os
 from pathlib import Path
 
 import bentoml
@@ -38,8 +38,10 @@ from workbench.serving.app import (
     PredictorSlot,
     PredictRoute,
     cancel_bentoml_timeout_timers,
+    direct_predict,
     request_spec,
     respond,
+    service_options,
 )
 from workbench.serving.observe import prediction_log_for, prometheus_hook
 from workbench.serving.schema import PredictionResponse, RequestSchema, ServingConfig
@@ -52,29 +54,14 @@ cancel_bentoml_timeout_timers()
 MODEL = resolve_model(bento_dir=Path(__file__).resolve().parents[1])
 CONFIG = ServingConfig.load(MODEL.path / "serving.json")
 PredictRequest = request_spec(RequestSchema(CONFIG))
-WORKERS = int(os.environ.get("WORKBENCH_WORKERS", "0")) or min(4, len(os.sched_getaffinity(0)))
 # POST /predict is answered by a middleware with the same predictor, skipping BentoML's per-request route
 # machinery (~170 us of CPU per request); WORKBENCH_DIRECT_PREDICT=0 sends it through BentoML's route instead.
-DIRECT = os.environ.get("WORKBENCH_DIRECT_PREDICT", "1").strip().lower() not in ("0", "false", "no", "off")
+DIRECT = direct_predict()
 SLOT = PredictorSlot()
 
 
-@bentoml.service(
-    name="workbench",
-    workers=WORKERS,
-    threads=1,  # the API is async: BentoML's thread pool (for sync APIs) is unused
-    traffic={"timeout": 30},
-    http={"host": "127.0.0.1"},
-    # BentoML's OpenTelemetry middleware starts three spans per request even when nothing samples them: about
-    # 360 us of CPU per /predict (measured). /predict keeps its own X-Request-ID and the prediction log.
-    tracing={"excluded_urls": ["/predict"]},
-    # BentoML's access log formats and writes a line per request: ~45 us of CPU per /predict (measured), as
-    # much as the prediction itself. Every answered /predict is in the prediction log (inputs, answer, request
-    # id, time) and every refused one is logged to bentoml.access by workbench.serving.app.answer; other paths
-    # keep their access-log lines. Restore it with BENTOML_CONFIG_OVERRIDES (see README "Serving").
-    logging={"access": {"skip_paths": ["/metrics", "/healthz", "/livez", "/readyz", "/predict"]}},
-    envs=[{"name": "OMP_NUM_THREADS", "value": "1"}],
-)
+# workers per core, one thread, tracing and access log off for /predict, 127.0.0.1: see service_options
+@bentoml.service(name="workbench", **service_options())
 class Predict:
     model = bentoml.models.BentoModel(MODEL.tag)  # what `bentoml build` packs into the Bento
 

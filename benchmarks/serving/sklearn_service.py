@@ -1,9 +1,9 @@
 """Benchmark only -- comparison (b): the workbench service scoring with the fitted scikit-learn pipeline.
 
 Everything but the scorer is the production service's (``bento/service.py``): the same request schema and
-guard (:class:`workbench.serving.Predictor`), the same ``respond``/``BodyLimit`` edge, the prediction log and
-Prometheus counters, the same ``@bentoml.service`` settings (workers from ``WORKBENCH_WORKERS``, one thread,
-``OMP_NUM_THREADS=1``). Only ``InferenceSession.run`` is replaced by ``pipeline.predict_proba`` on a pandas
+guard (:class:`workbench.serving.Predictor`), the same edge (``BodyLimit``, ``PredictRoute`` unless
+``WORKBENCH_DIRECT_PREDICT=0``, the cancelled timeout timers), the prediction log and Prometheus counters, the
+same ``@bentoml.service`` settings (:func:`workbench.serving.app.service_options`). Only ``InferenceSession.run`` is replaced by ``pipeline.predict_proba`` on a pandas
 frame built from the same feeds (float32 numerics with NaN for missing, ``""`` for a missing category).
 
 The pipeline is read from the pickle named by ``$WORKBENCH_BENCH_PIPELINE``, written by
@@ -27,14 +27,24 @@ import numpy as np
 import pandas as pd
 
 from workbench.serving import Predictor, resolve_model
-from workbench.serving.app import BodyLimit, request_spec, respond
+from workbench.serving.app import (
+    BodyLimit,
+    PredictorSlot,
+    PredictRoute,
+    cancel_bentoml_timeout_timers,
+    direct_predict,
+    request_spec,
+    respond,
+    service_options,
+)
 from workbench.serving.observe import prediction_log_for, prometheus_hook
 from workbench.serving.schema import PredictionResponse, RequestSchema, ServingConfig
 
+cancel_bentoml_timeout_timers()
 MODEL = resolve_model()
 CONFIG = ServingConfig.load(MODEL.path / "serving.json")
 PredictRequest = request_spec(RequestSchema(CONFIG))
-WORKERS = int(os.environ.get("WORKBENCH_WORKERS", "0")) or min(4, len(os.sched_getaffinity(0)))
+SLOT = PredictorSlot()
 
 
 class SklearnScorer:
@@ -49,14 +59,7 @@ class SklearnScorer:
         return self.pipeline.predict_proba(frame)[:, 1]
 
 
-@bentoml.service(
-    name="workbench-sklearn",
-    workers=WORKERS,
-    threads=1,
-    traffic={"timeout": 30},
-    http={"host": "127.0.0.1"},
-    envs=[{"name": "OMP_NUM_THREADS", "value": "1"}],
-)
+@bentoml.service(name="workbench-sklearn", **service_options())
 class PredictSklearn:
     def __init__(self) -> None:
         with Path(os.environ["WORKBENCH_BENCH_PIPELINE"]).open("rb") as f:
@@ -67,6 +70,7 @@ class PredictSklearn:
         self.predictor.ready = True
         self.predictor.log = prediction_log_for(self.predictor.tag)
         self.predictor.on_scored = prometheus_hook(self.predictor.tag)
+        SLOT.instance = self
         gc.freeze()
 
     def __is_ready__(self) -> bool:
@@ -78,3 +82,5 @@ class PredictSklearn:
 
 
 PredictSklearn.add_asgi_middleware(BodyLimit, max_bytes=CONFIG.limits.max_body_bytes)
+if direct_predict():
+    PredictSklearn.add_asgi_middleware(PredictRoute, slot=SLOT, path="/predict")

@@ -2,7 +2,8 @@
 
 Identical to the production service except that ``predict`` is a plain ``def``: BentoML then runs every
 request in its thread pool (``threads``, from ``$WORKBENCH_BENCH_THREADS``, default 1) instead of on the event
-loop. ``benchmarks/bench_serving.py --variants sync`` (or ``sync+threads=4``) serves it.
+loop. So that its route is what is measured, ``PredictRoute`` is not installed here: compare it with
+``--variants bentoml-route`` (the async service through BentoML's route). ``benchmarks/bench_serving.py --variants sync`` (or ``sync+threads=4``) serves it.
 """
 
 from __future__ import annotations
@@ -14,25 +15,24 @@ import bentoml
 from starlette.responses import Response
 
 from workbench.serving import load_predictor, resolve_model
-from workbench.serving.app import BodyLimit, request_id_from, request_spec
+from workbench.serving.app import (
+    BodyLimit,
+    cancel_bentoml_timeout_timers,
+    request_id_from,
+    request_spec,
+    service_options,
+)
 from workbench.serving.observe import prediction_log_for, prometheus_hook
 from workbench.serving.schema import PredictionResponse, RequestSchema, ServingConfig
 
+cancel_bentoml_timeout_timers()
 MODEL = resolve_model()
 CONFIG = ServingConfig.load(MODEL.path / "serving.json")
 PredictRequest = request_spec(RequestSchema(CONFIG))
-WORKERS = int(os.environ.get("WORKBENCH_WORKERS", "0")) or min(4, len(os.sched_getaffinity(0)))
 THREADS = int(os.environ.get("WORKBENCH_BENCH_THREADS", "1"))
 
 
-@bentoml.service(
-    name="workbench-sync",
-    workers=WORKERS,
-    threads=THREADS,
-    traffic={"timeout": 30},
-    http={"host": "127.0.0.1"},
-    envs=[{"name": "OMP_NUM_THREADS", "value": "1"}],
-)
+@bentoml.service(name="workbench-sync", **service_options(threads=THREADS))
 class PredictSync:
     def __init__(self) -> None:
         self.predictor = load_predictor(MODEL)

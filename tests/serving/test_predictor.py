@@ -18,6 +18,8 @@ from workbench.serving import (
 )
 from workbench.serving.guard import MISSING, OUT_OF_RANGE, UNSEEN_CATEGORY
 
+from .conftest import changed_record
+
 
 @pytest.fixture(scope="module")
 def predictor(serving_package) -> Predictor:
@@ -198,13 +200,7 @@ def test_all_missing_record_is_scored(predictor):
 
 # ----------------------------------------------------------------------------------------- bad requests
 def _rec(serving_package, **changes):
-    r = dict(serving_package.records[0])
-    for k, v in changes.items():
-        if v is ...:
-            r.pop(k)
-        else:
-            r[k] = v
-    return r
+    return changed_record(serving_package, **changes)
 
 
 def test_missing_field(predictor, serving_package):

@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import httpx
 import numpy as np
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, changed_record, stop_server
 
 pytestmark = pytest.mark.serving
 
@@ -42,30 +41,6 @@ def server_env(home: Path, **extra: str) -> dict[str, str]:
     env.update(BENTOML_HOME=str(home), WORKBENCH_WORKERS="1", BENTOML_DO_NOT_TRACK="true", OMP_NUM_THREADS="1")
     env.update(extra)
     return env
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Terminate the server's process group (it was started in a new session: arbiter + workers); workers
-    that outlive it (they run in sessions of their own) are killed too, so no test leaves a server behind."""
-    import psutil
-
-    try:
-        workers = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        workers = []
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-    _, alive = psutil.wait_procs(workers, timeout=5)
-    for w in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            w.kill()
 
 
 @contextlib.contextmanager
@@ -94,7 +69,7 @@ def bentoml_serve(home: Path, log: Path, *args: str, cwd: Path = BENTO_DIR, **en
             time.sleep(0.2)
         yield url
     finally:
-        stop(proc)
+        stop_server(proc)
 
 
 @pytest.fixture(scope="module")
@@ -152,13 +127,7 @@ def test_flags_come_back(server, serving_package):
 
 
 def _rec(serving_package, **changes):
-    r = dict(serving_package.records[0])
-    for k, v in changes.items():
-        if v is ...:
-            r.pop(k)
-        else:
-            r[k] = v
-    return json.dumps(r)
+    return json.dumps(changed_record(serving_package, **changes))
 
 
 @pytest.mark.parametrize(("case", "status", "field"), [

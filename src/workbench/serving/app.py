@@ -36,6 +36,7 @@ import asyncio
 import inspect
 import json
 import logging
+import os
 import re
 import threading
 from typing import Any
@@ -54,13 +55,43 @@ from .schema import RequestSchema
 log = logging.getLogger(__name__)
 
 __all__ = ["INLINE_BODY_BYTES", "BodyLimit", "PredictRoute", "PredictorSlot", "answer", "cancel_bentoml_timeout_timers",
-           "request_id_from", "request_spec", "respond"]
+           "direct_predict", "request_id_from", "request_spec", "respond", "service_options"]
 
 INLINE_BODY_BYTES = 64 * 1024
 """Bodies up to this size (a few hundred records) are scored on the event loop; larger ones in a thread."""
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _BIG_BATCH = threading.Lock()  # one large batch at a time per process (they compete for the GIL anyway)
+
+
+def service_options(*, threads: int = 1) -> dict[str, Any]:
+    """The ``@bentoml.service`` settings of ``bento/service.py``, each measured with benchmarks/bench_serving.py.
+    The benchmark's comparison services use them too, so they differ from the real one only in what they compare.
+
+    * ``workers``: ``$WORKBENCH_WORKERS``, else one per CPU core (at most 4): parallelism from processes.
+    * ``threads=1``: the API is async; BentoML's thread pool (for sync APIs) is unused.
+    * ``tracing``: /predict excluded. BentoML's OpenTelemetry middleware starts three spans per request even
+      when nothing samples them: ~360 us of CPU per /predict. /predict has its X-Request-ID and the prediction log.
+    * ``logging``: /predict out of BentoML's per-request access log, whose line cost ~45 us of CPU per request,
+      as much as the prediction. Every answered /predict is in the prediction log; every refused one is logged
+      to ``bentoml.access`` by :func:`answer`. Other paths keep their lines.
+    * binds 127.0.0.1 unless ``--host``/``BENTOML_HOST`` says otherwise; ``OMP_NUM_THREADS=1``.
+    """
+    workers = int(os.environ.get("WORKBENCH_WORKERS", "0")) or min(4, len(os.sched_getaffinity(0)))
+    return {
+        "workers": workers,
+        "threads": threads,
+        "traffic": {"timeout": 30},
+        "http": {"host": "127.0.0.1"},
+        "tracing": {"excluded_urls": ["/predict"]},
+        "logging": {"access": {"skip_paths": ["/metrics", "/healthz", "/livez", "/readyz", "/predict"]}},
+        "envs": [{"name": "OMP_NUM_THREADS", "value": "1"}],
+    }
+
+
+def direct_predict() -> bool:
+    """Whether :class:`PredictRoute` answers /predict: yes unless ``$WORKBENCH_DIRECT_PREDICT`` is 0/false/no/off."""
+    return os.environ.get("WORKBENCH_DIRECT_PREDICT", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def _inline_refs(schema: dict) -> dict:
