@@ -43,7 +43,7 @@ def test_both_phases_succeed_with_all_reports(adult_run):
     for name in ["contract", "audit", "leaderboard", "evaluation", "cv", "fairness", "shap", "experiments",
                  "kill_criteria", "prototype"]:
         assert (r.run_dir / "reports" / f"{name}.json").is_file(), name
-    for fig in ["leaderboard", "calibration", "fairness_sex", "fairness_race", "shap_importance", "shap_beeswarm",
+    for fig in ["leaderboard", "evaluation", "fairness_sex", "fairness_race", "shap_importance", "shap_beeswarm",
                 "shap_drivers_sex"]:
         assert (r.run_dir / "figures" / f"{fig}.png").is_file(), fig
     assert m["gates"]["kill_criteria"]["passed"] is True

@@ -13,6 +13,7 @@ from here, never hard-coded.
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ._names import normalize_column_name, suggest
 from .errors import BriefError
+from .tasks import TASK_NAMES, get_task
 
 __all__ = [
     "Brief",
@@ -32,13 +34,14 @@ __all__ = [
     "FairnessSpec",
     "KillCriterion",
     "MonitoringSpec",
+    "SensitiveBins",
     "ModelCardSpec",
     "load_brief",
     "PRIMARY_METRICS",
 ]
 
 PRIMARY_METRICS = ("pr_auc", "roc_auc", "f1", "accuracy", "balanced_accuracy", "log_loss", "brier")
-FairnessMetric = Literal["demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference"]
+"""The binary task's metrics (every task's catalogue: ``workbench.tasks.get_task(name).metrics``)."""
 
 
 class _Strict(BaseModel):
@@ -62,8 +65,11 @@ class DataSpec(_Strict):
 
 class TargetSpec(_Strict):
     column: str
-    positive_label: str | int | bool = Field(description="the value of the target that counts as positive")
-    decision_threshold: float = Field(0.5, gt=0, lt=1, description="probability above which the label is positive")
+    positive_label: str | int | bool | None = Field(
+        None, description="binary classification only: the value of the target that counts as positive")
+    decision_threshold: float | None = Field(
+        None, gt=0, lt=1, description="binary classification only: probability above which the label is "
+                                      "positive (default 0.5)")
 
 
 class FeatureSpec(_Strict):
@@ -72,7 +78,7 @@ class FeatureSpec(_Strict):
 
 
 class SuccessSpec(_Strict):
-    metric: Literal[PRIMARY_METRICS] = "pr_auc"  # type: ignore[valid-type]
+    metric: str = Field("", description="primary metric (empty: the task's default); see workbench.tasks")
     threshold: float = Field(description="value of the metric on held-out data that counts as success")
 
 
@@ -82,9 +88,9 @@ class BaselineSpec(_Strict):
 
 
 class FairnessSpec(_Strict):
-    thresholds: dict[FairnessMetric, float] = Field(
+    thresholds: dict[str, float] = Field(
         default_factory=lambda: {"demographic_parity_difference": 0.2, "equalized_odds_difference": 0.2},
-        description="largest allowed gap between groups, per fairness metric",
+        description="largest allowed gap between groups, per fairness metric of the task",
     )
     min_slice_size: int = Field(30, ge=1, description="a slice smaller than this is 'insufficient evidence'")
     confidence_level: float = Field(0.95, gt=0.5, lt=1)
@@ -123,17 +129,36 @@ class ModelCardSpec(_Strict):
     limitations: list[str] = Field(default_factory=list)
 
 
+class SensitiveBins(_Strict):
+    """A numeric sensitive feature sliced into bins: ``{column: age, bins: [35, 50]}`` (edges; a value ``v``
+    falls in ``(e_i, e_i+1]``) or ``{column: age, quantiles: 4}`` (training-split quantiles)."""
+
+    column: str
+    bins: list[float] | None = Field(None, min_length=1, description="bin edges, increasing")
+    quantiles: int | None = Field(None, ge=2, le=20, description="number of quantile bins")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> SensitiveBins:
+        if self.bins is not None and self.quantiles is not None:
+            raise ValueError("give either bins or quantiles, not both")
+        if self.bins is not None and any(a >= b for a, b in zip(self.bins, self.bins[1:], strict=False)):
+            raise ValueError(f"bins must be strictly increasing, got {self.bins}")
+        return self
+
+
 class Brief(_Strict):
     """A validated problem brief. Column names are normalised to snake_case on load."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="short id, used in run ids")
     objective: str = Field(min_length=1, description="the business objective in one or two sentences")
     owner: str | None = None
-    task: Literal["binary_classification"] = "binary_classification"
+    task: Literal[TASK_NAMES] = "binary_classification"  # type: ignore[valid-type]
     data: DataSpec
     target: TargetSpec
     features: FeatureSpec = Field(default_factory=FeatureSpec)
     sensitive_features: list[str] = Field(default_factory=list)
+    #: numeric sensitive features sliced into bins (from ``{column, bins|quantiles}`` entries of sensitive_features)
+    sensitive_bins: dict[str, SensitiveBins] = Field(default_factory=dict)
     success: SuccessSpec
     baseline: BaselineSpec = Field(default_factory=BaselineSpec)
     fairness: FairnessSpec = Field(default_factory=FairnessSpec)
@@ -157,6 +182,24 @@ class Brief(_Strict):
         if not isinstance(values, dict):
             return values
         values = dict(values)
+        sens = values.get("sensitive_features")
+        if isinstance(sens, list):
+            names, bins = [], dict(values.get("sensitive_bins") or {})
+            for entry in sens:
+                if isinstance(entry, dict) and isinstance(entry.get("column"), str):
+                    col = normalize_column_name(entry["column"])
+                    names.append(col)
+                    bins[col] = {**entry, "column": col}
+                else:
+                    names.append(entry)
+            values["sensitive_features"], values["sensitive_bins"] = names, bins
+        task = values.get("task", "binary_classification")
+        if task in TASK_NAMES and task != "binary_classification":
+            f = values.get("fairness")
+            if isinstance(f, dict) and "thresholds" not in f:
+                values["fairness"] = {**f, "thresholds": dict(get_task(task).default_gap_thresholds)}
+            elif f is None:
+                values["fairness"] = {"thresholds": dict(get_task(task).default_gap_thresholds)}
         t = values.get("target")
         if isinstance(t, dict) and isinstance(t.get("column"), str):
             values["target"] = {**t, "column": normalize_column_name(t["column"])}
@@ -179,7 +222,53 @@ class Brief(_Strict):
         both = set(self.features.include) & set(self.features.exclude)
         if both:
             raise ValueError(f"columns both included and excluded: {sorted(both)}")
+        problems = self.task_problems()
+        if problems:
+            raise ValueError("; ".join(f"key '{k}': {m}" for k, m in problems))
         return self
+
+    def task_problems(self) -> list[tuple[str, str]]:
+        """Keys that do not fit the brief's task: ``[(key, what is wrong and what the task accepts)]``."""
+        task = get_task(self.task)
+        out = []
+        metric = self.success.metric
+        if metric and metric not in task.metrics:
+            out.append(("success.metric", f"{metric!r} is not a metric of task {self.task}; it accepts: "
+                                          f"{', '.join(task.metrics)}"))
+        for m in self.fairness.thresholds:
+            if m not in task.gap_metrics:
+                out.append((f"fairness.thresholds.{m}", f"not a fairness gap of task {self.task}; it accepts: "
+                                                        f"{', '.join(task.gap_metrics)}"))
+        allowed = set(task.target_keys)
+        for key in ("positive_label", "decision_threshold"):
+            if getattr(self.target, key) is not None and key not in allowed:
+                out.append((f"target.{key}", f"does not apply to task {self.task} (only to binary_classification)"
+                                             "; remove it"))
+        if self.task == "binary_classification" and self.target.positive_label is None:
+            out.append(("target.positive_label", "is required for binary_classification: the target value "
+                                                 "that counts as positive"))
+        for col in self.sensitive_bins:
+            if col not in self.sensitive_features:
+                out.append((f"sensitive_bins.{col}", "names a column that is not a sensitive feature"))
+        return out
+
+    # ------------------------------------------------------------------ the task
+    @property
+    def task_spec(self) -> Any:
+        """The :class:`~workbench.tasks.Task` object of this brief."""
+        return get_task(self.task)
+
+    @property
+    def primary_metric(self) -> str:
+        """``success.metric``, or the task's default primary metric when the brief leaves it empty."""
+        return self.success.metric or self.task_spec.default_primary
+
+    @property
+    def threshold(self) -> float | None:
+        """Binary classification's decision threshold (default 0.5); None for the other tasks."""
+        if self.task != "binary_classification":
+            return None
+        return 0.5 if self.target.decision_threshold is None else float(self.target.decision_threshold)
 
     # ------------------------------------------------------------------ paths and columns
     @property
@@ -280,11 +369,14 @@ def load_brief(path: str | Path) -> Brief:
                 details.append(f"key '{k}': unknown key{exp}")
             elif e["type"] == "missing":
                 details.append(f"key '{k}': required key is missing")
+            elif e["type"] == "value_error" and not e["loc"] and "key '" in e["msg"]:
+                details.append(e["msg"].removeprefix("Value error, "))
             else:
                 got = e.get("input")
                 got_s = f" (got {got!r})" if not isinstance(got, dict | list) else ""
                 details.append(f"key '{k}': {e['msg']}{got_s}")
-        raise BriefError("; ".join(details), file=p, key=_loc(errs[0]["loc"]) or "(top level)",
+        first = re.search(r"key '([^']+)'", details[0]) if details else None
+        raise BriefError("; ".join(details), file=p, key=first.group(1) if first else "(top level)",
                          key_in_message=True,
                          hint="see briefs/adult.yaml for a complete, commented example") from None
 

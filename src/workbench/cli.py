@@ -188,12 +188,24 @@ def check(brief: Annotated[Path, typer.Argument(help="Problem brief (YAML).")]) 
     b = load_brief(brief)
     data = load_dataset(b)
     contract = infer_contract(data.train, b)
-    console.print(f"[green]brief ok[/]: {b.name} ({b.task}), target '{b.target.column}' positive {b.target.positive_label!r}")
+    target = (f"target '{b.target.column}' positive {b.target.positive_label!r}" if b.task == "binary_classification"
+              else f"target '{b.target.column}'")
+    console.print(f"[green]brief ok[/]: {b.name} ({b.task}), {target}, primary metric {b.primary_metric}",
+                  highlight=False)
     console.print(f"data: train {data.train.height} rows, test {data.test.height} rows ({data.split} split)")
     console.print(f"features ({len(contract.features)}): {', '.join(contract.features)}")
     if contract.excluded:
         console.print("excluded: " + ", ".join(f"{k} ({v})" for k, v in contract.excluded.items()))
-    console.print(f"sensitive: {', '.join(b.sensitive_features) or '(none)'}")
+    from .experiments import sensitive_bin_edges
+
+    edges = sensitive_bin_edges(data.train, b)
+    if not b.sensitive_features:
+        console.print("sensitive: (none)")
+    for c in b.sensitive_features:
+        how = (f"binned at {', '.join(f'{e:g}' for e in edges[c])} "
+               f"({'from the brief' if c in b.sensitive_bins and b.sensitive_bins[c].bins else 'training quantiles'})"
+               if c in edges else "one group per value")
+        console.print(f"sensitive: {c}: {how}; missing values form the group '(missing)'", highlight=False)
 
 
 @app.command()
@@ -385,8 +397,10 @@ def drift(
         table.add_column(col)
     colors = {"ok": "green", "warning": "yellow", "critical": "red"}
     p = report.prediction
-    table.add_row("(prediction)", "probability", f"{p['psi']:.4f}", f"{p['ks_stat']:.4f}",
-                  f"[{colors[p['severity']]}]{p['severity']}[/]", p["top_change"])
+    ks = p.get("ks_stat")
+    table.add_row("(prediction)", str(p.get("kind", "probability")), f"{p['psi']:.4f}",
+                  "" if ks is None else f"{ks:.4f}", f"[{colors[p['severity']]}]{p['severity']}[/]",
+                  str(p.get("top_change", "")))
     for f in report.features:
         table.add_row(f["feature"], f["kind"], f"{f['psi']:.4f}", "" if f["ks_stat"] is None else f"{f['ks_stat']:.4f}",
                       f"[{colors[f['severity']]}]{f['severity']}[/]", f["top_change"])

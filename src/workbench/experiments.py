@@ -24,23 +24,19 @@ import pandas as pd
 
 from ._report import Report, esc, html_table
 from .brief import Brief
-from .evaluation.metrics import (
-    GREATER_IS_BETTER,
-    CVReport,
-    EvaluationReport,
-    compare_to_baseline,
-    cross_validate_scores,
-    evaluate_binary,
-)
-from .modeling import CANDIDATES, FittedModel, column_roles, fit_model, make_baseline, make_candidate
+from .evaluation.metrics import CVReport, EvaluationReport
+from .modeling import FittedModel, candidates_for, column_roles, fit_model, make_baseline, make_candidate
+from .tasks import get_task
 
-__all__ = ["ModelFrames", "model_frames", "predictions_frame", "ModelResult", "Leaderboard", "ExperimentRecord", "KillCriteriaReport", "evaluate_model",
-           "build_leaderboard", "experiment_records", "evaluate_kill_criteria", "next_experiment_number"]
+__all__ = ["ModelFrames", "model_frames", "predictions_frame", "sensitive_groups", "ModelResult", "Leaderboard",
+           "ExperimentRecord", "KillCriteriaReport", "evaluate_model", "evaluate_on", "build_leaderboard", "experiment_records",
+           "evaluate_kill_criteria", "next_experiment_number"]
 
 
 @dataclass
 class ModelFrames:
-    """What every model is trained and evaluated on: pandas model frames, 0/1 targets, sensitive columns."""
+    """What every model is trained and evaluated on: pandas model frames, encoded targets (see
+    :mod:`workbench.tasks`: 0/1, class codes or numbers), the sensitive groups of the test rows."""
 
     X_train: pd.DataFrame
     y_train: np.ndarray
@@ -48,41 +44,135 @@ class ModelFrames:
     y_test: np.ndarray
     sensitive_test: pd.DataFrame
     test_rows: np.ndarray
+    task: str = "binary_classification"
+    classes: list[str] | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def positive_rate(self) -> float:
-        return float(self.y_train.mean())
+        """Binary: the training positive rate (NaN for the other tasks)."""
+        return float(self.y_train.mean()) if self.task == "binary_classification" else float("nan")
+
+    @property
+    def target_std(self) -> float:
+        """Regression: the training target's standard deviation (parity tolerances scale with it)."""
+        return float(np.std(self.y_train, ddof=1)) if len(self.y_train) > 1 else 0.0
+
+    def describe(self) -> str:
+        """One line about the target, in the task's terms."""
+        if self.task == "binary_classification":
+            return f"{self.positive_rate:.1%} positive"
+        if self.classes is not None:
+            counts = np.bincount(self.y_train, minlength=len(self.classes))
+            return ", ".join(f"{c} {n / counts.sum():.0%}" for c, n in zip(self.classes, counts, strict=True))
+        return f"mean {np.mean(self.y_train):.4g}, std {self.target_std:.4g}"
+
+
+def _bin_labels(edges: list[float]) -> list[str]:
+    out = [f"<= {edges[0]:g}"]
+    out += [f"({a:g}, {b:g}]" for a, b in zip(edges, edges[1:], strict=False)]
+    return out + [f"> {edges[-1]:g}"]
+
+
+DEFAULT_SENSITIVE_QUANTILES = 4
+"""A numeric sensitive feature with more distinct values than :data:`MAX_GROUPS` and no ``bins`` in the brief is
+sliced into this many training-split quantile bins."""
+MAX_GROUPS = 12
+
+
+def sensitive_bin_edges(train: Any, brief: Brief) -> dict[str, list[float]]:
+    """Per numeric sensitive feature that is sliced into bins: its edges (from the brief, or quantiles of the
+    training split)."""
+    import polars as pl
+
+    out: dict[str, list[float]] = {}
+    for c in brief.sensitive_features:
+        if c not in train.columns:
+            continue
+        s = train.get_column(c)
+        spec = brief.sensitive_bins.get(c)
+        if spec is not None and spec.bins is not None:
+            out[c] = [float(b) for b in spec.bins]
+            continue
+        if not s.dtype.is_numeric() or s.dtype == pl.Boolean:
+            continue
+        q = spec.quantiles if spec is not None and spec.quantiles else (
+            DEFAULT_SENSITIVE_QUANTILES if s.n_unique() > MAX_GROUPS else None)
+        if q:
+            vals = s.drop_nulls().cast(pl.Float64).to_numpy()
+            edges = sorted({float(v) for v in np.quantile(vals, np.linspace(0, 1, q + 1)[1:-1])}) if vals.size else []
+            if edges:
+                out[c] = edges
+    return out
+
+
+def sensitive_groups(df: Any, brief: Brief, edges: dict[str, list[float]]) -> pd.DataFrame:
+    """The sensitive columns of ``df`` as group labels (text): binned numerics get readable bin labels, missing
+    values the group ``"(missing)"``."""
+    import polars as pl
+
+    exprs = []
+    for c in brief.sensitive_features:
+        if c in edges:
+            labels = _bin_labels(edges[c])
+            e = pl.col(c).cast(pl.Float64).cut(edges[c], labels=labels).cast(pl.String)
+        else:
+            e = pl.col(c).cast(pl.String)
+        exprs.append(e.fill_null("(missing)").alias(c))
+    return df.select(exprs).to_pandas() if exprs else pd.DataFrame(index=range(df.height))
 
 
 def model_frames(data: Any, brief: Brief, contract: Any) -> ModelFrames:
-    """Drop rows without a target, then build the model frames (the one polars -> pandas step)."""
+    """Drop rows without a target, encode it for the task, then build the model frames (the one polars ->
+    pandas step). Multiclass test rows whose class never occurs in training are dropped, with a note."""
     import polars as pl
 
-    from .data.io import target_vector
     from .modeling import to_model_frame
 
+    task = brief.task_spec
     t = brief.target.column
     train = data.train.filter(pl.col(t).is_not_null())
     test = data.test.with_row_index("__row__").filter(pl.col(t).is_not_null())
-    sens = brief.sensitive_features
-    sensitive = test.select([pl.col(c).cast(pl.String).fill_null("(missing)") for c in sens]).to_pandas() \
-        if sens else pd.DataFrame(index=range(test.height))
+    classes = task.classes(train.get_column(t), brief=brief)
+    notes = []
+    y_train = task.encode_target(train.get_column(t), brief=brief, classes=classes)
+    y_test = task.encode_target(test.get_column(t), brief=brief, classes=classes)
+    if classes is not None and (y_test < 0).any():
+        unseen = sorted(set(test.filter(pl.Series(y_test < 0)).get_column(t).cast(pl.String).to_list()))
+        notes.append(f"{int((y_test < 0).sum())} test rows dropped: their class ({', '.join(unseen)}) never "
+                     "occurs in the training split")
+        test, y_test = test.filter(pl.Series(y_test >= 0)), y_test[y_test >= 0]
+    if task.name == "binary_classification":
+        y_train, y_test = y_train.astype(np.int64), y_test.astype(np.int64)
+    edges = sensitive_bin_edges(train, brief)
     return ModelFrames(
-        X_train=to_model_frame(train, contract), y_train=target_vector(train, brief).astype(np.int64),
-        X_test=to_model_frame(test.drop("__row__"), contract), y_test=target_vector(test, brief).astype(np.int64),
-        sensitive_test=sensitive, test_rows=test.get_column("__row__").to_numpy(),
+        X_train=to_model_frame(train, contract), y_train=y_train,
+        X_test=to_model_frame(test.drop("__row__"), contract), y_test=y_test,
+        sensitive_test=sensitive_groups(test, brief, edges), test_rows=test.get_column("__row__").to_numpy(),
+        task=task.name, classes=classes, notes=notes,
     )
 
 
-def predictions_frame(frames: ModelFrames, results: dict[str, ModelResult], *, threshold: float) -> Any:
+def predictions_frame(frames: ModelFrames, results: dict[str, ModelResult], *, threshold: float | None = None
+                      ) -> Any:
     """Held-out predictions of every model, with labels and sensitive columns: the evidence later stages
-    (and anyone re-checking the fairness report) recompute from."""
+    (and anyone re-checking the fairness report) recompute from. Binary: ``proba_<model>`` and
+    ``label_<model>``; multiclass: ``label_<model>`` (class code) and ``proba_<model>_<k>`` per class code;
+    regression: ``pred_<model>``."""
     import polars as pl
 
     cols: dict[str, Any] = {"row": frames.test_rows, "y_true": frames.y_test}
     for name, r in results.items():
-        cols[f"proba_{name}"] = r.test_proba.astype(np.float64)
-        cols[f"label_{name}"] = (r.test_proba > threshold).astype(np.int8)
+        s = np.asarray(r.test_scores, dtype=np.float64)
+        if frames.task == "binary_classification":
+            cols[f"proba_{name}"] = s
+            cols[f"label_{name}"] = (s > (0.5 if threshold is None else threshold)).astype(np.int8)
+        elif frames.task == "multiclass_classification":
+            cols[f"label_{name}"] = np.argmax(s, axis=1).astype(np.int64)
+            for k in range(s.shape[1]):
+                cols[f"proba_{name}_{k}"] = s[:, k]
+        else:
+            cols[f"pred_{name}"] = s
     out = pl.DataFrame(cols)
     if len(frames.sensitive_test.columns):
         out = out.hstack(pl.from_pandas(frames.sensitive_test))
@@ -91,12 +181,18 @@ def predictions_frame(frames: ModelFrames, results: dict[str, ModelResult], *, t
 
 @dataclass
 class ModelResult:
-    """One model evaluated: the fitted model, its CV report, its held-out report and held-out probabilities."""
+    """One model evaluated: the fitted model, its CV report, its held-out report and held-out scores (the
+    task's: P(positive), class probabilities or predicted values)."""
 
     fitted: FittedModel
     cv: CVReport
-    test: EvaluationReport
-    test_proba: np.ndarray
+    test: Any
+    test_scores: np.ndarray
+
+    @property
+    def test_proba(self) -> np.ndarray:
+        """Binary classification's held-out P(positive) (the scores under their historical name)."""
+        return self.test_scores
 
     @property
     def name(self) -> str:
@@ -108,20 +204,39 @@ class ModelResult:
 
 
 def evaluate_model(name: str, X_train: pd.DataFrame, y_train: np.ndarray, X_test: pd.DataFrame, y_test: np.ndarray,
-                   *, contract: Any, seed: int, cv_folds: int, primary: str, threshold: float) -> ModelResult:
-    """Cross-validate ``name`` on the training split, fit it on all of it and evaluate it on the test split."""
+                   *, contract: Any, seed: int, cv_folds: int, primary: str, threshold: float | None = None,
+                   task: str = "binary_classification", classes: list[str] | None = None) -> ModelResult:
+    """Cross-validate ``name`` on the training split, fit it on all of it and evaluate it on the test split,
+    the way the task says (:meth:`workbench.tasks.Task.cross_validate` and :meth:`~workbench.tasks.Task.evaluate`)."""
+    spec = get_task(task)
     roles = column_roles(contract)
-    build = make_candidate if name in CANDIDATES else make_baseline
-    cv = cross_validate_scores(lambda: build(name, roles, seed=seed), X_train[roles.features], y_train,
-                               n_splits=cv_folds, seed=seed, threshold=threshold)
-    fitted = fit_model(name, X_train, y_train, seed=seed, contract=contract)
-    proba = fitted.positive_proba(X_test)
-    test = evaluate_binary(y_test, proba, threshold=threshold, primary=primary)
-    return ModelResult(fitted=fitted, cv=cv, test=test, test_proba=proba)
+    if name in candidates_for(spec.name):
+        def build() -> Any:
+            return make_candidate(name, roles, seed=seed, task=spec.name)
+    else:
+        def build() -> Any:
+            return make_baseline(name, roles, seed=seed, task=spec.name, classes=classes)
+    cv = spec.cross_validate(build, X_train[roles.features], y_train, n_splits=cv_folds, seed=seed,
+                             threshold=threshold)
+    fitted = fit_model(name, X_train, y_train, seed=seed, contract=contract, task=spec.name, classes=classes)
+    scores = fitted.scores(X_test)
+    test = spec.evaluate(y_test, scores, primary=primary, threshold=threshold, classes=classes)
+    return ModelResult(fitted=fitted, cv=cv, test=test, test_scores=scores)
 
 
-def _better(a: float, b: float, metric: str) -> bool:
-    return a > b if GREATER_IS_BETTER[metric] else a < b
+def evaluate_on(name: str, frames: ModelFrames, *, contract: Any, seed: int, cv_folds: int, primary: str,
+                threshold: float | None = None) -> ModelResult:
+    """:func:`evaluate_model` on a run's :class:`ModelFrames` (its task and classes included)."""
+    return evaluate_model(name, frames.X_train, frames.y_train, frames.X_test, frames.y_test, contract=contract,
+                          seed=seed, cv_folds=cv_folds, primary=primary, threshold=threshold, task=frames.task,
+                          classes=frames.classes)
+
+
+def _better(a: float, b: float, metric: str, task: str = "binary_classification") -> bool:
+    return get_task(task).better(a, b, metric)
+
+
+_BINARY_COLUMNS = ("roc_auc", "f1", "accuracy", "brier")
 
 
 @dataclass
@@ -134,7 +249,16 @@ class Leaderboard(Report):
     best_baseline: str
     selected: str | None
     comparisons: dict[str, dict]
+    task: str = "binary_classification"
+    classes: list[str] | None = None
     title: str = "Leaderboard: baselines first"
+
+    def _columns(self) -> list[str]:
+        """The held-out metrics shown besides the primary one."""
+        if self.task == "binary_classification":
+            return list(_BINARY_COLUMNS)
+        shown = [m for m in get_task(self.task).metrics if m != self.primary]
+        return [m for m in shown if all(m in r.test.metrics for r in self.results.values())][:4]
 
     @property
     def candidates(self) -> list[str]:
@@ -148,9 +272,7 @@ class Leaderboard(Report):
                 "model": name, "kind": r.kind,
                 f"cv {self.primary}": f"{r.cv.mean[self.primary]:.4f} ± {r.cv.std[self.primary]:.4f}",
                 f"test {self.primary}": round(r.test.metrics[self.primary], 4),
-                "test roc_auc": round(r.test.metrics["roc_auc"], 4),
-                "test f1": round(r.test.metrics["f1"], 4), "test accuracy": round(r.test.metrics["accuracy"], 4),
-                "test brier": round(r.test.metrics["brier"], 4),
+                **{f"test {m}": round(r.test.metrics[m], 4) for m in self._columns()},
                 f"Δ {self.primary} vs {self.best_baseline}": None if cmp is None else round(cmp["primary_delta"], 4),
                 "fit s": round(r.fitted.fit_seconds, 3),
                 "onnx": "yes" if r.fitted.onnx_convertible else "no",
@@ -160,6 +282,7 @@ class Leaderboard(Report):
 
     def to_dict(self) -> dict:
         return {
+            "task": self.task, "classes": self.classes,
             "primary": self.primary, "min_improvement": self.min_improvement, "best_baseline": self.best_baseline,
             "selected": self.selected, "comparisons": self.comparisons,
             "models": {n: {"kind": r.kind, "fitted": r.fitted.to_dict(), "cv": r.cv.to_dict(),
@@ -173,8 +296,10 @@ class Leaderboard(Report):
             "baseline_value": round(self.results[self.best_baseline].test.metrics[self.primary], 6),
             "selected": self.selected,
             "primary_value": round(sel.test.metrics[self.primary], 6) if sel else None,
-            "roc_auc": round(sel.test.metrics["roc_auc"], 6) if sel else None,
-            "accuracy": round(sel.test.metrics["accuracy"], 6) if sel else None,
+            **({"roc_auc": round(sel.test.metrics["roc_auc"], 6) if sel else None,
+                "accuracy": round(sel.test.metrics["accuracy"], 6) if sel else None}
+               if self.task == "binary_classification" else
+               {"metrics": {m: round(v, 6) for m, v in sel.test.metrics.items()} if sel else None}),
             "delta_vs_baseline": round(self.comparisons[self.selected]["primary_delta"], 6) if sel else None,
             "models": {n: round(r.test.metrics[self.primary], 6) for n, r in self.results.items()},
         }
@@ -200,7 +325,7 @@ class Leaderboard(Report):
                   ("#d95f02" if n == self.selected else "#1b9e77") for n in names]
         ax.barh(names, vals, color=colors)
         bar = self.results[self.best_baseline].test.metrics[self.primary]
-        sign = 1 if GREATER_IS_BETTER[self.primary] else -1
+        sign = 1 if get_task(self.task).metrics[self.primary] else -1
         ax.axvline(bar + sign * self.min_improvement, color="black", ls="--", lw=0.8,
                    label=f"best baseline + margin ({bar + sign * self.min_improvement:.3f})")
         for i, v in enumerate(vals):
@@ -211,28 +336,30 @@ class Leaderboard(Report):
         return fig if fig is not None else ax
 
 
-def build_leaderboard(results: dict[str, ModelResult], *, primary: str, min_improvement: float) -> Leaderboard:
+def build_leaderboard(results: dict[str, ModelResult], *, primary: str, min_improvement: float,
+                      task: str = "binary_classification", classes: list[str] | None = None) -> Leaderboard:
     """Pick the best baseline and the selected candidate (both by cross-validated primary metric) and compare
     every candidate with the best baseline on the held-out split."""
+    spec = get_task(task)
     baselines = [n for n, r in results.items() if r.kind == "baseline"]
     if not baselines:
         raise ValueError("a leaderboard needs at least one baseline")
     best_b = baselines[0]
     for n in baselines[1:]:
-        if _better(results[n].cv.mean[primary], results[best_b].cv.mean[primary], primary):
+        if spec.better(results[n].cv.mean[primary], results[best_b].cv.mean[primary], primary):
             best_b = n
     comparisons = {
-        n: compare_to_baseline(r.test.metrics, results[best_b].test.metrics, primary=primary,
-                               min_improvement=min_improvement)
+        n: spec.compare(r.test.metrics, results[best_b].test.metrics, primary=primary,
+                        min_improvement=min_improvement)
         for n, r in results.items() if r.kind == "candidate"
     }
     eligible = [n for n, r in results.items() if r.kind == "candidate" and r.fitted.onnx_convertible]
     selected = None
     for n in eligible:
-        if selected is None or _better(results[n].cv.mean[primary], results[selected].cv.mean[primary], primary):
+        if selected is None or spec.better(results[n].cv.mean[primary], results[selected].cv.mean[primary], primary):
             selected = n
     return Leaderboard(primary=primary, min_improvement=min_improvement, results=results, best_baseline=best_b,
-                       selected=selected, comparisons=comparisons)
+                       selected=selected, comparisons=comparisons, task=spec.name, classes=classes)
 
 
 # ---------------------------------------------------------------------------------------------- records
@@ -241,6 +368,8 @@ _HYPOTHESES = {
               "well enough to beat the baselines, and stays easy to explain.",
     "hgb": "Gradient-boosted trees capture non-linear effects and interactions the linear model misses, "
            "improving the primary metric over the baselines.",
+    "ridge": "A regularised linear model on one-hot categoricals and scaled numerics predicts the target well "
+             "enough to beat the baselines, and stays easy to explain.",
 }
 
 
@@ -311,7 +440,7 @@ def experiment_records(board: Leaderboard, brief: Brief, *, run_id: str, dataset
         r = board.results[name]
         cmp = board.comparisons[name]
         value = r.test.metrics[primary]
-        meets = not _better(brief.success.threshold, value, primary)
+        meets = not _better(brief.success.threshold, value, primary, board.task)
         if name == board.selected and cmp["beats_baseline"] and meets:
             verdict, why = "promoted", "selected; beats the best baseline by the margin and meets the success threshold"
         elif cmp["beats_baseline"] and not meets:
@@ -395,7 +524,7 @@ def evaluate_kill_criteria(brief: Brief, *, board: Leaderboard, quality_total: i
                 triggered, ev = True, "no candidate selected"
             else:
                 v = sel.test.metrics[primary]
-                triggered = _better(limit, v, primary)
+                triggered = _better(limit, v, primary, board.task)
                 ev = f"{board.selected} held-out {primary} {v:.4f}, threshold {limit:g}"
         elif kc.check == "fairness_gap_exceeded":
             if fairness_verdicts is None:

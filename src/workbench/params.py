@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ParameterError
 
@@ -53,27 +53,46 @@ class DiscoveryParams(_Params):
 
 
 class PrototypeParams(_Params):
-    candidates: str = Field("logreg,hgb", description="comma-separated candidate names")
+    candidates: str = Field("", description="comma-separated candidate names; empty = the task's candidates")
     cv_folds: int = Field(5, ge=2, le=20, description="stratified CV folds on the training split")
     shap_sample: int = Field(1000, ge=10, description="rows explained by SHAP")
     bootstrap_samples: int = Field(0, ge=0, description="fairness bootstrap replicates; 0 = the brief's value")
 
     @field_validator("candidates")
     @classmethod
-    def _known_candidates(cls, v: str) -> str:
-        from .modeling import CANDIDATES
+    def _tidy(cls, v: str) -> str:
+        return ",".join(c.strip() for c in v.split(",") if c.strip())
 
-        names = [c.strip() for c in v.split(",") if c.strip()]
-        if not names:
-            raise ValueError("name at least one candidate")
-        unknown = [c for c in names if c not in CANDIDATES]
+    @model_validator(mode="after")
+    def _known_candidates(self) -> PrototypeParams:
+        from .modeling import candidates_for
+
+        known = candidates_for(self.task)
+        unknown = [c for c in self.candidates.split(",") if c and c not in known]
         if unknown:
-            raise ValueError(f"unknown candidate(s) {unknown}; choose from {', '.join(CANDIDATES)}")
-        return ",".join(names)
+            raise ValueError(f"unknown candidate(s) {unknown} for task {self.task}; choose from {', '.join(known)}")
+        return self
+
+    @property
+    def task(self) -> str:
+        """The brief's task (read from the brief file)."""
+        try:
+            raw = yaml.safe_load(Path(self.brief_path).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            return "binary_classification"
+        task = raw.get("task", "binary_classification") if isinstance(raw, dict) else "binary_classification"
+        from .tasks import TASK_NAMES
+
+        return task if task in TASK_NAMES else "binary_classification"
 
     @property
     def candidate_list(self) -> list[str]:
-        return self.candidates.split(",")
+        """The candidates to fit: the ``candidates`` parameter, or every candidate of the brief's task."""
+        if self.candidates:
+            return self.candidates.split(",")
+        from .modeling import candidates_for
+
+        return list(candidates_for(self.task))
 
 
 PHASE_PARAMS: dict[str, type[_Params]] = {"discovery": DiscoveryParams, "prototype": PrototypeParams}
@@ -95,7 +114,7 @@ def validate_params(phase: str, values: dict[str, Any]) -> _Params:
         return model.model_validate(values)
     except ValidationError as exc:
         e = exc.errors()[0]
-        name = ".".join(str(p) for p in e["loc"]) or "?"
+        name = ".".join(str(p) for p in e["loc"]) or ("candidates" if "candidate" in e["msg"] else "?")
         if e["type"] == "extra_forbidden":
             known = ", ".join(k for k in model.model_fields)
             raise ParameterError(f"unknown parameter for the {phase} notebook", parameter=name,

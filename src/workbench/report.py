@@ -25,7 +25,7 @@ REPORT_NAME = "report.html"
 
 # Figures shown in each section, in this order; any other PNG lands under "Other figures".
 _DISCOVERY_FIGURES = ["quality", "missingness", "distributions", "target_by_group"]
-_PROTOTYPE_FIGURES = ["leaderboard", "calibration"]
+_PROTOTYPE_FIGURES = ["leaderboard", "evaluation", "calibration"]
 _FAIRNESS_PREFIX, _SHAP_PREFIX = "fairness_", "shap_"
 
 _CSS = """<style>

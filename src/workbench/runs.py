@@ -198,6 +198,22 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
+def freeze_brief(brief: Any, run_dir: Path) -> dict:
+    """Write the validated brief into the run folder as ``brief.yaml`` (data paths made absolute, so it reads the
+    same files from its new folder) and return ``{"path", "sha256"}`` for the manifest."""
+    content = brief.to_dict()
+    data = dict(content["data"])
+    data["train"] = str(brief.train_path)
+    if brief.test_path is not None:
+        data["test"] = str(brief.test_path)
+    content["data"] = data
+    header = (f"# The brief of run {run_dir.name}, frozen when the run started (from {brief.source}, sha256 "
+              f"{brief.sha256()}).\n# The notebooks and `workbench promote` read this copy; do not edit it.\n")
+    text = header + yaml.safe_dump(content, sort_keys=False, allow_unicode=True)
+    path = atomic_write_text(run_dir / "brief.yaml", text)
+    return {"path": path.name, "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")
 
@@ -365,6 +381,12 @@ def execute_run(*, brief_path: str | Path, phases: list[str] | None = None, para
         "error": None,
     }
     del dataset
+    # Freeze the brief: the notebooks and `workbench promote` read this copy, not the original (which may change).
+    frozen = freeze_brief(brief, run_dir)
+    manifest["brief"]["frozen"] = frozen
+    for ph in phases:
+        per_phase[ph]["brief_path"] = str(run_dir / frozen["path"])
+    manifest["parameters"] = {ph: {**validated[ph].model_dump(), **per_phase[ph]} for ph in phases}
     _write_manifest(run_dir, manifest)
     atomic_write_text(run_dir / "params.yaml", yaml.safe_dump(per_phase, sort_keys=True))
     emit("run_start", {"run_id": run_id, "run_dir": str(run_dir), "phases": phases})

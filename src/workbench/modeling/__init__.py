@@ -6,14 +6,30 @@
 * :func:`fit_model` -- fit any of them by name into a :class:`FittedModel`.
 """
 
-from .baselines import BASELINES, BaselineSpec, OneFeatureRule, describe_baseline, make_baseline
-from .candidates import CANDIDATES, CandidateSpec, make_candidate
+from .baselines import (
+    BASELINES,
+    TASK_BASELINES,
+    BaselineSpec,
+    OneFeatureClassRule,
+    OneFeatureRegressionRule,
+    OneFeatureRule,
+    baselines_for,
+    describe_baseline,
+    make_baseline,
+)
+from .candidates import CANDIDATES, TASK_CANDIDATES, CandidateSpec, candidates_for, make_candidate
 from .frame import IMPUTED_CATEGORY, MISSING_CATEGORY, ColumnRoles, column_roles, to_model_frame
 from .train import MODEL_NAMES, FittedModel, fit_model
 
 __all__ = [
     "BASELINES",
     "CANDIDATES",
+    "TASK_BASELINES",
+    "TASK_CANDIDATES",
+    "OneFeatureClassRule",
+    "OneFeatureRegressionRule",
+    "baselines_for",
+    "candidates_for",
     "IMPUTED_CATEGORY",
     "MISSING_CATEGORY",
     "MODEL_NAMES",

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.dummy import DummyClassifier
+from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import OrdinalEncoder
@@ -25,9 +25,11 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..errors import ModelError
 from .candidates import apply_params, unknown_model_error
+from ._rules import OneFeatureClassRule, OneFeatureRegressionRule
 from .frame import IMPUTED_CATEGORY, MISSING_CATEGORY, ColumnRoles, column_roles
 
-__all__ = ["BaselineSpec", "BASELINES", "OneFeatureRule", "make_baseline", "describe_baseline"]
+__all__ = ["BaselineSpec", "BASELINES", "TASK_BASELINES", "baselines_for", "OneFeatureRule", "OneFeatureClassRule",
+           "OneFeatureRegressionRule", "make_baseline", "describe_baseline"]
 
 
 def _as_categories(values: Any) -> np.ndarray:
@@ -215,7 +217,7 @@ class BaselineSpec:
 
     name: str
     description: str
-    build: Callable[[ColumnRoles, int], Any]
+    build: Callable[..., Any]
 
 
 BASELINES: dict[str, BaselineSpec] = {
@@ -226,29 +228,72 @@ BASELINES: dict[str, BaselineSpec] = {
                                                             categorical_features=roles.categorical,
                                                             random_state=seed)),
 }
+"""The binary task's baselines (every task's: :data:`TASK_BASELINES`)."""
+
+TASK_BASELINES: dict[str, dict[str, BaselineSpec]] = {
+    "binary_classification": BASELINES,
+    "multiclass_classification": {
+        "majority": BaselineSpec("majority", "predicts the training class shares for every row",
+                                 lambda roles, seed, **_: DummyClassifier(strategy="prior")),
+        "rule": BaselineSpec("rule", "depth-2 tree on the single best feature (cross-validated macro-F1)",
+                             lambda roles, seed, classes=(), **_: OneFeatureClassRule(
+                                 numeric_features=roles.numeric, categorical_features=roles.categorical,
+                                 random_state=seed, class_names=tuple(classes or ()))),
+    },
+    "regression": {
+        "median": BaselineSpec("median", "predicts the training median for every row",
+                               lambda roles, seed, **_: DummyRegressor(strategy="median")),
+        "mean": BaselineSpec("mean", "predicts the training mean for every row",
+                             lambda roles, seed, **_: DummyRegressor(strategy="mean")),
+        "rule": BaselineSpec("rule", "depth-2 regression tree on the single best feature (cross-validated MAE)",
+                             lambda roles, seed, **_: OneFeatureRegressionRule(
+                                 numeric_features=roles.numeric, categorical_features=roles.categorical,
+                                 random_state=seed)),
+    },
+}
 
 
-def make_baseline(name: str, contract: Any, *, seed: int, params: Mapping[str, Any] | None = None) -> Any:
-    """Build an unfitted baseline (``"majority"`` or ``"rule"``).
+def baselines_for(task: str) -> dict[str, BaselineSpec]:
+    """The baselines of a task (``brief.task``)."""
+    return TASK_BASELINES[getattr(task, "name", task)]
+
+
+def make_baseline(name: str, contract: Any, *, seed: int, params: Mapping[str, Any] | None = None,
+                  task: str = "binary_classification", classes: list[str] | None = None) -> Any:
+    """Build an unfitted baseline of the task (binary: ``"majority"``, ``"rule"``; regression: ``"median"``,
+    ``"mean"``, ``"rule"``). ``classes`` names the multiclass codes in the rule's description.
 
     Raises
     ------
     ModelError
         Unknown baseline name or parameter.
     """
-    spec = BASELINES.get(name)
+    catalogue = baselines_for(task)
+    spec = catalogue.get(name)
     if spec is None:
-        raise unknown_model_error(name, list(BASELINES))
-    return apply_params(spec.build(column_roles(contract), int(seed)), params, name=name)
+        raise unknown_model_error(name, list(catalogue))
+    built = (spec.build(column_roles(contract), int(seed)) if catalogue is BASELINES
+             else spec.build(column_roles(contract), int(seed), classes=classes))
+    return apply_params(built, params, name=name)
 
 
-def describe_baseline(model: Any) -> str:
+def describe_baseline(model: Any, *, classes: list[str] | None = None) -> str:
     """The fitted baseline's rule in words."""
     if isinstance(model, OneFeatureRule):
         check_is_fitted(model, "tree_")
         return f"one-feature rule on {model.feature_}: {model.description_}"
+    if isinstance(model, OneFeatureRegressionRule | OneFeatureClassRule):
+        check_is_fitted(model, "tree_")
+        return f"one-feature rule on {model.feature_}: {model.description_}"
     if isinstance(model, DummyClassifier):
         check_is_fitted(model, "class_prior_")
+        if len(model.class_prior_) > 2:
+            names = list(classes) if classes else [str(c) for c in model.classes_]
+            shares = ", ".join(f"{n} {p:.3f}" for n, p in zip(names, model.class_prior_, strict=False))
+            return f"always predicts the training class shares ({shares}); label: the most frequent class"
         prior = float(model.class_prior_[-1])
         return f"always predicts P(positive) = {prior:.3f}, the training positive rate"
+    if isinstance(model, DummyRegressor):
+        check_is_fitted(model, "constant_")
+        return f"always predicts {float(np.ravel(model.constant_)[0]):.4g}, the training {model.strategy}"
     raise ModelError(f"not a workbench baseline: {type(model).__name__}")

@@ -16,16 +16,17 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from ..errors import ModelError
 from .frame import IMPUTED_CATEGORY, MISSING_CATEGORY, ColumnRoles, column_roles
 
-__all__ = ["CandidateSpec", "CANDIDATES", "make_candidate", "apply_params", "unknown_model_error"]
+__all__ = ["CandidateSpec", "CANDIDATES", "TASK_CANDIDATES", "candidates_for", "make_candidate", "apply_params",
+           "unknown_model_error"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,15 @@ def _hgb(roles: ColumnRoles, seed: int) -> Pipeline:
     return Pipeline([("prep", _preprocessor(roles, encoding="ordinal")), ("model", model)])
 
 
+def _ridge(roles: ColumnRoles, seed: int) -> Pipeline:
+    return Pipeline([("prep", _preprocessor(roles, encoding="onehot")), ("model", Ridge(alpha=1.0))])
+
+
+def _hgb_regressor(roles: ColumnRoles, seed: int) -> Pipeline:
+    model = HistGradientBoostingRegressor(categorical_features=None, random_state=seed)
+    return Pipeline([("prep", _preprocessor(roles, encoding="ordinal")), ("model", model)])
+
+
 CANDIDATES: dict[str, CandidateSpec] = {
     "logreg": CandidateSpec(
         "logreg", "logistic regression on scaled numerics and one-hot categoricals", _logreg,
@@ -81,6 +91,32 @@ CANDIDATES: dict[str, CandidateSpec] = {
         "hgb", "histogram gradient boosting on numerics and ordinal-encoded categoricals", _hgb,
         onnx_convertible=True, explainer="tree"),
 }
+"""The binary task's candidates (every task's: :data:`TASK_CANDIDATES`)."""
+
+TASK_CANDIDATES: dict[str, dict[str, CandidateSpec]] = {
+    "binary_classification": CANDIDATES,
+    "multiclass_classification": {
+        "logreg": CandidateSpec(
+            "logreg", "multinomial logistic regression on scaled numerics and one-hot categoricals", _logreg,
+            onnx_convertible=True, explainer="linear"),
+        "hgb": CandidateSpec(
+            "hgb", "histogram gradient boosting (one tree per class and iteration) on numerics and "
+                   "ordinal-encoded categoricals", _hgb, onnx_convertible=True, explainer="tree"),
+    },
+    "regression": {
+        "ridge": CandidateSpec(
+            "ridge", "ridge regression (L2-regularised linear model) on scaled numerics and one-hot categoricals",
+            _ridge, onnx_convertible=True, explainer="linear"),
+        "hgb": CandidateSpec(
+            "hgb", "histogram gradient boosting regression on numerics and ordinal-encoded categoricals",
+            _hgb_regressor, onnx_convertible=True, explainer="tree"),
+    },
+}
+
+
+def candidates_for(task: str) -> dict[str, CandidateSpec]:
+    """The candidates of a task (``brief.task``)."""
+    return TASK_CANDIDATES[getattr(task, "name", task)]
 
 
 def unknown_model_error(name: str, valid: list[str]) -> ModelError:
@@ -109,8 +145,8 @@ def apply_params(estimator: Any, params: Mapping[str, Any] | None, *, name: str)
     return estimator.set_params(**full)
 
 
-def make_candidate(name: str, contract: Any, *, seed: int,
-                   params: Mapping[str, Any] | None = None) -> Pipeline:
+def make_candidate(name: str, contract: Any, *, seed: int, params: Mapping[str, Any] | None = None,
+                   task: str = "binary_classification") -> Pipeline:
     """Build an unfitted candidate pipeline.
 
     Parameters
@@ -123,15 +159,18 @@ def make_candidate(name: str, contract: Any, *, seed: int,
         Seed of every random choice the model makes.
     params:
         Overrides; ``{"max_iter": 200}`` sets the classifier's parameter, ``{"prep__...": ...}`` any step's.
+    task:
+        The brief's task: which catalogue ``name`` is looked up in (:data:`TASK_CANDIDATES`).
 
     Raises
     ------
     ModelError
         Unknown candidate name or parameter, or no feature columns.
     """
-    spec = CANDIDATES.get(name)
+    catalogue = candidates_for(task)
+    spec = catalogue.get(name)
     if spec is None:
-        raise unknown_model_error(name, list(CANDIDATES))
+        raise unknown_model_error(name, list(catalogue))
     roles = column_roles(contract)
     if not roles.order:
         raise ModelError("the contract has no numeric or categorical feature columns", model=name)

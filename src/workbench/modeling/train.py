@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from .._report import jsonable
-from .baselines import BASELINES, describe_baseline, make_baseline
-from .candidates import CANDIDATES, make_candidate, unknown_model_error
+from .baselines import BASELINES, baselines_for, describe_baseline, make_baseline
+from .candidates import CANDIDATES, candidates_for, make_candidate, unknown_model_error
 from .frame import check_model_frame, column_roles
 
 __all__ = ["FittedModel", "fit_model", "MODEL_NAMES"]
@@ -42,6 +42,15 @@ class FittedModel:
     description: str = ""
     n_train: int = 0
     extra: dict = field(default_factory=dict)
+    task: str = "binary_classification"
+    classes: list[str] | None = None
+
+    def scores(self, X: pd.DataFrame) -> np.ndarray:
+        """The task's scores (:meth:`workbench.tasks.Task.scores`): P(positive), class probabilities, or
+        predicted values."""
+        from ..tasks import get_task
+
+        return get_task(self.task).scores(self.model, X[self.features])
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Class probabilities, as scikit-learn gives them (one column per class)."""
@@ -55,7 +64,7 @@ class FittedModel:
         return jsonable({"name": self.name, "kind": self.kind, "fit_seconds": self.fit_seconds,
                          "params": self.params, "features": self.features, "seed": self.seed,
                          "onnx_convertible": self.onnx_convertible, "description": self.description,
-                         "n_train": self.n_train, **self.extra})
+                         "n_train": self.n_train, "task": self.task, "classes": self.classes, **self.extra})
 
 
 def _final_params(model: Any) -> dict:
@@ -66,7 +75,8 @@ def _final_params(model: Any) -> dict:
 
 
 def fit_model(name: str, X: pd.DataFrame, y: Any, *, seed: int, contract: Any = None,
-              params: Mapping[str, Any] | None = None) -> FittedModel:
+              params: Mapping[str, Any] | None = None, task: str = "binary_classification",
+              classes: list[str] | None = None) -> FittedModel:
     """Fit a candidate or baseline by name.
 
     Parameters
@@ -84,6 +94,8 @@ def fit_model(name: str, X: pd.DataFrame, y: Any, *, seed: int, contract: Any = 
         numeric, object columns categorical), which is what ``to_model_frame`` produces.
     params:
         Parameter overrides for the final estimator (see :func:`~workbench.modeling.make_candidate`).
+    task, classes:
+        The brief's task (which catalogue ``name`` comes from) and, for multiclass, the class of each code.
 
     Raises
     ------
@@ -92,25 +104,27 @@ def fit_model(name: str, X: pd.DataFrame, y: Any, *, seed: int, contract: Any = 
     ContractError
         ``X`` lacks a feature column or holds None/NaN in a categorical column.
     """
-    if name not in MODEL_NAMES:
-        raise unknown_model_error(name, list(MODEL_NAMES))
+    cands, bases = candidates_for(task), baselines_for(task)
+    if name not in cands and name not in bases:
+        raise unknown_model_error(name, [*cands, *bases])
     roles = column_roles(contract if contract is not None else X)
     check_model_frame(X, roles)
-    is_candidate = name in CANDIDATES
-    build = make_candidate if is_candidate else make_baseline
-    model = build(name, roles, seed=seed, params=params)
+    is_candidate = name in cands
+    model = (make_candidate(name, roles, seed=seed, params=params, task=task) if is_candidate
+             else make_baseline(name, roles, seed=seed, params=params, task=task, classes=classes))
     Xf = X[roles.features]
     y = np.asarray(y)
     start = time.perf_counter()
     model.fit(Xf, y)
     seconds = time.perf_counter() - start
     log.info("fitted %s on %d rows x %d features in %.2f s", name, len(Xf), Xf.shape[1], seconds)
+    classes = list(classes) if classes is not None else None
     if is_candidate:
-        spec = CANDIDATES[name]
+        spec = cands[name]
         return FittedModel(model, name, "candidate", seconds, _final_params(model), roles.features, int(seed),
                            onnx_convertible=spec.onnx_convertible, description=spec.description,
-                           n_train=len(Xf))
+                           n_train=len(Xf), task=task, classes=classes)
     extra = {"rule_scores": model.scores_, "rule": model.rule_} if name == "rule" else {}
     return FittedModel(model, name, "baseline", seconds, _final_params(model), roles.features, int(seed),
-                       onnx_convertible=False, description=describe_baseline(model), n_train=len(Xf),
-                       extra=extra)
+                       onnx_convertible=False, description=describe_baseline(model, classes=classes),
+                       n_train=len(Xf), extra=extra, task=task, classes=classes)

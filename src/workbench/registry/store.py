@@ -51,8 +51,9 @@ def model_name_for(brief_name: str) -> str:
     return f"workbench-{brief_name}".lower().replace("_", "-").replace(".", "-")
 
 
-def serving_config(*, contract: dict, inputs: list[dict], onnx_sha256: str, threshold: float, run_id: str,
-                   model_name: str, limits: dict | None = None) -> dict:
+def serving_config(*, contract: dict, inputs: list[dict], onnx_sha256: str, threshold: float | None, run_id: str,
+                   model_name: str, limits: dict | None = None, task: str = "binary_classification",
+                   classes: list[str] | None = None, target_std: float | None = None) -> dict:
     """The service's whole configuration, derived from the data contract and the ONNX export.
 
     Each input carries the contract's facts: kind, nullable (seen missing in training), the allowed categories
@@ -66,13 +67,20 @@ def serving_config(*, contract: dict, inputs: list[dict], onnx_sha256: str, thre
                      "categories": c.get("categories") if i["kind"] == "categorical" else None,
                      "min": c.get("min") if i["kind"] == "numeric" else None,
                      "max": c.get("max") if i["kind"] == "numeric" else None})
-    target = specs[contract["target"]]
-    labels = target.get("categories") or []
-    pos = contract["positive_label"]
-    neg = next((v for v in labels if v != pos), f"not {pos}")
-    return {"model_name": model_name, "run_id": run_id, "onnx_file": "model.onnx", "onnx_sha256": onnx_sha256,
-            "inputs": rows, "threshold": float(threshold), "target": contract["target"],
-            "positive_label": pos, "negative_label": neg, "limits": {**DEFAULT_LIMITS, **(limits or {})}}
+    out = {"model_name": model_name, "run_id": run_id, "task": task, "onnx_file": "model.onnx",
+           "onnx_sha256": onnx_sha256, "inputs": rows, "target": contract["target"],
+           "limits": {**DEFAULT_LIMITS, **(limits or {})}}
+    if task == "binary_classification":
+        target = specs[contract["target"]]
+        labels = target.get("categories") or []
+        pos = contract["positive_label"]
+        neg = next((v for v in labels if v != pos), f"not {pos}")
+        out.update(threshold=float(0.5 if threshold is None else threshold), positive_label=pos, negative_label=neg)
+    elif task == "multiclass_classification":
+        out["classes"] = list(classes or [])
+    else:
+        out["target_std"] = None if target_std is None else float(target_std)
+    return out
 
 
 def save_model_package(files: dict[str, bytes | str | dict], *, name: str, labels: dict[str, str],
