@@ -232,15 +232,39 @@ def _median_us(fn, calls: int) -> float:
 
 def in_process(pkg: Package, tmp: Path, calls: int) -> dict:
     """Predictor.handle on one JSON record vs InferenceSession.run on its prepared feeds (medians, us)."""
+    return _in_process(pkg.path, pkg.tag, pkg.body, tmp, calls)
+
+
+def in_process_task(task: str, tmp: Path, calls: int, model: str = "hgb") -> dict:
+    """:func:`in_process` for a multiclass or regression package (``tests/serving/conftest.py::build_task_package``
+    on synthetic data, 2 numeric and 2 categorical inputs; ``model`` "hgb", the promoted model's kind, or
+    "linear": logistic regression / ridge, a ~13 us graph where the path's fixed ~6-10 us dominate the ratio);
+    the baseline is the public ``InferenceSession.run`` of the output the task reads (``probabilities`` /
+    ``prediction``)."""
+    conftest = _serving_conftest()
+    home = tmp / f"bentoml_home_{task}_{model}"
+    saved = os.environ.pop("WORKBENCH_MODEL_TAG", None)
+    try:
+        with conftest.bentoml_home(home):
+            pkg = conftest.build_task_package(task, model=model)
+    finally:
+        if saved is not None:
+            os.environ["WORKBENCH_MODEL_TAG"] = saved
+    out = _in_process(pkg.path, pkg.tag, json.dumps(pkg.records[0]).encode(), tmp, calls)
+    out["model"] = model
+    return out
+
+
+def _in_process(path: Path, tag: str, body: bytes, tmp: Path, calls: int) -> dict:
     import numpy as np
 
     from workbench.monitoring.log import PredictionLog
     from workbench.serving import Predictor
 
-    pred = Predictor.load(pkg.path, tag=pkg.tag)
-    reply = pred.handle(pkg.body)
+    pred = Predictor.load(path, tag=tag)
+    reply = pred.handle(body)
     assert reply.status == 200, reply.body
-    rows, _ = pred.schema.parse_json(pkg.body)
+    rows, _ = pred.schema.parse_json(body)
     # the feeds exactly as Predictor._score_columns builds them for this record
     num = list(zip(*map(pred._get_numeric, rows), strict=True))
     cat = list(zip(*map(pred._get_categorical, rows), strict=True))
@@ -249,19 +273,20 @@ def in_process(pkg: Package, tmp: Path, calls: int) -> dict:
     feeds.update(zip(pred._categorical, np.array(cat, dtype=object).reshape(len(pred._categorical), 1, 1),
                      strict=True))
     session = pred.scorer.session
-    out = {"calls": calls}
+    output = [pred.answers.output]  # the graph output the task's answers read
+    out = {"calls": calls, "task": pred.config.task}
     # interleave the measurements in a few blocks so that a burst of machine load hits all of them alike
     blocks: dict[str, list[float]] = {"session_run_us": [], "run_raw_us": [], "handle_us": [],
                                       "handle_log_on_us": []}
-    log = PredictionLog(pkg.tag, root=tmp / "inprocess_log")
+    log = PredictionLog(tag, root=tmp / "inprocess_log")
     per_block = max(calls // 5, 200)
     for _ in range(5):
-        blocks["run_raw_us"].append(_median_us(lambda: pred.scorer.run_raw(feeds), per_block))
-        blocks["session_run_us"].append(_median_us(lambda: session.run(["probabilities"], feeds), per_block))
+        blocks["run_raw_us"].append(_median_us(lambda: pred._run(feeds), per_block))
+        blocks["session_run_us"].append(_median_us(lambda: session.run(output, feeds), per_block))
         pred.log = None
-        blocks["handle_us"].append(_median_us(lambda: pred.handle(pkg.body), per_block))
+        blocks["handle_us"].append(_median_us(lambda: pred.handle(body), per_block))
         pred.log = log
-        blocks["handle_log_on_us"].append(_median_us(lambda: pred.handle(pkg.body), per_block))
+        blocks["handle_log_on_us"].append(_median_us(lambda: pred.handle(body), per_block))
         pred.log = None
     log.close()
     for k, v in blocks.items():
@@ -591,6 +616,11 @@ def main() -> None:
     ap.add_argument("--only", default="", help="run only these configuration keys (comma-separated)")
     ap.add_argument("--skip-sklearn", action="store_true")
     ap.add_argument("--install-wrk", action="store_true", help="apt-get install wrk if it is missing")
+    ap.add_argument("--tasks", default="multiclass_classification,regression",
+                    help="also measure the in-process path for these tasks (comma-separated; '' for none)")
+    ap.add_argument("--task-model", default="hgb", choices=["hgb", "linear"],
+                    help="model of the --tasks packages (hgb: the promoted kind; linear: a tiny graph)")
+    ap.add_argument("--inprocess-only", action="store_true", help="only the in-process measurements (no wrk)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "serving.json"))
     args = ap.parse_args()
     args.clients = [int(c) for c in args.clients.split(",") if c]
@@ -599,8 +629,9 @@ def main() -> None:
     global UVLOOP_DIR
     UVLOOP_DIR = args.uvloop_dir
 
-    wrk = ensure_wrk(args.install_wrk)
-    specs = specs_for(args)
+    args.tasks = [t for t in args.tasks.split(",") if t]
+    wrk = "" if args.inprocess_only else ensure_wrk(args.install_wrk)
+    specs = [] if args.inprocess_only else specs_for(args)
     if args.only:
         keep = set(args.only.split(","))
         specs = [s for s in specs if s.key in keep]
@@ -620,6 +651,12 @@ def main() -> None:
         print(f"in-process: InferenceSession.run {inproc['session_run_us']:.1f} us; handle "
               f"{inproc['handle_us']:.1f} us (ratio {inproc['ratio']:.2f}), with the log "
               f"{inproc['handle_log_on_us']:.1f} us (ratio {inproc['ratio_log_on']:.2f})", flush=True)
+        inproc_tasks = {}
+        for task in args.tasks:
+            r = inproc_tasks[task] = in_process_task(task, tmp, args.calls, args.task_model)
+            print(f"in-process {task} ({r['model']}): InferenceSession.run {r['session_run_us']:.1f} us; handle "
+                  f"{r['handle_us']:.1f} us (ratio {r['ratio']:.2f}), with the log {r['handle_log_on_us']:.1f} us "
+                  f"(ratio {r['ratio_log_on']:.2f}; goal <= {GOALS['inprocess_ratio_max']:g})", flush=True)
         runs: dict[str, list[dict]] = {s.key: [] for s in specs}
         failures: dict[str, list[str]] = {}
         for r in range(args.rounds):
@@ -642,7 +679,7 @@ def main() -> None:
         "model": args.model, "tag": pkg.tag, "body_bytes": len(pkg.body),
         "settings": {"duration_s": args.duration, "warmup_s": args.warmup, "clients": args.clients,
                      "rounds": args.rounds, "default_workers": DEFAULT_WORKERS},
-        "goals": GOALS, "in_process": inproc,
+        "goals": GOALS, "in_process": inproc, "in_process_tasks": inproc_tasks,
         "configurations": {s.key: {"kind": s.kind, "workers": s.effective_workers, "env": s.env, "note": s.note}
                            for s in specs},
         "results": results, "rounds": runs, "failures": failures, "summary": summary,

@@ -44,7 +44,7 @@ from workbench.serving.app import (
     service_options,
 )
 from workbench.serving.observe import prediction_log_for, prometheus_hook
-from workbench.serving.schema import PredictionResponse, RequestSchema, ServingConfig
+from workbench.serving.schema import RequestSchema, ServingConfig, response_model
 
 # BentoML 1.4 arms a 30 s timer per request and never cancels it; the garbage collector's passes over those
 # timers stalled requests by up to 85 ms (p99 209 ms at 1 client). Cancel them once the response has started.
@@ -54,6 +54,9 @@ cancel_bentoml_timeout_timers()
 MODEL = resolve_model(bento_dir=Path(__file__).resolve().parents[1])
 CONFIG = ServingConfig.load(MODEL.path / "serving.json")
 PredictRequest = request_spec(RequestSchema(CONFIG))
+# What /predict answers, for /docs: binary probability + label, multiclass label + probabilities, regression
+# prediction (serving.json's task).
+PredictResponse = response_model(CONFIG)
 # POST /predict is answered by a middleware with the same predictor, skipping BentoML's per-request route
 # machinery (~170 us of CPU per request); WORKBENCH_DIRECT_PREDICT=0 sends it through BentoML's route instead.
 DIRECT = direct_predict()
@@ -82,9 +85,11 @@ class Predict:
     def __is_ready__(self) -> bool:
         return self.predictor.ready
 
-    @bentoml.api(route="/predict", input_spec=PredictRequest, output_spec=PredictionResponse)
-    async def predict(self, body: bytes, ctx: bentoml.Context) -> PredictionResponse:
-        """Score one record (a JSON object) or a batch (an array of records): probability, label, flags."""
+    @bentoml.api(route="/predict", input_spec=PredictRequest, output_spec=PredictResponse)
+    async def predict(self, body: bytes, ctx: bentoml.Context) -> PredictResponse:  # type: ignore[valid-type]
+        """Score one record (a JSON object) or a batch (an array of records): the task's answer (binary:
+        probability and label; multiclass: label and every class's probability; regression: prediction) and
+        flags per record."""
         return await respond(self.predictor, body, ctx)
 
 

@@ -85,12 +85,19 @@ def _(ad, mo, production, run):
     _sections = ad.card_sections(promotion["card"]) if promotion["card"] else {}
     _proto = run["reports"].get("prototype", {})
     _brief = run["brief"]
+    if run["task"] == "binary_classification":
+        _decision = (f"decision threshold {_brief.get('target', {}).get('decision_threshold') or 0.5} "
+                     f"(positive label `{_brief.get('target', {}).get('positive_label')}`)")
+    elif run["task"] == "multiclass_classification":
+        _decision = f"predicts one of {len(run['classes'] or [])} classes: {', '.join(run['classes'] or [])}"
+    else:
+        _decision = f"predicts `{_brief.get('target', {}).get('column')}` in its own units"
     _summary = mo.md(
         f"**Objective.** {_brief.get('objective', '')}\n\n"
+        f"**Task:** {run['task'].replace('_', ' ')} · {_decision}\n\n"
         f"**Selected model:** `{run['selected']}` · **{_proto.get('primary_metric')}** "
         f"{_proto.get('primary_value', 0):.3f} on held-out data (success threshold "
-        f"{_brief.get('success', {}).get('threshold')}) · decision threshold "
-        f"{_brief.get('target', {}).get('decision_threshold')} · kill criteria: "
+        f"{_brief.get('success', {}).get('threshold')}) · kill criteria: "
         f"**{_proto.get('kill_verdict', 'n/a')}**"
     )
     _card = (
@@ -131,7 +138,7 @@ def _(ad, mo, run):
         mo.stat(f"{_base[_primary]:.3f}" if _base else "n/a", label=f"{_base['model'] if _base else 'baseline'}",
                 caption="best baseline"),
         mo.stat(f"{_sel['delta_vs_baseline']:+.3f}" if _sel["delta_vs_baseline"] is not None else "n/a",
-                label="lift over the baseline", caption=f"needs > {_lb.get('min_improvement')}",
+                label="lift over the baseline", caption=f"needs > {_lb.get('min_improvement')} (better > 0)",
                 direction="increase" if (_sel["delta_vs_baseline"] or 0) > 0 else "decrease"),
     ], justify="start", gap=2)
     mo.vstack([
@@ -165,12 +172,19 @@ def _(ad, fair_feature, fair_metric, fairness, mo):
     _gaps = ad.fairness_gaps(fairness, fair_feature.value)
     _overall = (fairness.get("overall") or {}).get(fair_metric.value)
     _fmt = {c: "{:.4f}" for c in ("value", "ci_low", "ci_high", "threshold")}
+    _task = ad.task_of(fairness)
+    _small = {"binary_classification": " (or positives/negatives, for TPR/FPR)",
+              "multiclass_classification": " (or rows of the class, for a class's recall)"}.get(_task, "")
+    _units = {"regression": " MAE, mean prediction and mean residual (actual - predicted) are in the target's "
+                            "units; a positive mean residual means the group is under-predicted.",
+              "multiclass_classification": " The per-class gaps are the largest over the classes (`class` names "
+                                           "it)."}.get(_task, "")
     mo.vstack([
-        mo.md(f"## 3 · Fairness slices\nEach group's {ad.METRIC_LABELS[fair_metric.value]} on held-out data with its "
-              f"{fairness.get('confidence_level', 0.95):.0%} bootstrap confidence interval "
+        mo.md(f"## 3 · Fairness slices\nEach group's {ad.metric_label(fair_metric.value)} on held-out data with "
+              f"its {fairness.get('confidence_level', 0.95):.0%} bootstrap confidence interval "
               f"({fairness.get('n_bootstrap', '?')} resamples). Groups with fewer than "
-              f"{fairness.get('min_slice_size')} rows (or positives/negatives, for TPR/FPR) are shown but not "
-              "compared: their intervals are too wide to support a conclusion."),
+              f"{fairness.get('min_slice_size')} rows{_small} are shown but not "
+              f"compared: their intervals are too wide to support a conclusion.{_units}"),
         mo.hstack([fair_feature, fair_metric], justify="start", gap=2),
         ad.plot_fairness_slice(_slice, feature=fair_feature.value, metric=fair_metric.value, overall=_overall,
                                confidence_level=fairness.get("confidence_level")),
@@ -197,23 +211,30 @@ def _(ad, contributions, driver_feature, mo, shap):
     mo.stop(not shap, mo.md("## 4 · What drives the scores\n_This run has no SHAP report._"))
     _imp = ad.shap_importance(shap)
     _add = shap.get("additivity", {})
+    _unit = ad.shap_unit(shap)
+    _what = {"regression": "how far each column moves the prediction, in the target's units",
+             "multiclass_classification": "how far each column moves the classes' scores (mean |SHAP| over "
+                                          "the classes' raw scores, the softmax logits)"}.get(
+        shap.get("task"), "how far each column moves a score, in log-odds")
     _head = mo.md(
         "## 4 · What drives the scores\n"
         f"SHAP values of `{shap.get('model')}` ({shap.get('explainer')} explainer) on {shap.get('sample_size')} "
-        "held-out rows, summed back to the columns of the data: how far each column moves a score, in log-odds. "
+        f"held-out rows, summed back to the columns of the data: {_what}. "
         f"Additivity check: max error {_add.get('max_abs_error', float('nan')):.1e} "
         f"({'passed' if _add.get('passed') else 'FAILED'})."
     )
-    _parts = [_head, ad.plot_importance(_imp, title=f"Global importance: {shap.get('model')}")]
+    _parts = [_head, ad.plot_importance(_imp, title=f"Global importance: {shap.get('model')}", unit=_unit)]
     if driver_feature.value is not None:
         _drivers = ad.group_drivers(shap, contributions, driver_feature.value)
         _top = (_drivers.filter(_drivers["rank"] <= 3)
                 .select("group", "n", "rank", "feature", "mean_abs_shap", "mean_shap"))
+        _direction = ("`mean_shap` gives the direction (> 0 pushes the group's scores up)."
+                      if shap.get("task") != "multiclass_classification"
+                      else "(per-class directions are in the run report's SHAP section).")
         _parts += [
-            mo.md("**Drivers within groups.** Mean |SHAP| per column inside each group; `mean_shap` gives the "
-                  "direction (> 0 pushes the group's scores up)."),
+            mo.md(f"**Drivers within groups.** Mean |SHAP| per column inside each group; {_direction}"),
             driver_feature,
-            ad.plot_group_drivers(_drivers, feature=driver_feature.value),
+            ad.plot_group_drivers(_drivers, feature=driver_feature.value, unit=_unit),
             mo.ui.table(_top, selection=None, pagination=False, show_column_summaries=False,
                         format_mapping={"mean_abs_shap": "{:.3f}", "mean_shap": "{:+.3f}"},
                         label="top 3 drivers per group"),
@@ -275,7 +296,8 @@ def _(mo, production, whatif_form):
     )
     mo.vstack([
         mo.md("## 5 · What-if: score one person\n"
-              f"Scored by the production ONNX model `{production['tag']}`, exactly as the service scores. "
+              f"Scored by the production ONNX model `{production['tag']}` "
+              f"({ad.task_of(production['package']['serving']).replace('_', ' ')}), exactly as the service scores. "
               "Numbers are limited to the ranges seen in training; the form opens on a typical person "
               "(training medians and most common categories)."),
         whatif_form,
@@ -296,24 +318,45 @@ def _(ad, mo, production, whatif_background, whatif_fields, whatif_form, whatif_
         _row, _score, _err = None, None, ad.run_error(_exc)
     mo.stop(_score is None, mo.callout(mo.md(f"Cannot score this person: {_err}"), kind="danger"))
     _who = "the person you entered" if _submitted else "the typical person (submit the form to score your own)"
-    _pos = _score["label"] == _score["positive_label"]
-    _headline = mo.Html(
-        f"<div id='wb-whatif-score' data-probability='{_score['probability']:.6f}' style='font-size:1.05rem'>"
-        f"Score for {_who}: <b style='font-size:1.6rem'>{_score['probability']:.3f}</b> "
-        f"→ <b>{_score['label']}</b> (threshold {_score['threshold']:g}; above it means "
-        f"<i>{_score['positive_label']}</i>)</div>"
-    )
-    _parts = [mo.callout(_headline, kind="success" if _pos else "neutral")]
+    if _score["task"] == "regression":
+        _std = f" (training std {_score['target_std']:.4g})" if _score.get("target_std") else ""
+        _headline = mo.Html(
+            f"<div id='wb-whatif-score' data-prediction='{_score['prediction']:.6f}' style='font-size:1.05rem'>"
+            f"Prediction for {_who}: <b style='font-size:1.6rem'>{_score['prediction']:.4g}</b> "
+            f"<i>{_score['target']}</i>, in the target's units{_std}</div>"
+        )
+        _parts = [mo.callout(_headline, kind="neutral")]
+    elif _score["task"] == "multiclass_classification":
+        _probs = " · ".join(f"{c} {p:.3f}" for c, p in _score["probabilities"].items())
+        _headline = mo.Html(
+            f"<div id='wb-whatif-score' data-label='{_score['label']}' "
+            f"data-probability='{_score['probability']:.6f}' style='font-size:1.05rem'>"
+            f"Class for {_who}: <b style='font-size:1.6rem'>{_score['label']}</b> "
+            f"(probability {_score['probability']:.3f}; {_probs})</div>"
+        )
+        _parts = [mo.callout(_headline, kind="neutral"), ad.plot_class_probabilities(_score)]
+    else:
+        _pos = _score["label"] == _score["positive_label"]
+        _headline = mo.Html(
+            f"<div id='wb-whatif-score' data-probability='{_score['probability']:.6f}' style='font-size:1.05rem'>"
+            f"Score for {_who}: <b style='font-size:1.6rem'>{_score['probability']:.3f}</b> "
+            f"→ <b>{_score['label']}</b> (threshold {_score['threshold']:g}; above it means "
+            f"<i>{_score['positive_label']}</i>)</div>"
+        )
+        _parts = [mo.callout(_headline, kind="success" if _pos else "neutral")]
     if whatif_model is not None:
         try:
-            _exp = ad.explain_whatif(whatif_model, whatif_run, _row, background=whatif_background)
+            _exp = ad.explain_whatif(whatif_model, whatif_run, _row, background=whatif_background,
+                                     class_name=_score.get("label") if _score["task"] == "multiclass_classification"
+                                     else None)
+            _key = "prediction" if _score["task"] == "regression" else "probability"
+            _of = f" of {_exp['class']}" if _exp.get("class") else ""
             _parts += [
                 ad.plot_contributions(_exp),
-                mo.md(f"Contributions from the run's notebook model `{_exp['model']}` "
-                      f"({_exp['explainer']} SHAP; its probability {_exp['probability']:.4f} vs ONNX "
-                      f"{_score['probability']:.4f}, |difference| "
-                      f"{abs(_exp['probability'] - _score['probability']):.1e}; the score shown above is the ONNX "
-                      "one)."),
+                mo.md(f"Contributions ({_exp['unit']}) from the run's notebook model `{_exp['model']}` "
+                      f"({_exp['explainer']} SHAP; its {_key}{_of} {_exp[_key]:.4f} vs ONNX "
+                      f"{_score[_key]:.4f}, |difference| "
+                      f"{abs(_exp[_key] - _score[_key]):.1e}; the answer shown above is the ONNX one)."),
                 mo.ui.table(_exp["contributions"], selection=None, pagination=False, show_column_summaries=False,
                             format_mapping={"contribution": "{:+.3f}"}, label="contributions"),
             ]
@@ -332,8 +375,10 @@ def _(ad, mo, production, whatif_package):
         mo.md("## 6 · Drift\n_No production model, so no drift to measure._"),
     )
     _d = ad.drift_status(whatif_package)
+    _pred = {"regression": "the predicted values", "multiclass_classification": "the predicted class shares"}.get(
+        ad.task_of(whatif_package["serving"]), "the predicted probability")
     _head = mo.md("## 6 · Drift of production inputs\nLogged requests against the reference profile saved at "
-                  "promotion (PSI/KS per feature and for the predicted probability).")
+                  f"promotion (PSI/KS per feature, PSI/chi-square per category, and for {_pred}).")
     if _d["report"] is None:
         _parts = [_head, mo.callout(mo.md(f"**{_d['message'].capitalize()}.** {_d.get('detail', '')}"),
                                     kind="neutral" if _d["status"] == "no log" else "danger")]
@@ -346,6 +391,7 @@ def _(ad, mo, production, whatif_package):
             _head,
             mo.callout(mo.md(f"**Drift: {_r.severity}** over {_r.rows} logged rows. Action: {_r.action}"),
                        kind=_kind),
+            mo.md(ad.prediction_drift_summary(_r)),
             _r.plot(),
             mo.ui.table(_rows, selection=None, pagination=False, show_column_summaries=False, label="drift"),
         ]

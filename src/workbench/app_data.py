@@ -7,8 +7,10 @@ window on the runs, not a stage of the lifecycle.
 
 Two calls go beyond reading JSON, both for the what-if form:
 
-* :func:`score_whatif` scores one row with the *production ONNX model* through :class:`OnnxScorer`, exactly as
-  the service does (same inputs, same ``p > threshold`` rule), so the score a stakeholder sees is the served one;
+* :func:`score_whatif` scores one row with the *production ONNX model* through :class:`OnnxScorer` for the
+  package's task, exactly as the service does (same inputs; binary: the same ``p > threshold`` rule, multiclass:
+  the argmax class and per-class probabilities, regression: the prediction in the target's units), so the
+  answer a stakeholder sees is the served one;
 * :func:`explain_whatif` explains that row with the run's pickled notebook model, which
   :func:`verified_model` unpickles only after its sha256 matches the run manifest (the app is not the serving
   path, so scikit-learn and SHAP are allowed here).
@@ -42,6 +44,8 @@ __all__ = [
     "card_sections",
     "performance_frame",
     "plot_performance",
+    "metric_label",
+    "task_of",
     "fairness_choices",
     "fairness_slice",
     "fairness_gaps",
@@ -50,15 +54,19 @@ __all__ = [
     "load_contributions",
     "driver_features",
     "group_drivers",
+    "shap_unit",
     "plot_importance",
     "plot_group_drivers",
     "whatif_fields",
     "whatif_row",
     "score_whatif",
+    "whatif_headline",
+    "plot_class_probabilities",
     "verified_model",
     "explain_whatif",
     "plot_contributions",
     "drift_status",
+    "prediction_drift_summary",
     "run_error",
 ]
 
@@ -70,7 +78,36 @@ METRIC_LABELS = {
     "tpr": "true positive rate (TPR)",
     "fpr": "false positive rate (FPR)",
     "accuracy": "accuracy",
+    "mae": "mean absolute error (MAE)",
+    "mean_prediction": "mean prediction",
+    "mean_residual": "mean residual (actual - predicted)",
 }
+"""Labels of the per-group figures a fairness report carries (multiclass ``recall[c]`` / ``selection_rate[c]``
+are labelled by :func:`metric_label`)."""
+
+BINARY = "binary_classification"
+
+
+def metric_label(metric: str) -> str:
+    """A per-group figure as a reader names it: ``tpr`` -> "true positive rate (TPR)", ``recall[Adelie]`` ->
+    "recall of Adelie", ``selection_rate[Adelie]`` -> "share predicted Adelie"."""
+    if metric.endswith("]") and "[" in metric:
+        name, cls = metric[:-1].split("[", 1)
+        if name == "recall":
+            return f"recall of {cls}"
+        if name == "selection_rate":
+            return f"share predicted {cls}"
+        return f"{METRIC_LABELS.get(name, name.replace('_', ' '))} of {cls}"
+    return METRIC_LABELS.get(metric, metric.replace("_", " "))
+
+
+def task_of(*reports: dict | None) -> str:
+    """The task a run or package is for: the first ``task`` any of the given dicts records (leaderboard,
+    brief, serving.json, fairness report ...), else binary classification (what runs before round 2 were)."""
+    for r in reports:
+        if r and r.get("task"):
+            return str(r["task"])
+    return BINARY
 
 _BLUE, _GREY, _ORANGE, _RED, _GREEN = "#1f77b4", "#9e9e9e", "#e6550d", "#c5221f", "#137333"
 
@@ -121,7 +158,8 @@ def default_run(runs: list[dict], *, requested: str | None = None, production_ru
 
 def load_run(run_id: str, cfg: Settings | None = None) -> dict:
     """One run's manifest and reports: ``run_id``, ``dir``, ``manifest``, ``reports`` (name -> dict),
-    ``figures`` (PNG names), ``selected`` (candidate), ``brief`` (the brief as recorded in the manifest).
+    ``figures`` (PNG names), ``selected`` (candidate), ``brief`` (the brief as recorded in the manifest),
+    ``task`` and ``classes`` (multiclass: class names in code order, else None).
 
     Raises
     ------
@@ -139,10 +177,13 @@ def load_run(run_id: str, cfg: Settings | None = None) -> dict:
             reports[p.stem] = data
     figures = sorted(p.name for p in (run_dir / "figures").glob("*.png")) if (run_dir / "figures").is_dir() else []
     proto = (manifest.get("results") or {}).get("prototype") or {}
+    brief = (manifest.get("brief") or {}).get("content") or {}
     return {"run_id": manifest.get("run_id", run_dir.name), "dir": run_dir, "manifest": manifest,
             "reports": reports, "figures": figures,
             "selected": proto.get("selected") or reports.get("leaderboard", {}).get("selected"),
-            "brief": (manifest.get("brief") or {}).get("content") or {}}
+            "brief": brief, "task": task_of(reports.get("leaderboard"), brief, reports.get("contract")),
+            "classes": (reports.get("leaderboard") or {}).get("classes") or (reports.get("contract") or {}).get(
+                "classes")}
 
 
 # =============================================================================================== registry
@@ -325,6 +366,10 @@ def plot_performance(leaderboard: dict, *, success_threshold: float | None = Non
     primary = leaderboard["primary"]
     names = frame["model"].to_list()[::-1]
     values = [v if v is not None else 0.0 for v in frame[primary].to_list()[::-1]]
+    from .tasks import get_task
+
+    task = get_task(task_of(leaderboard))
+    higher = task.greater_is_better(primary) if primary in task.metrics else True
     roles = frame["role"].to_list()[::-1]
     colors = [_ORANGE if r == "selected" else _GREY if r in ("baseline", "best baseline") else _BLUE for r in roles]
     fig = Figure(figsize=(6.5, 0.45 * len(names) + 1.4), layout="constrained")
@@ -335,13 +380,17 @@ def plot_performance(leaderboard: dict, *, success_threshold: float | None = Non
     best = leaderboard.get("best_baseline")
     if best in leaderboard["models"]:
         base = leaderboard["models"][best]["test"]["metrics"][primary]
-        bar = base + float(leaderboard.get("min_improvement") or 0.0)
-        ax.axvline(bar, color=_GREY, linestyle="--", linewidth=1, label=f"to beat: {best} + margin ({bar:.3f})")
+        margin = float(leaderboard.get("min_improvement") or 0.0)
+        bar = base + margin if higher else base - margin
+        sign = "+" if higher else "-"
+        ax.axvline(bar, color=_GREY, linestyle="--", linewidth=1,
+                   label=f"to beat: {best} {sign} margin ({bar:.3f})")
     if success_threshold is not None:
         ax.axvline(success_threshold, color=_GREEN, linestyle=":", linewidth=1.5,
                    label=f"success threshold ({success_threshold:.3f})")
-    ax.set_xlim(0, max(1.0, max(values) * 1.12))
-    ax.set_xlabel(f"{primary} on the held-out split")
+    lo, hi = min([0.0, *values]), max([1.0 if task.is_classifier else 0.0, *values])
+    ax.set_xlim(lo * 1.12 if lo < 0 else 0, hi * 1.12 if hi > 0 else 1.0)
+    ax.set_xlabel(f"{primary} on the held-out split ({'higher' if higher else 'lower'} is better)")
     ax.set_title(f"Performance against the baseline ({primary})")
     if ax.get_legend_handles_labels()[0]:
         fig.legend(fontsize=7, loc="outside lower center", ncols=2)
@@ -351,13 +400,17 @@ def plot_performance(leaderboard: dict, *, success_threshold: float | None = Non
 # =============================================================================================== fairness
 def fairness_choices(fairness: dict) -> dict[str, Any]:
     """Selector options: ``features`` (sensitive features and their intersections, as in the report) and
-    ``metrics`` (label -> metric key, those with confidence intervals)."""
+    ``metrics`` (label -> metric key): the per-group figures the report carries with a confidence interval, in
+    the report's order (binary: selection rate, TPR, FPR, accuracy; regression: MAE, mean prediction, mean
+    residual; multiclass: accuracy, then recall and share predicted of each class)."""
     features = [f for f in fairness.get("features", []) if fairness.get("groups", {}).get(f)]
-    seen = set()
+    seen: list[str] = []
     for rows in fairness.get("groups", {}).values():
         for r in rows:
-            seen.update((r.get("ci") or {}).keys())
-    metrics = {label: key for key, label in METRIC_LABELS.items() if key in seen}
+            seen += [k for k in (r.get("ci") or {}) if k not in seen]
+    if task_of(fairness) == BINARY:  # the binary order, as before round 2
+        seen = [k for k in METRIC_LABELS if k in seen] + [k for k in seen if k not in METRIC_LABELS]
+    metrics = {metric_label(key): key for key in seen}
     return {"features": features, "metrics": metrics}
 
 
@@ -365,6 +418,9 @@ def fairness_slice(fairness: dict, feature: str, metric: str) -> pl.DataFrame:
     """One metric in each group of ``feature``, with its bootstrap confidence interval.
 
     Columns: ``group``, ``n``, ``positives``, ``value``, ``ci_low``, ``ci_high``, ``evidence``, ``note``.
+    ``positives`` is the group's rows of the positive class (binary) or of the class a multiclass ``recall[c]``
+    is about, and null for the other figures; ``evidence`` is the figure's own (binary TPR/FPR and multiclass
+    per-class recall need enough rows of the class).
 
     Raises
     ------
@@ -376,10 +432,18 @@ def fairness_slice(fairness: dict, feature: str, metric: str) -> pl.DataFrame:
         raise DataError(f"the fairness report has no slices for '{feature}'", column=feature,
                         hint=f"choose one of: {', '.join(groups)}")
     rows = []
+    cls = metric[len("recall["):-1] if metric.startswith("recall[") and metric.endswith("]") else None
     for g in groups[feature]:
         ci = (g.get("ci") or {}).get(metric) or [None, None]
         evidence = g.get("evidence_tpr_fpr") if metric in ("tpr", "fpr") else g.get("evidence")
-        rows.append({"group": str(g["group"]), "n": int(g.get("count", 0)), "positives": int(g.get("positives", 0)),
+        if cls is not None and g.get("evidence") == "ok":
+            evidence = (g.get("evidence_recall") or {}).get(cls, evidence)
+        if cls is not None:
+            positives = (g.get("class_counts") or {}).get(cls)
+        else:
+            positives = g.get("positives")
+        rows.append({"group": str(g["group"]), "n": int(g.get("count", 0)),
+                     "positives": None if positives is None else int(positives),
                      "value": _num(g.get(metric)), "ci_low": _num(ci[0]), "ci_high": _num(ci[1]),
                      "evidence": evidence or "", "note": g.get("note") or ""})
     schema = {"group": pl.String, "n": pl.Int64, "positives": pl.Int64, "value": pl.Float64, "ci_low": pl.Float64,
@@ -396,13 +460,18 @@ def _num(v: Any) -> float | None:
 
 def fairness_gaps(fairness: dict, feature: str) -> pl.DataFrame:
     """The between-group gaps of ``feature``: ``metric``, ``value``, ``ci_low``, ``ci_high``, ``threshold``,
-    ``verdict``, ``groups_excluded``."""
-    rows = [{"metric": g["metric"], "value": _num(g.get("value")), "ci_low": _num(g.get("ci_low")),
+    ``verdict``, ``groups_excluded``; multiclass reports add ``class`` (the class a per-class gap is largest
+    for) after ``metric``."""
+    gaps = [g for g in fairness.get("gaps", []) if g.get("feature") == feature]
+    per_class = any("class" in g for g in fairness.get("gaps", []))
+    rows = [{"metric": g["metric"], **({"class": g.get("class")} if per_class else {}),
+             "value": _num(g.get("value")), "ci_low": _num(g.get("ci_low")),
              "ci_high": _num(g.get("ci_high")), "threshold": _num(g.get("threshold")), "verdict": g.get("verdict", ""),
              "groups_excluded": ", ".join(map(str, g.get("groups_excluded") or []))}
-            for g in fairness.get("gaps", []) if g.get("feature") == feature]
-    schema = {"metric": pl.String, "value": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64,
-              "threshold": pl.Float64, "verdict": pl.String, "groups_excluded": pl.String}
+            for g in gaps]
+    schema = {"metric": pl.String, **({"class": pl.String} if per_class else {}), "value": pl.Float64,
+              "ci_low": pl.Float64, "ci_high": pl.Float64, "threshold": pl.Float64, "verdict": pl.String,
+              "groups_excluded": pl.String}
     return pl.DataFrame(rows, schema=schema)
 
 
@@ -411,7 +480,7 @@ def plot_fairness_slice(frame: pl.DataFrame, *, feature: str, metric: str, overa
     """Point estimate and confidence interval per group; groups with too little evidence are hollow and grey."""
     from matplotlib.figure import Figure
 
-    label = METRIC_LABELS.get(metric, metric)
+    label = metric_label(metric)
     n = frame.height
     fig = Figure(figsize=(6.5, 0.42 * max(n, 2) + 1.3), layout="constrained")
     ax = fig.add_subplot()
@@ -431,13 +500,31 @@ def plot_fairness_slice(frame: pl.DataFrame, *, feature: str, metric: str, overa
     level = f"{confidence_level:.0%} " if confidence_level else ""
     ax.set_xlabel(f"{label}: dot = estimate, line = {level}bootstrap interval", fontsize=8)
     ax.set_title(f"{label} by {feature} (hollow grey: too little evidence)", fontsize=10)
-    ax.set_xlim(-0.02, 1.02)
+    if _is_rate(metric):
+        ax.set_xlim(-0.02, 1.02)
+    else:  # target units (regression): fit the intervals, and show where zero is for residuals
+        if metric.startswith("mean_residual"):
+            ax.axvline(0.0, color="#555", linewidth=0.8)
+        ax.margins(x=0.08)
     return fig
 
 
+def _is_rate(metric: str) -> bool:
+    """Whether a per-group figure is a share in [0, 1] (every classification figure), not a target-unit value."""
+    return metric not in ("mae", "mean_prediction", "mean_residual")
+
+
 # =============================================================================================== SHAP
+def shap_unit(shap: dict | None, task: str | None = None) -> str:
+    """The unit of a SHAP report's values: log-odds (binary), the target's units (regression), the raw class
+    score (multiclass; importance averages |SHAP| over classes)."""
+    t = (shap or {}).get("task") or task or BINARY
+    return {"regression": "target units", "multiclass_classification": "class score, mean over classes"}.get(
+        t, "log-odds")
+
+
 def shap_importance(shap: dict) -> pl.DataFrame:
-    """Global importance: ``feature``, ``mean_abs_shap`` (log-odds), largest first."""
+    """Global importance: ``feature``, ``mean_abs_shap`` (in :func:`shap_unit`), largest first."""
     imp = shap.get("importance") or {}
     return pl.DataFrame({"feature": list(imp), "mean_abs_shap": [float(v) for v in imp.values()]},
                         schema={"feature": pl.String, "mean_abs_shap": pl.Float64}
@@ -471,19 +558,24 @@ def group_drivers(shap: dict, contributions: pl.DataFrame | None, feature: str) 
     """Per group of ``feature``: mean |SHAP| and mean signed SHAP of every column (long format).
 
     Columns: ``group``, ``n``, ``feature``, ``mean_abs_shap``, ``mean_shap`` (direction: > 0 pushes towards the
-    positive label), ``rank`` (1 = the group's strongest driver). Computed from the contributions Parquet; when
-    it is missing, from ``shap.json`` (mean |SHAP| only, ``mean_shap`` null).
+    positive label, or raises the prediction), ``rank`` (1 = the group's strongest driver). Computed from the
+    contributions Parquet; when it is missing, from ``shap.json`` (mean |SHAP| only, ``mean_shap`` null).
+    Multiclass contributions are unsigned (mean |SHAP| over classes), so ``mean_shap`` is null there too.
     """
     schema = {"group": pl.String, "n": pl.Int64, "feature": pl.String, "mean_abs_shap": pl.Float64,
               "mean_shap": pl.Float64, "rank": pl.Int64}
     parts = [p.strip() for p in feature.split(" & ")]
     if contributions is not None and all(p in contributions.columns for p in parts):
-        cols = [c[len("shap__"):] for c in contributions.columns if c.startswith("shap__")]
+        # One shap__<column> per original column (multiclass also has shap__<class>__<column>: not a column).
+        cols = [c[len("shap__"):] for c in contributions.columns
+                if c.startswith("shap__") and c[len("shap__"):] in contributions.columns]
+        signed = (shap.get("task") or BINARY) != "multiclass_classification"
         df = contributions.with_columns(_group_labels(contributions, feature))
         agg = df.group_by("group").agg(
             pl.len().alias("n"),
             *[pl.col(f"shap__{c}").abs().mean().alias(f"abs__{c}") for c in cols],
-            *[pl.col(f"shap__{c}").mean().alias(f"sgn__{c}") for c in cols],
+            *[(pl.col(f"shap__{c}").mean() if signed else pl.lit(None, dtype=pl.Float64)).alias(f"sgn__{c}")
+              for c in cols],
         )
         rows = []
         for r in agg.iter_rows(named=True):
@@ -503,7 +595,8 @@ def group_drivers(shap: dict, contributions: pl.DataFrame | None, feature: str) 
     return out.with_columns(pl.int_range(1, pl.len() + 1).over("group").cast(pl.Int64).alias("rank"))
 
 
-def plot_importance(importance: pl.DataFrame, *, title: str = "Global importance", top: int = 15) -> Any:
+def plot_importance(importance: pl.DataFrame, *, title: str = "Global importance", top: int = 15,
+                    unit: str = "log-odds") -> Any:
     """Bars of mean |SHAP| per column, largest on top."""
     from matplotlib.figure import Figure
 
@@ -511,12 +604,12 @@ def plot_importance(importance: pl.DataFrame, *, title: str = "Global importance
     fig = Figure(figsize=(6.5, 0.32 * imp.height + 1.2), layout="constrained")
     ax = fig.add_subplot()
     ax.barh(imp["feature"].to_list()[::-1], imp["mean_abs_shap"].to_list()[::-1], color=_BLUE)
-    ax.set_xlabel("mean |SHAP value| (log-odds)")
+    ax.set_xlabel(f"mean |SHAP value| ({unit})")
     ax.set_title(title)
     return fig
 
 
-def plot_group_drivers(drivers: pl.DataFrame, *, feature: str, top: int = 8) -> Any:
+def plot_group_drivers(drivers: pl.DataFrame, *, feature: str, top: int = 8, unit: str = "log-odds") -> Any:
     """Grouped bars of mean |SHAP| for the strongest columns, one bar per group (legend gives each group's n)."""
     from matplotlib.figure import Figure
 
@@ -532,7 +625,7 @@ def plot_group_drivers(drivers: pl.DataFrame, *, feature: str, top: int = 8) -> 
         pos = np.arange(len(cols)) - 0.4 + height * (i + 0.5)
         ax.barh(pos, [sub.get(c, 0.0) for c in cols], height=height, label=f"{g} (n={n})")
     ax.set_yticks(range(len(cols)), cols)
-    ax.set_xlabel("mean |SHAP value| (log-odds)")
+    ax.set_xlabel(f"mean |SHAP value| ({unit})")
     ax.set_title(f"What drives the score within groups of {feature}")
     ax.legend(fontsize=7, loc="lower right")
     return fig
@@ -620,10 +713,18 @@ def whatif_row(fields: list[dict], values: dict[str, Any] | None) -> dict[str, A
 
 
 def score_whatif(package: dict, row: dict[str, Any]) -> dict:
-    """Score one row with the package's ONNX model, as the service does.
+    """Score one row with the package's ONNX model, as the service does, through the scorer of the package's
+    task (``serving.json`` ``task``; binary for packages written before it existed).
 
-    Returns ``probability``, ``label`` (positive if ``probability > threshold``), ``threshold``, ``positive_label``,
-    ``negative_label``, ``tag`` and ``onnx_sha256`` (of the file scored, checked against ``serving.json``).
+    Returns ``task``, ``tag``, ``onnx_sha256`` (of the file scored, checked against ``serving.json``) and the
+    task's answer:
+
+    * binary: ``probability``, ``label`` (positive if ``probability > threshold``), ``threshold``,
+      ``positive_label``, ``negative_label``;
+    * multiclass: ``label`` (the most probable class; ties go to the first), ``probability`` (its probability),
+      ``probabilities`` (class -> probability, summing to 1, in code order), ``classes``;
+    * regression: ``prediction`` (in the target's units), ``target`` (the target column), ``target_std`` (its
+      training standard deviation, when the package records it).
 
     Raises
     ------
@@ -633,17 +734,58 @@ def score_whatif(package: dict, row: dict[str, Any]) -> dict:
     from .serving.scorer import OnnxScorer
 
     serving = package["serving"]
+    task = task_of(serving)
     blob = (Path(package["path"]) / serving.get("onnx_file", "model.onnx")).read_bytes()
     sha = hashlib.sha256(blob).hexdigest()
     if serving.get("onnx_sha256") and sha != serving["onnx_sha256"]:
         raise WorkbenchError(f"the ONNX model of {package['tag']} does not match its certified sha256",
                              hint="the model store was altered: promote the run again")
-    scorer = OnnxScorer(blob, serving["inputs"])
-    p = float(scorer.predict_proba({k: [v] for k, v in row.items()})[0])
+    scorer = OnnxScorer(blob, serving["inputs"], task=task)
+    scores = scorer.scores({k: [v] for k, v in row.items()})
+    out: dict[str, Any] = {"task": task, "tag": package["tag"], "onnx_sha256": sha}
+    if task == "multiclass_classification":
+        proba = np.asarray(scores, dtype=np.float64)[0]
+        classes = [str(c) for c in (serving.get("classes") or range(proba.size))]
+        k = int(np.argmax(proba))
+        return {**out, "label": classes[k], "probability": float(proba[k]), "classes": classes,
+                "probabilities": {c: float(v) for c, v in zip(classes, proba, strict=True)}}
+    if task == "regression":
+        std = serving.get("target_std")
+        return {**out, "prediction": float(np.asarray(scores)[0]), "target": serving.get("target")
+                or (package.get("contract") or {}).get("target"), "target_std": None if std is None else float(std)}
+    p = float(np.asarray(scores)[0])
     t = float(serving["threshold"])
-    return {"probability": p, "label": serving["positive_label"] if p > t else serving["negative_label"],
-            "threshold": t, "positive_label": serving["positive_label"], "negative_label": serving["negative_label"],
-            "tag": package["tag"], "onnx_sha256": sha}
+    return {**out, "probability": p, "label": serving["positive_label"] if p > t else serving["negative_label"],
+            "threshold": t, "positive_label": serving["positive_label"], "negative_label": serving["negative_label"]}
+
+
+def whatif_headline(score: dict) -> str:
+    """The what-if answer in one line of Markdown-free text (what the app's headline says after "Score for ...:")."""
+    task = score.get("task", BINARY)
+    if task == "multiclass_classification":
+        others = ", ".join(f"{c} {p:.3f}" for c, p in sorted(score["probabilities"].items(), key=lambda kv: -kv[1])
+                           if c != score["label"])
+        return f"{score['label']} (probability {score['probability']:.3f}; {others})"
+    if task == "regression":
+        return f"predicted {score['target'] or 'value'} {score['prediction']:.4g}"
+    return f"{score['probability']:.3f} -> {score['label']} (threshold {score['threshold']:g})"
+
+
+def plot_class_probabilities(score: dict) -> Any:
+    """Bars of a multiclass what-if answer's probability per class (the predicted class orange)."""
+    from matplotlib.figure import Figure
+
+    classes = list(score["probabilities"])
+    values = [score["probabilities"][c] for c in classes]
+    fig = Figure(figsize=(6.5, 0.4 * len(classes) + 1.2), layout="constrained")
+    ax = fig.add_subplot()
+    ax.barh(classes[::-1], values[::-1], color=[_ORANGE if c == score["label"] else _BLUE for c in classes[::-1]])
+    for y, v in enumerate(values[::-1]):
+        ax.text(v, y, f" {v:.3f}", va="center", fontsize=8)
+    ax.set_xlim(0, 1.1)
+    ax.set_xlabel("probability (ONNX model)")
+    ax.set_title(f"Predicted class: {score['label']}")
+    return fig
 
 
 def verified_model(run: dict, name: str | None = None) -> Any:
@@ -679,13 +821,19 @@ def verified_model(run: dict, name: str | None = None) -> Any:
                        features=list(contract.features), seed=seed)
 
 
-def explain_whatif(fitted: Any, run: dict, row: dict[str, Any], *, background: pl.DataFrame | None = None) -> dict:
-    """SHAP contributions of one row (per original column, log-odds) from the run's notebook model.
+def explain_whatif(fitted: Any, run: dict, row: dict[str, Any], *, background: pl.DataFrame | None = None,
+                   class_name: str | None = None) -> dict:
+    """SHAP contributions of one row (per original column) from the run's notebook model.
 
     ``background`` (rows with the feature columns, e.g. :func:`load_contributions`) is the linear explainer's
     reference; the tree explainer ignores it. Returns ``contributions`` (frame: ``feature``, ``value``,
-    ``contribution``, largest |contribution| first), ``base_value``, ``margin`` and ``probability`` (the notebook
-    model's, to compare with the ONNX score).
+    ``contribution``, largest |contribution| first), ``base_value``, ``margin``, ``unit``, ``task`` and the
+    notebook model's answer, to compare with the ONNX one:
+
+    * binary: contributions in log-odds; ``probability`` = sigmoid(margin);
+    * regression: contributions in the target's units; ``prediction`` = margin;
+    * multiclass: the signed contributions to ``class_name``'s raw score (default: the predicted class), in
+      ``class``; ``probabilities`` (softmax of every class's score) and ``probability`` (of ``class``).
     """
     from .data import DataContract
     from .evaluation.explain import explain
@@ -697,17 +845,38 @@ def explain_whatif(fitted: Any, run: dict, row: dict[str, Any], *, background: p
                                  for f in contract.features})
     X = to_model_frame(frame, contract)
     bg = to_model_frame(background.select(contract.features), contract) if background is not None else None
-    report = explain(fitted, X, sample_size=1, seed=0, background=bg)
-    contrib = report.contributions.iloc[0]
+    task = run.get("task") or task_of((run.get("reports") or {}).get("leaderboard"), run.get("brief"))
+    classes = list(contract.classes or run.get("classes") or []) if task == "multiclass_classification" else None
+    kwargs: dict[str, Any] = {"task": task, "classes": classes} if task != BINARY else {}
+    report = explain(fitted, X, sample_size=1, seed=0, background=bg, **kwargs)
+    out: dict[str, Any] = {"model": fitted.name, "explainer": report.explainer, "task": task}
+    if task == "multiclass_classification":
+        scores = np.asarray(report.margin, dtype=np.float64).reshape(-1)
+        e = np.exp(scores - scores.max())
+        proba = e / e.sum()
+        name = class_name if class_name is not None else classes[int(np.argmax(proba))]
+        if name not in report.class_contributions:
+            raise DataError(f"no class '{name}'", hint=f"choose one of: {', '.join(classes)}")
+        k = classes.index(name)
+        contrib = report.class_contributions[name].iloc[0]
+        out.update(base_value=float(report.class_base_values[name]), margin=float(scores[k]), probability=float(
+            proba[k]), probabilities={c: float(v) for c, v in zip(classes, proba, strict=True)}, **{"class": name},
+            unit=f"raw score of {name}")
+    else:
+        contrib = report.contributions.iloc[0]
+        margin = float(np.asarray(report.margin).reshape(-1)[0])
+        out.update(base_value=float(report.base_value), margin=margin)
+        if task == "regression":
+            out.update(prediction=margin, unit="target units")
+        else:
+            out.update(probability=1.0 / (1.0 + math.exp(-margin)), unit="log-odds")
     values = X.iloc[0]
-    table = pl.DataFrame({
+    out["contributions"] = pl.DataFrame({
         "feature": list(contrib.index),
         "value": [_show(v) for v in values[list(contrib.index)]],
         "contribution": [float(v) for v in contrib.to_numpy()],
     }).sort(pl.col("contribution").abs(), descending=True, maintain_order=True)
-    margin = float(report.margin[0])
-    return {"contributions": table, "base_value": float(report.base_value), "margin": margin,
-            "probability": 1.0 / (1.0 + math.exp(-margin)), "model": fitted.name, "explainer": report.explainer}
+    return out
 
 
 def _show(v: Any) -> str:
@@ -719,7 +888,8 @@ def _show(v: Any) -> str:
 
 
 def plot_contributions(explanation: dict, *, top: int = 10) -> Any:
-    """Waterfall-style bars of one row's strongest contributions (red pushes up, blue pushes down)."""
+    """Waterfall-style bars of one row's strongest contributions (red pushes up, blue pushes down), in the
+    explanation's unit (log-odds, target units, or a class's raw score)."""
     from matplotlib.figure import Figure
 
     t = explanation["contributions"].head(top)
@@ -729,8 +899,16 @@ def plot_contributions(explanation: dict, *, top: int = 10) -> Any:
     ax = fig.add_subplot()
     ax.barh(labels, vals, color=[_RED if v > 0 else _BLUE for v in vals])
     ax.axvline(0, color="#555", linewidth=0.8)
-    ax.set_xlabel("contribution to the score (log-odds; > 0 raises it)")
-    ax.set_title(f"Why this score: base {explanation['base_value']:+.2f}, total {explanation['margin']:+.2f}")
+    unit = explanation.get("unit", "log-odds")
+    what = "the prediction" if explanation.get("task") == "regression" else "the score"
+    ax.set_xlabel(f"contribution to {what} ({unit}; > 0 raises it)")
+    if explanation.get("task") == "regression":
+        title = f"Why this prediction: base {explanation['base_value']:.4g}, total {explanation['margin']:.4g}"
+    else:
+        cls = f" of {explanation['class']}" if explanation.get("class") is not None else ""
+        title = (f"Why this score{cls}: base {explanation['base_value']:+.2f}, "
+                 f"total {explanation['margin']:+.2f}")
+    ax.set_title(title)
     ax.tick_params(axis="y", labelsize=8)
     return fig
 
@@ -764,6 +942,22 @@ def drift_status(package: dict, *, log_root: str | Path | None = None) -> dict:
     except DataError as exc:
         return {"status": "error", "message": exc.message, "report": None, "rows": live.height}
     return {"status": report.severity, "message": report.action, "report": report, "rows": report.rows}
+
+
+def prediction_drift_summary(report: Any) -> str:
+    """One line on how the production model's predictions moved, in the task's terms (binary: P(positive) and
+    the positive rate; multiclass: the predicted class shares; regression: the predicted values)."""
+    p = report.prediction
+    task = p.get("task", BINARY)
+    if task == "multiclass_classification":
+        return (f"Predicted classes: PSI {p['psi']:.3f}, chi-square p {p['chi2_p']:.3g}; largest change "
+                f"{p['top_change']} ({p['severity']}).")
+    if task == "regression":
+        ref, live = p.get("reference_mean"), p.get("live_mean")
+        means = f"; mean prediction {ref:.4g} -> {live:.4g}" if ref is not None and live is not None else ""
+        return f"Predictions: PSI {p['psi']:.3f}, KS {p['ks_stat']:.3f}{means} ({p['severity']})."
+    return (f"Predicted probability: PSI {p['psi']:.3f}, KS {p['ks_stat']:.3f}; positive rate "
+            f"{p['positive_rate_reference']:.3f} -> {p['positive_rate_live']:.3f} ({p['severity']}).")
 
 
 def run_error(exc: Exception) -> str:

@@ -196,7 +196,7 @@ def check(brief: Annotated[Path, typer.Argument(help="Problem brief (YAML).")]) 
     console.print(f"features ({len(contract.features)}): {', '.join(contract.features)}")
     if contract.excluded:
         console.print("excluded: " + ", ".join(f"{k} ({v})" for k, v in contract.excluded.items()))
-    from .experiments import sensitive_bin_edges
+    from .data.sensitive import sensitive_bin_edges
 
     edges = sensitive_bin_edges(data.train, b)
     if not b.sensitive_features:

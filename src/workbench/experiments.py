@@ -68,58 +68,7 @@ class ModelFrames:
         return f"mean {np.mean(self.y_train):.4g}, std {self.target_std:.4g}"
 
 
-def _bin_labels(edges: list[float]) -> list[str]:
-    out = [f"<= {edges[0]:g}"]
-    out += [f"({a:g}, {b:g}]" for a, b in zip(edges, edges[1:], strict=False)]
-    return out + [f"> {edges[-1]:g}"]
-
-
-DEFAULT_SENSITIVE_QUANTILES = 4
-"""A numeric sensitive feature with more distinct values than :data:`MAX_GROUPS` and no ``bins`` in the brief is
-sliced into this many training-split quantile bins."""
-MAX_GROUPS = 12
-
-
-def sensitive_bin_edges(train: Any, brief: Brief) -> dict[str, list[float]]:
-    """Per numeric sensitive feature that is sliced into bins: its edges (from the brief, or quantiles of the
-    training split)."""
-    import polars as pl
-
-    out: dict[str, list[float]] = {}
-    for c in brief.sensitive_features:
-        if c not in train.columns:
-            continue
-        s = train.get_column(c)
-        spec = brief.sensitive_bins.get(c)
-        if spec is not None and spec.bins is not None:
-            out[c] = [float(b) for b in spec.bins]
-            continue
-        if not s.dtype.is_numeric() or s.dtype == pl.Boolean:
-            continue
-        q = spec.quantiles if spec is not None and spec.quantiles else (
-            DEFAULT_SENSITIVE_QUANTILES if s.n_unique() > MAX_GROUPS else None)
-        if q:
-            vals = s.drop_nulls().cast(pl.Float64).to_numpy()
-            edges = sorted({float(v) for v in np.quantile(vals, np.linspace(0, 1, q + 1)[1:-1])}) if vals.size else []
-            if edges:
-                out[c] = edges
-    return out
-
-
-def sensitive_groups(df: Any, brief: Brief, edges: dict[str, list[float]]) -> pd.DataFrame:
-    """The sensitive columns of ``df`` as group labels (text): binned numerics get readable bin labels, missing
-    values the group ``"(missing)"``."""
-    import polars as pl
-
-    exprs = []
-    for c in brief.sensitive_features:
-        if c in edges:
-            labels = _bin_labels(edges[c])
-            e = pl.col(c).cast(pl.Float64).cut(edges[c], labels=labels).cast(pl.String)
-        else:
-            e = pl.col(c).cast(pl.String)
-        exprs.append(e.fill_null("(missing)").alias(c))
-    return df.select(exprs).to_pandas() if exprs else pd.DataFrame(index=range(df.height))
+from .data.sensitive import sensitive_bin_edges, sensitive_groups  # noqa: E402 - re-exported
 
 
 def model_frames(data: Any, brief: Brief, contract: Any) -> ModelFrames:
@@ -210,6 +159,16 @@ def evaluate_model(name: str, X_train: pd.DataFrame, y_train: np.ndarray, X_test
     the way the task says (:meth:`workbench.tasks.Task.cross_validate` and :meth:`~workbench.tasks.Task.evaluate`)."""
     spec = get_task(task)
     roles = column_roles(contract)
+    if spec.is_classifier and len(y_train):
+        counts = np.bincount(np.asarray(y_train, dtype=np.int64))
+        k = int(np.argmin(np.where(counts > 0, counts, np.iinfo(np.int64).max)))
+        if counts[k] < cv_folds:
+            from .errors import DataError
+
+            label = (classes[k] if classes else ("positive" if k == 1 else "negative") + " class")
+            raise DataError(f"class {label!r} has {int(counts[k])} training rows, fewer than the {cv_folds} "
+                            "cross-validation folds", column=None,
+                            hint=f"use -p cv_folds={max(2, int(counts[k]))} or fewer, or merge the rare class")
     if name in candidates_for(spec.name):
         def build() -> Any:
             return make_candidate(name, roles, seed=seed, task=spec.name)

@@ -1,8 +1,8 @@
 """The feedback loop: ground truth joined to logged predictions, evaluated with the Prototype phase's own code.
 
 :func:`join_labels` matches a labels file to the prediction log by request id (and row, for batch requests);
-:func:`feedback_report` then computes live performance (:func:`workbench.evaluation.evaluate_binary`) and live
-fairness slices (:func:`workbench.evaluation.fairness_report`) exactly as the Prototype phase did, and calls a drop
+:func:`feedback_report` then computes live performance and live fairness slices with the Prototype phase's own
+functions for the model's task (binary, multiclass or regression: ``monitoring.json`` ``task``), and calls a drop
 of the primary metric beyond the brief's ``monitoring.metric_tolerance`` concept drift.
 """
 
@@ -109,31 +109,101 @@ class FeedbackReport(Report):
 
 
 def feedback_report(joined: pl.DataFrame, monitoring: dict, *, seed: int = 0) -> FeedbackReport:
-    """Live performance and fairness of labelled logged rows (``__label__`` column from :func:`join_labels`)."""
-    from .evaluation import evaluate_binary, fairness_report
-    from .evaluation.metrics import GREATER_IS_BETTER
+    """Live performance and fairness of labelled logged rows (``__label__`` column from :func:`join_labels`).
+
+    ``monitoring`` is the model package's ``monitoring.json``; its ``task`` (default binary) decides how the
+    labels are read and evaluated:
+
+    * binary: labels equal to ``positive_label`` are 1; the logged ``probability`` is scored with
+      :func:`~workbench.evaluation.evaluate_binary` and :func:`~workbench.evaluation.fairness_report` at ``threshold``;
+    * multiclass: labels are class strings among ``classes`` (code order, as served); the logged
+      ``probabilities`` with :func:`~workbench.evaluation.multiclass.evaluate_multiclass` and
+      :func:`~workbench.evaluation.multiclass.multiclass_fairness_report`;
+    * regression: labels are numbers; the logged ``prediction`` with
+      :func:`~workbench.evaluation.regression.evaluate_regression` and
+      :func:`~workbench.evaluation.regression.regression_fairness_report`.
+
+    Concept drift: the primary metric is worse than ``certified_value`` by more than ``metric_tolerance`` (in
+    the metric's direction: a loss rising counts as a drop).
+
+    Raises
+    ------
+    DataError
+        No labelled rows, labels the task cannot read (an unknown class, a non-numeric regression label), or a
+        log without the task's prediction columns.
+    """
+    from .tasks import get_task
 
     if joined.height == 0:
         raise DataError("no labelled rows to evaluate", hint="the labels file matched no logged prediction")
-    pos = str(monitoring["positive_label"])
-    y = (joined.get_column("__label__").cast(pl.String) == pos).cast(pl.Int64).to_numpy()
-    p = joined.get_column("probability").cast(pl.Float64).to_numpy()
+    task_name = str(monitoring.get("task", "binary_classification"))
+    task = get_task(task_name)
     primary = monitoring["primary_metric"]
-    ev = evaluate_binary(y, p, threshold=monitoring["threshold"], primary=primary)
     fair_cfg = monitoring.get("fairness", {})
     sens = [c for c in monitoring.get("sensitive_features", []) if c in joined.columns]
-    fairness = fairness_report(
-        y, p, joined.select([pl.col(c).cast(pl.String).fill_null("(missing)") for c in sens]) if sens else
-        pl.DataFrame({"all": ["all"] * joined.height}), threshold=monitoring["threshold"],
-        thresholds=fair_cfg.get("thresholds"), min_slice_size=fair_cfg.get("min_slice_size", 30),
-        confidence_level=fair_cfg.get("confidence_level", 0.95),
-        n_bootstrap=fair_cfg.get("bootstrap_samples", 200), seed=seed)
+    sensitive = (joined.select([pl.col(c).cast(pl.String).fill_null("(missing)") for c in sens]) if sens else
+                 pl.DataFrame({"all": ["all"] * joined.height}))
+    common = {"min_slice_size": fair_cfg.get("min_slice_size", 30),
+              "confidence_level": fair_cfg.get("confidence_level", 0.95),
+              "n_bootstrap": fair_cfg.get("bootstrap_samples", 200), "seed": seed}
+    thresholds = fair_cfg.get("thresholds")
+    if task_name == "multiclass_classification":
+        from .evaluation.multiclass import evaluate_multiclass, multiclass_fairness_report
+
+        classes = [str(c) for c in monitoring["classes"]]
+        y = _class_codes(joined, classes)
+        proba = _logged_column(joined, "probabilities", task_name)
+        proba = proba.cast(pl.List(pl.Float64)).list.to_array(len(classes)).to_numpy()
+        ev = evaluate_multiclass(y, proba, classes=classes, primary=primary)
+        fairness = multiclass_fairness_report(y, proba, sensitive, classes=classes, thresholds=thresholds, **common)
+    elif task_name == "regression":
+        from .evaluation.regression import evaluate_regression, regression_fairness_report
+
+        y = _numeric_labels(joined)
+        yhat = _logged_column(joined, "prediction", task_name).cast(pl.Float64).to_numpy()
+        ev = evaluate_regression(y, yhat, primary=primary)
+        fairness = regression_fairness_report(y, yhat, sensitive, thresholds=thresholds, **common)
+    else:
+        from .evaluation import evaluate_binary, fairness_report
+
+        pos = str(monitoring["positive_label"])
+        y = (joined.get_column("__label__").cast(pl.String) == pos).cast(pl.Int64).to_numpy()
+        p = _logged_column(joined, "probability", task_name).cast(pl.Float64).to_numpy()
+        ev = evaluate_binary(y, p, threshold=monitoring["threshold"], primary=primary)
+        fairness = fairness_report(y, p, sensitive, threshold=monitoring["threshold"], thresholds=thresholds,
+                                   **common)
     live = float(ev.metrics[primary])
     certified = float(monitoring["certified_value"])
-    drop = (certified - live) if GREATER_IS_BETTER[primary] else (live - certified)
+    drop = (certified - live) if task.greater_is_better(primary) else (live - certified)
     tol = float(monitoring.get("metric_tolerance", 0.05))
-    return FeedbackReport(rows=int(len(y)), primary=primary, certified_value=certified, live_value=live,
+    return FeedbackReport(rows=int(joined.height), primary=primary, certified_value=certified, live_value=live,
                           tolerance=tol, concept_drift=bool(np.isfinite(live) and drop > tol), evaluation=ev.to_dict(),
                           fairness=fairness.to_dict(), fairness_verdict=fairness.verdict)
 
 
+def _logged_column(joined: pl.DataFrame, name: str, task: str) -> pl.Series:
+    if name not in joined.columns:
+        raise DataError(f"the prediction log has no '{name}' column, which a {task} model's log has",
+                        column=name, hint="is this the log of the model the monitoring.json belongs to?")
+    return joined.get_column(name)
+
+
+def _class_codes(joined: pl.DataFrame, classes: list[str]) -> np.ndarray:
+    """Multiclass labels (class strings; numbers are read as their text, as training read them) as int codes."""
+    labels = joined.get_column("__label__").cast(pl.String)
+    unknown = labels.filter(~labels.is_in(classes) | labels.is_null()).unique().head(5).to_list()
+    if unknown:
+        raise DataError(f"labels {unknown} are not classes of this model ({', '.join(classes)})",
+                        column="__label__", hint="label with the class names the model was trained on")
+    return labels.replace_strict(classes, list(range(len(classes))), return_dtype=pl.Int64).to_numpy()
+
+
+def _numeric_labels(joined: pl.DataFrame) -> np.ndarray:
+    col = joined.get_column("__label__")
+    y = col.cast(pl.Float64, strict=False)
+    bad = (y.is_null() | y.is_nan()).sum() if y.dtype == pl.Float64 else y.is_null().sum()
+    if bad:
+        ex = col.filter(y.is_null() | y.is_nan()).head(3).to_list()
+        raise DataError(f"{bad} regression labels are not numbers (e.g. {ex})", column="__label__",
+                        hint="a regression label is the observed target value")
+    return y.to_numpy()

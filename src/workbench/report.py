@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ._report import atomic_write_text, esc, html_table
+from .registry.card import METRIC_TEXT, figure_label, shap_unit
+from .tasks import get_task
 
 __all__ = ["REPORT_NAME", "write_run_report", "run_report_html"]
 
@@ -170,6 +172,80 @@ def _gates(m: dict) -> str:
             + body)
 
 
+def _target_text(contract: dict) -> str:
+    """The target as the contract records it: binary with its positive label, multiclass with its classes."""
+    task = contract.get("task") or "binary_classification"
+    t = f"Target <b>{esc(contract.get('target'))}</b>"
+    if task == "multiclass_classification":
+        classes = contract.get("classes") or []
+        return f"{t} ({len(classes)} classes: <b>{esc(', '.join(map(str, classes)))}</b>)"
+    if task == "regression":
+        return f"{t} (numeric, regression)"
+    return f"{t} (positive label <b>{esc(contract.get('positive_label'))}</b>)"
+
+
+def _secondary_metrics(lb: dict, task: Any, primary: str, limit: int = 3) -> list[str]:
+    """The task's other metrics shown beside the primary one (binary: roc_auc, accuracy, f1 as before)."""
+    if task.name == "binary_classification":
+        return ["roc_auc", "accuracy", "f1"]
+    seen: list[str] = []
+    for mdl in (lb.get("models") or {}).values():
+        for m in ((mdl.get("test") or {}).get("metrics") or {}):
+            if m != primary and m not in seen:
+                seen.append(m)
+    ordered = [m for m in task.metrics if m in seen] + [m for m in seen if m not in task.metrics]
+    return ordered[:limit]
+
+
+def _evaluation(ev: dict, task: str, lb: dict) -> str:
+    """The selected model on held-out data, per task (the evaluation report's own fields)."""
+    head = "<h3>Selected model on held-out data</h3>"
+    if task == "multiclass_classification":
+        classes = ev.get("classes") or lb.get("classes") or []
+        conf = [{"actual \\ predicted": c, **{k: v for k, v in zip(classes, row, strict=False)}}
+                for c, row in zip(classes, ev.get("confusion") or [], strict=False)]
+        per_class = [{k: r.get(k) for k in ("class", "support", "predicted", "precision", "recall", "f1", "pr_auc",
+                                             "ece")} for r in ev.get("per_class") or []]
+        return (head + f"<p>{esc(ev.get('n'))} rows, {len(classes)} classes; the decision is the class with the "
+                f"highest probability. Macro calibration ECE {_fmt(ev.get('macro_ece'), '.4f')}.</p>"
+                + html_table(per_class, formats={k: ".4f" for k in ("precision", "recall", "f1", "pr_auc", "ece")})
+                + "<p class='muted'>Confusion counts (rows: actual class, columns: predicted class)</p>"
+                + html_table(conf))
+    if task == "regression":
+        t, r = ev.get("target") or {}, ev.get("residual") or {}
+        quant = [{"residual quantile": f"{lv:g}", "value": v}
+                 for lv, v in zip(r.get("levels") or [], r.get("quantiles") or [], strict=False)]
+        return (head + f"<p>{esc(ev.get('n'))} rows; actual mean {_fmt(t.get('mean'), '.4g')} (std "
+                f"{_fmt(t.get('std'), '.4g')}, range {_fmt(t.get('min'), '.4g')} to {_fmt(t.get('max'), '.4g')}); "
+                f"predicted mean {_fmt(t.get('prediction_mean'), '.4g')} (std {_fmt(t.get('prediction_std'), '.4g')})."
+                f" Residuals (actual - predicted, in the target's units): mean {_fmt(r.get('mean'), '.4g')}, std "
+                f"{_fmt(r.get('std'), '.4g')}; a positive mean residual means the model under-predicts.</p>"
+                + html_table(quant, formats={"value": ".4g"}))
+    conf = ev.get("confusion") or {}
+    return (head + f"<p>{esc(ev.get('n'))} rows, threshold "
+            f"{esc(ev.get('threshold'))}: positive rate {_fmt(ev.get('positive_rate'), '.3f')}, predicted "
+            f"{_fmt(ev.get('predicted_positive_rate'), '.3f')}; confusion tn {esc(conf.get('tn'))}, fp "
+            f"{esc(conf.get('fp'))}, fn {esc(conf.get('fn'))}, tp {esc(conf.get('tp'))}; calibration ECE "
+            f"{_fmt((ev.get('calibration') or {}).get('ece'), '.4f')}.</p>")
+
+
+def _fairness_units(task: str, fair: dict) -> str:
+    """What the gaps measure, for the tasks whose figures are not rates."""
+    figures: list[str] = []
+    for rows in (fair.get("groups") or {}).values():
+        if rows:
+            figures = list(rows[0].get("ci") or {})
+            break
+    per_group = ", ".join(figure_label(f) for f in figures)
+    if task == "regression":
+        return (" Gaps of MAE and mean residual are in the target's units; mae_relative_difference is a fraction "
+                f"of the overall MAE. Per group: {esc(per_group)}.")
+    if task == "multiclass_classification":
+        return (" recall_difference and selection_rate_difference are the largest over classes (the class "
+                f"column names it). Per group: {esc(per_group)}.")
+    return ""
+
+
 def _discovery(reports: dict, reports_dir: Path, figs: _Figures) -> str:
     contract, audit = reports.get("contract"), reports.get("audit")
     if not contract and not audit:
@@ -178,8 +254,7 @@ def _discovery(reports: dict, reports_dir: Path, figs: _Figures) -> str:
     if contract:
         cols = contract.get("columns", [])
         feats = [c for c in cols if c.get("role") == "feature"]
-        out.append(f"<p>Target <b>{esc(contract.get('target'))}</b> (positive label "
-                   f"<b>{esc(contract.get('positive_label'))}</b>), {len(feats)} features: "
+        out.append(f"<p>{_target_text(contract)}, {len(feats)} features: "
                    f"{sum(c.get('kind') == 'numeric' for c in feats)} numeric, "
                    f"{sum(c.get('kind') == 'categorical' for c in feats)} categorical; sensitive: "
                    f"{esc(', '.join(c['name'] for c in cols if c.get('sensitive')) or 'none')}.</p>")
@@ -205,7 +280,9 @@ def _prototype(reports: dict, reports_dir: Path, figs: _Figures) -> str:
     if not lb:
         return ""
     primary, selected, best = lb.get("primary"), lb.get("selected"), lb.get("best_baseline")
+    task = get_task(lb.get("task") or "binary_classification")
     comps = lb.get("comparisons") or {}
+    secondary = _secondary_metrics(lb, task, primary)
     rows = []
     for name, mdl in (lb.get("models") or {}).items():
         test = (mdl.get("test") or {}).get("metrics") or {}
@@ -215,29 +292,30 @@ def _prototype(reports: dict, reports_dir: Path, figs: _Figures) -> str:
                      f"{primary} CV": (f"{cv['mean'][primary]:.4f} ± {cv['std'][primary]:.4f}"
                                        if cv.get("mean") and primary in cv["mean"] else None),
                      "delta vs baseline": (comps.get(name) or {}).get("primary_delta"),
-                     "roc_auc": test.get("roc_auc"), "accuracy": test.get("accuracy"), "f1": test.get("f1")})
+                     **{m: test.get(m) for m in secondary}})
+    better = ""
+    if primary in task.metrics:
+        better = " (higher is better)" if task.greater_is_better(primary) else " (lower is better)"
     out = ["<h2 id='prototype'>Prototype</h2>",
-           f"<p>Primary metric <b>{esc(primary)}</b>; a candidate must beat the best baseline (<b>{esc(best)}</b>) by "
-           f"more than {esc(lb.get('min_improvement'))}. Selected: <b>{esc(selected)}</b>.</p>",
-           html_table(rows, formats={f"{primary} (held-out)": ".4f", "delta vs baseline": "+.4f", "roc_auc": ".4f",
-                                     "accuracy": ".4f", "f1": ".4f"}),
+           f"<p>Task <b>{esc(task.describe())}</b>. Primary metric <b>{esc(primary)}</b>{better}: "
+           f"{esc(METRIC_TEXT.get(primary, primary))}. A candidate must beat the best baseline (<b>{esc(best)}</b>) "
+           f"by more than {esc(lb.get('min_improvement'))}. Selected: <b>{esc(selected)}</b>.</p>",
+           html_table(rows, formats={f"{primary} (held-out)": ".4f", "delta vs baseline": "+.4f",
+                                     **{m: ".4f" for m in secondary}}),
            figs.take(_PROTOTYPE_FIGURES)]
     ev = reports.get("evaluation")
     if ev:
-        conf = ev.get("confusion") or {}
-        out.append(f"<h3>Selected model on held-out data</h3><p>{esc(ev.get('n'))} rows, threshold "
-                   f"{esc(ev.get('threshold'))}: positive rate {_fmt(ev.get('positive_rate'), '.3f')}, predicted "
-                   f"{_fmt(ev.get('predicted_positive_rate'), '.3f')}; confusion tn {esc(conf.get('tn'))}, fp "
-                   f"{esc(conf.get('fp'))}, fn {esc(conf.get('fn'))}, tp {esc(conf.get('tp'))}; calibration ECE "
-                   f"{_fmt((ev.get('calibration') or {}).get('ece'), '.4f')}.</p>")
+        out.append(_evaluation(ev, task.name, lb))
     fair = reports.get("fairness")
     if fair:
-        gaps = [{k: g.get(k) for k in ("feature", "metric", "value", "ci_low", "ci_high", "threshold", "verdict")}
-                for g in fair.get("gaps", [])]
+        per_class = any("class" in g for g in fair.get("gaps", []))
+        keys = ("feature", "metric", *(("class",) if per_class else ()), "value", "ci_low", "ci_high", "threshold",
+                "verdict")
+        gaps = [{k: g.get(k) for k in keys} for g in fair.get("gaps", [])]
         out.append(f"<h3 id='fairness'>Fairness: {esc(fair.get('verdict'))}</h3>"
                    f"<p class='muted'>{_fmt(fair.get('confidence_level'), '.0%')} bootstrap intervals "
                    f"({esc(fair.get('n_bootstrap'))} resamples); slices smaller than {esc(fair.get('min_slice_size'))} "
-                   "are reported, not compared.</p>"
+                   f"are reported, not compared.{_fairness_units(task.name, fair)}</p>"
                    + html_table(gaps, formats={"value": ".4f", "ci_low": ".4f", "ci_high": ".4f"}))
     out.append(figs.take_prefix(_FAIRNESS_PREFIX))
     shap = reports.get("shap")
@@ -245,10 +323,17 @@ def _prototype(reports: dict, reports_dir: Path, figs: _Figures) -> str:
         imp = [{"column": k, "mean |SHAP|": v} for k, v in list((shap.get("importance") or {}).items())[:10]]
         add = shap.get("additivity") or {}
         out.append(f"<h3 id='shap'>Explanations (SHAP)</h3><p>{esc(shap.get('explainer'))} explainer on "
-                   f"{esc(shap.get('sample_size'))} held-out rows of <b>{esc(shap.get('model'))}</b>; additivity "
+                   f"{esc(shap.get('sample_size'))} held-out rows of <b>{esc(shap.get('model'))}</b>, in "
+                   f"{esc(shap_unit(shap.get('task') or task.name))}; additivity "
                    f"max error {_fmt(add.get('max_abs_error'), '.1e')} "
                    f"{_badge('pass' if add.get('passed') else 'fail')}.</p>"
                    + html_table(imp, formats={"mean |SHAP|": ".4f"}))
+        by_class = shap.get("importance_by_class") or {}
+        if by_class and imp:
+            cls = list(by_class)
+            rows = [{"column": r["column"], **{c: (by_class[c] or {}).get(r["column"]) for c in cls}} for r in imp]
+            out.append("<p class='muted'>Mean |SHAP| per class (each class's raw score):</p>"
+                       + html_table(rows, formats={c: ".4f" for c in cls}))
     out.append(figs.take_prefix(_SHAP_PREFIX))
     kill = reports.get("kill_criteria")
     if kill:

@@ -178,3 +178,115 @@ def test_adult_sample_additivity_both_explainers():
         assert r.additivity_ok, (name, r.additivity_max_error)
         assert r.group_drivers["sex"].shape == (2, 9)
         assert isinstance(r.contributions, pd.DataFrame)
+
+
+# ---------------------------------------------------------------------------------------------- other tasks
+def _task_pipeline(estimator, *, onehot: bool):
+    """``Pipeline([("prep", ColumnTransformer), ("model", est)])`` as the candidates build them."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+    from workbench.modeling.frame import IMPUTED_CATEGORY, MISSING_CATEGORY
+
+    num = [("impute", SimpleImputer(strategy="median"))] + ([("scale", StandardScaler())] if onehot else [])
+    enc = (OneHotEncoder(handle_unknown="ignore", sparse_output=False) if onehot
+           else OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1))
+    cat = Pipeline([("impute", SimpleImputer(missing_values=MISSING_CATEGORY, strategy="constant",
+                                             fill_value=IMPUTED_CATEGORY)), ("encode", enc)])
+    prep = ColumnTransformer([("num", Pipeline(num), list(ROLES.numeric)), ("cat", cat, list(ROLES.categorical))],
+                             remainder="drop", sparse_threshold=0.0)
+    return Pipeline([("prep", prep), ("model", estimator)])
+
+
+def _fitted(name: str, estimator, X, y, *, onehot: bool):
+    from workbench.modeling import FittedModel
+
+    pipe = _task_pipeline(estimator, onehot=onehot).fit(X[list(ROLES.order)], y)
+    return FittedModel(pipe, name, "candidate", 0.0, {}, list(ROLES.order), 0)
+
+
+@pytest.fixture(scope="module")
+def task_models():
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    train, _ = make_data(400, 2)
+    X = to_model_frame(train, ROLES)
+    age = X["age"].fillna(40).to_numpy()
+    y_reg = 1000 + 25 * (age - 40) + 300 * X["score"].to_numpy() + np.where(X["color"] == "red", 400, 0)
+    y_reg = y_reg + np.random.default_rng(0).normal(0, 50, len(X))
+    y_mc = np.digitize(X["score"].to_numpy() + np.where(X["city"] == "a", 1.0, 0.0), [-0.5, 0.5])  # 3 codes
+    return X, {
+        "ridge": _fitted("ridge", Ridge(alpha=1.0), X, y_reg, onehot=True),
+        "hgb_reg": _fitted("hgb_reg", HistGradientBoostingRegressor(max_iter=30, random_state=0), X, y_reg,
+                           onehot=False),
+        "logreg_mc": _fitted("logreg_mc", LogisticRegression(max_iter=1000), X, y_mc, onehot=True),
+        "hgb_mc": _fitted("hgb_mc", HistGradientBoostingClassifier(max_iter=20, random_state=0), X, y_mc,
+                          onehot=False),
+    }
+
+
+@pytest.mark.parametrize(("name", "kind"), [("ridge", "linear"), ("hgb_reg", "tree")])
+def test_regression_shap_adds_up_to_the_prediction(task_models, name, kind):
+    X, models = task_models
+    m = models[name]
+    r = explain(m, X, sample_size=80, seed=0, task="regression", sensitive=X[["sex"]])
+    assert r.explainer == kind and r.task == "regression" and r.additivity_ok
+    pred = m.model.predict(X.iloc[r.row_index])
+    np.testing.assert_allclose(r.margin, pred, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(r.base_value + r.contributions.sum(axis=1), pred, rtol=0, atol=1e-6)
+    assert r.importance.index[0] in {"score", "age", "color"}  # in target units: hundreds, not log-odds
+    assert r.importance.max() > 50
+    d = json.loads(r.to_json())
+    assert d["task"] == "regression" and "target" in d["output"] and d["additivity"]["passed"]
+    assert "target units" in r.plot_importance().get_xlabel()
+    plt.close("all")
+
+
+@pytest.mark.parametrize(("name", "kind"), [("logreg_mc", "linear"), ("hgb_mc", "tree")])
+def test_multiclass_shap_per_class_adds_up_to_the_raw_scores(task_models, name, kind, tmp_path):
+    X, models = task_models
+    m = models[name]
+    classes = ["low", "mid", "high"]
+    r = explain(m, X, sample_size=60, seed=1, task="multiclass_classification", classes=classes,
+                sensitive=X[["sex"]])
+    assert r.explainer == kind and r.classes == classes and r.additivity_ok
+    raw = m.model.decision_function(X.iloc[r.row_index])
+    assert r.margin.shape == (60, 3) and r.transformed_contributions.shape[2] == 3
+    for j, c in enumerate(classes):
+        total = r.class_base_values[c] + r.class_contributions[c].sum(axis=1)
+        np.testing.assert_allclose(total, raw[:, j], rtol=0, atol=1e-6)
+    by_class = r.importance_by_class
+    assert list(by_class.columns) == classes and list(by_class.index) == list(r.importance.index)
+    np.testing.assert_allclose(r.importance.to_numpy(), by_class.mean(axis=1).to_numpy(), rtol=1e-12)
+    d = json.loads(r.to_json())
+    assert d["classes"] == classes and "softmax logits" in d["output"] and set(d["importance_by_class"]) == set(classes)
+    assert d["base_value"] is None and set(d["base_values"]) == set(classes)
+    assert set(r.summary()["top_features_by_class"]) == set(classes)
+    r.save(tmp_path / "shap.json")
+    rows = pl.read_parquet(tmp_path / "shap_contributions.parquet")
+    assert {"margin__low", "base_value__high", "shap__mid__score", "shap__score"} <= set(rows.columns)
+    assert "Importance per class" in r._repr_html_()
+    assert r.plot_beeswarm(max_display=3, class_name="mid").get_title().endswith("class mid")
+    with pytest.raises(ParameterError, match="class_name"):
+        r.plot_beeswarm(class_name="nope")
+    plt.close("all")
+
+
+def test_task_arguments_are_checked(task_models, reports):
+    X, models = task_models
+    with pytest.raises(ParameterError, match="parameter 'task'"):
+        explain(models["ridge"], X, sample_size=5, task="ranking")
+    with pytest.raises(ParameterError, match="parameter 'classes'"):
+        explain(models["hgb_mc"], X, sample_size=5, task="multiclass_classification", classes=["a", "b"])
+    with pytest.raises(ParameterError, match="parameter 'classes'"):
+        explain(models["ridge"], X, sample_size=5, task="regression", classes=["a", "b", "c"])
+    default = explain(models["hgb_mc"], X, sample_size=5, task="multiclass_classification")
+    assert default.classes == ["0", "1", "2"]
+    # the binary report keeps its shape: no task keys
+    d = reports["hgb"].to_dict()
+    assert "task" not in d and "classes" not in d and reports["hgb"].task == "binary_classification"
+    assert reports["hgb"].plot_importance().get_xlabel() == "mean |SHAP value| (log-odds)"
+    plt.close("all")

@@ -86,7 +86,7 @@ def test_broken_parity_is_refused_and_registers_nothing(adult_run, env, monkeypa
 
     real = onnx_mod.export_onnx
 
-    def wrong_model_export(pipeline, *, features, numeric, target_opset=None):
+    def wrong_model_export(pipeline, *, features, numeric, target_opset=None, **kw):
         # Export a different model (trained on shuffled labels) in place of the certified one.
         from workbench.brief import load_brief
         from workbench.data import infer_contract, load_dataset

@@ -17,17 +17,21 @@ from __future__ import annotations
 import datetime as _dt
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 import polars as pl
 
 from .._report import Report, esc, html_table
 from ..brief import Brief
-from .contract import DataContract
+from ..tasks import get_task
 from .io import Dataset
 
-__all__ = ["AuditReport", "QualityScore", "DimensionScore", "audit_dataset", "univariate_auc"]
+if TYPE_CHECKING:
+    from .contract import DataContract
+
+__all__ = ["AuditReport", "QualityScore", "DimensionScore", "audit_dataset", "leakage_scores",
+           "univariate_auc"]
 
 DIMENSIONS = ("completeness", "accuracy", "consistency", "timeliness", "relevance", "volume")
 _SENTINELS = {-1, -9, -99, -999, -9999, -99999, 99, 999, 9999, 99999, 999999, 9999999}
@@ -111,34 +115,47 @@ class AuditReport(Report):
     warnings: list[str] = field(default_factory=list)
     as_of: str = ""
     title: str = "Discovery audit"
+    #: the brief's task; ``class_balance`` is filled for classification, ``target_distribution`` for regression
+    task: str = "binary_classification"
+    target_distribution: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "rows": self.rows, "as_of": self.as_of, "missingness": self.missingness,
             "duplicates": self.duplicates, "class_balance": self.class_balance,
             "target_by_group": self.target_by_group, "overlap": self.overlap, "leakage": self.leakage,
             "validity": self.validity, "quality": self.quality.to_dict(), "warnings": self.warnings,
         }
+        if self.task != "binary_classification":  # binary reports keep exactly the keys they always had
+            out = {"task": self.task, **out, "target_distribution": self.target_distribution}
+        return out
 
     def summary(self) -> dict:
-        return {
+        out = {
             "quality_score": self.quality.total, "quality_verdict": self.quality.verdict,
             "quality_dimensions": {d.name: d.score for d in self.quality.dimensions},
-            "rows": self.rows, "positive_rate_train": self.class_balance["train"]["positive_rate"],
-            "duplicate_rows_train": self.duplicates["duplicate_rows"],
-            "leakage_flags": [x["column"] for x in self.leakage if x["flagged"]],
+            "rows": self.rows,
         }
+        if self.task == "binary_classification":
+            out["positive_rate_train"] = self.class_balance["train"]["positive_rate"]
+        elif self.class_balance:
+            out["task"] = self.task
+            out["class_shares_train"] = self.class_balance["train"]["shares"]
+        else:
+            out["task"] = self.task
+            td = self.target_distribution
+            out["target_mean_train"] = td["train"]["mean"]
+            out["target_rows_dropped"] = td["missing_dropped"]
+        out["duplicate_rows_train"] = self.duplicates["duplicate_rows"]
+        out["leakage_flags"] = [x["column"] for x in self.leakage if x["flagged"]]
+        return out
 
     def _html_body(self) -> str:
         parts = [self.quality._repr_html_()]
         if self.warnings:
             items = "".join(f"<li>{esc(w)}</li>" for w in self.warnings)
             parts.append("<h4>Warnings</h4><ul>" + items + "</ul>")
-        cb = self.class_balance
-        parts.append(f"<h4>Class balance</h4><p>positive rate: train {cb['train']['positive_rate']:.3%}, "
-                     f"test {cb['test']['positive_rate']:.3%} "
-                     f"({'imbalanced' if cb['imbalanced'] else 'balanced'}); "
-                     f"suggested primary metric: <b>{esc(cb['suggested_metric'])}</b></p>")
+        parts.append(self._target_html())
         miss = [m for m in self.missingness if m["train_nulls"] or m["test_nulls"]]
         parts.append("<h4>Missing values</h4>" + html_table(miss))
         d = self.duplicates
@@ -150,11 +167,34 @@ class AuditReport(Report):
         parts.append(f"<h4>Train/test overlap</h4><p>{o['test_rows_in_train']} test rows also in train "
                      f"({o['fraction']:.3%})</p>")
         for key, rows in self.target_by_group.items():
-            parts.append(f"<h4>Target rate by {esc(key)}</h4>" + html_table(rows))
+            shown = [{k: v for k, v in r.items() if k != "class_shares"}
+                     | {f"share {c}": v for c, v in r.get("class_shares", {}).items()} for r in rows]
+            what = "rate" if self.task == "binary_classification" else (
+                "class shares" if self.class_balance else "mean")
+            parts.append(f"<h4>Target {what} by {esc(key)}</h4>" + html_table(shown))
         parts.append("<h4>Single-feature separation (leakage check)</h4>" + html_table(self.leakage))
         if self.validity:
             parts.append("<h4>Validity findings</h4>" + html_table(self.validity))
         return "".join(parts)
+
+
+    def _target_html(self) -> str:
+        cb, td = self.class_balance, self.target_distribution
+        if self.task == "binary_classification":
+            return (f"<h4>Class balance</h4><p>positive rate: train {cb['train']['positive_rate']:.3%}, "
+                    f"test {cb['test']['positive_rate']:.3%} "
+                    f"({'imbalanced' if cb['imbalanced'] else 'balanced'}); "
+                    f"suggested primary metric: <b>{esc(cb['suggested_metric'])}</b></p>")
+        if cb:
+            rows = [{"class": c, "train share": cb["train"]["shares"][c], "test share": cb["test"]["shares"][c],
+                     "train rows": cb["train"]["counts"].get(c, 0)} for c in cb["classes"]]
+            return (f"<h4>Class balance</h4><p>smallest class <b>{esc(cb['smallest_class'])}</b> "
+                    f"({cb['smallest_share']:.1%}; {'imbalanced' if cb['imbalanced'] else 'balanced'}); "
+                    f"suggested primary metric: <b>{esc(cb['suggested_metric'])}</b></p>" + html_table(rows))
+        rows = [{"split": k, **td[k]} for k in ("train", "test")]
+        return (f"<h4>Target distribution</h4><p>{td['missing_dropped']} rows without a target were dropped "
+                f"(never imputed); suggested primary metric: <b>{esc(td['suggested_metric'])}</b></p>"
+                + html_table(rows))
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -168,11 +208,6 @@ def univariate_auc(pos: np.ndarray, neg: np.ndarray) -> float:
         return 0.5
     neg_below = np.concatenate([[0], np.cumsum(neg)[:-1]])
     return float((pos * neg_below + 0.5 * pos * neg).sum() / (p_tot * n_tot))
-
-
-def _profile_query(lf: pl.LazyFrame, c: str) -> pl.LazyFrame:
-    """One column's distinct values with their row count and positive count, sorted by value (nulls first)."""
-    return lf.group_by(c).agg(pl.len().alias(_N), pl.col(_Y).sum().alias(_POS)).sort(c, nulls_last=False)
 
 
 def _balance_queries(lf: pl.LazyFrame, t: str, y_expr: pl.Expr) -> list[pl.LazyFrame]:
@@ -247,6 +282,296 @@ def _auc_from_profile(prof: pl.DataFrame, name: str, kind: str) -> float:
     return max(auc, 1 - auc)
 
 
+# ---------------------------------------------------------------------------- cross-fitted single-feature scores
+# Multiclass and regression score one feature by how well its per-value (categorical) or per-bin (numeric)
+# target statistics, learned on one random half of the training rows, predict the other half (and the
+# reverse, averaged). A value seen in one half only is predicted by that half's overall statistic, so an
+# identifier scores like noise instead of perfectly. Everything comes from one group-by per column: per value,
+# per half, the task's sufficient statistics (class counts, or count / sum / sum of squares).
+_HALF = "__wb_half__"
+_HALF_SEED = 20240611
+_MAX_BINS = 50  # numeric features: up to this many bins of about equal row count (never splitting a value)
+
+
+def _stat(h: int, j: int) -> str:
+    return f"__wb_s{h}_{j}__"
+
+
+def _half_column(n: int) -> pl.Series:
+    return pl.Series(_HALF, np.random.default_rng(_HALF_SEED).integers(0, 2, n, dtype=np.int64))
+
+
+def _half_stats(prof: pl.DataFrame, kind: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per group (a categorical value, or a bin of numeric values), each half's ``k`` statistics."""
+    a = np.stack([prof.get_column(_stat(0, j)).to_numpy() for j in range(k)], axis=1).astype(np.float64)
+    b = np.stack([prof.get_column(_stat(1, j)).to_numpy() for j in range(k)], axis=1).astype(np.float64)
+    if kind != "numeric" or prof.height <= 2:
+        return a, b
+    values = prof.get_column(prof.columns[0])
+    null = values.is_null().to_numpy()  # the profile is sorted by value, nulls first: nulls stay one group
+    counts = prof.get_column(_N).to_numpy().astype(np.float64)
+    rows = counts[~null]
+    bins = min(_MAX_BINS, max(2, int(rows.sum()) // 30))
+    edges = np.cumsum(rows) / rows.sum()
+    groups = np.minimum((np.concatenate([[0.0], edges[:-1]]) * bins).astype(np.int64), bins - 1)
+    ids = np.concatenate([np.full(int(null.sum()), -1), groups]) + 1
+    out_a, out_b = np.zeros((bins + 1, k)), np.zeros((bins + 1, k))
+    np.add.at(out_a, ids, a)
+    np.add.at(out_b, ids, b)
+    keep = (out_a.sum(axis=1) + out_b.sum(axis=1)) > 0
+    return out_a[keep], out_b[keep]
+
+
+def _ovr_auc(fit: np.ndarray, held: np.ndarray) -> float:
+    """Macro one-vs-rest AUC on ``held`` (class counts per group) of the class rates learned on ``fit``."""
+    n_fit, n_held = fit.sum(axis=1), held.sum(axis=1)
+    prior = fit.sum(axis=0) / max(fit.sum(), 1)
+    rates = np.where(n_fit[:, None] > 0, fit / np.maximum(n_fit, 1)[:, None], prior[None, :])
+    aucs = []
+    for j in range(fit.shape[1]):
+        pos = held[:, j]
+        if pos.sum() == 0 or pos.sum() == n_held.sum():
+            continue
+        score, inverse = np.unique(rates[:, j], return_inverse=True)  # merge groups of equal score
+        p, q = np.zeros(len(score)), np.zeros(len(score))
+        np.add.at(p, inverse, pos)
+        np.add.at(q, inverse, n_held - pos)
+        aucs.append(univariate_auc(p, q))
+    return float(np.mean(aucs)) if aucs else 0.5
+
+
+def _heldout_r2(fit: np.ndarray, held: np.ndarray) -> float:
+    """R² on ``held`` (count, sum, sum of squares per group) of the group means learned on ``fit``."""
+    n_f, s_f = fit[:, 0], fit[:, 1]
+    n_h, s_h, q_h = held[:, 0], held[:, 1], held[:, 2]
+    if n_h.sum() < 2 or n_f.sum() == 0:
+        return 0.0
+    mean_fit = np.where(n_f > 0, s_f / np.maximum(n_f, 1), s_f.sum() / n_f.sum())
+    sse = float((q_h - 2 * mean_fit * s_h + n_h * mean_fit**2).sum())
+    sst = float(q_h.sum() - s_h.sum() ** 2 / n_h.sum())
+    return 1.0 - sse / sst if sst > 0 else 0.0
+
+
+# ---------------------------------------------------------------------------- what differs by task, in one place
+def _q(x: float | None, nd: int = 6) -> float | None:
+    return None if x is None or not np.isfinite(x) else _r(x, nd)
+
+
+@dataclass(frozen=True)
+class _TaskAudit:
+    """How the audit treats one task's target; one subclass per task, and the audit never asks the task name.
+
+    score_name / leak / informative:
+        the single-feature score reported per column, the value from which it flags possible leakage, and the
+        value from which a feature counts as carrying signal (relevance).
+    exclude_leaks:
+        the contract keeps a flagged column out of the features (binary keeps it in and warns, as it always did).
+    conflicts_count:
+        identical inputs with different targets count against consistency (not for a continuous target, where
+        they are noise).
+    """
+
+    task: ClassVar[str]
+    score_name: ClassVar[str]
+    leak: ClassVar[float]
+    informative: ClassVar[float]
+    exclude_leaks: ClassVar[bool]
+    conflicts_count: ClassVar[bool] = True
+    needs_halves: ClassVar[bool] = True
+    leak_words: ClassVar[str]
+    leak_verb: ClassVar[str] = "predicts"
+    score_words: ClassVar[str]
+    #: volume scores 5..1 from these counts of the smallest class (or of labelled rows), and what they count
+    volume_bands: ClassVar[tuple[int, ...]] = (5000, 1000, 300, 100, 30)
+    volume_unit: ClassVar[str | None] = None
+
+    def y_expr(self, train: pl.DataFrame, brief: Brief, classes: list[str] | None) -> pl.Expr:
+        """The encoded target ``_Y`` the profiles aggregate."""
+        raise NotImplementedError
+
+    def profile_aggs(self, k: int) -> list[pl.Expr]:
+        """Per-value aggregations of one column: count, then each half's sufficient statistics."""
+        raise NotImplementedError
+
+    def score(self, prof: pl.DataFrame, name: str, kind: str, k: int) -> float:
+        raise NotImplementedError
+
+    def group_aggs(self, k: int) -> list[pl.Expr]:
+        """Per sensitive group: ``count`` and the task's figures."""
+        raise NotImplementedError
+
+    def group_figures(self, r: dict, classes: list[str] | None) -> dict:
+        raise NotImplementedError
+
+    def describe_leak(self, c: str, v: float) -> str:
+        return (f"'{c}' alone {self.leak_verb} the target almost perfectly ({self.leak_words} {v:.3f}): "
+                "possible leakage")
+
+
+@dataclass(frozen=True)
+class _BinaryAudit(_TaskAudit):
+    task: ClassVar[str] = "binary_classification"
+    score_name: ClassVar[str] = "separation_auc"
+    leak: ClassVar[float] = 0.98
+    informative: ClassVar[float] = 0.55
+    exclude_leaks: ClassVar[bool] = False
+    needs_halves: ClassVar[bool] = False
+    leak_words: ClassVar[str] = "AUC"
+    leak_verb: ClassVar[str] = "separates"
+    score_words: ClassVar[str] = "AUC"
+    volume_unit: ClassVar[str | None] = "minority class"
+
+    def y_expr(self, train, brief, classes):
+        t = brief.target.column
+        ty, pos = pl.col(t).cast(pl.String), str(brief.target.positive_label)
+        if train.schema[t] != pl.String:
+            ty, pos = ty.str.to_lowercase(), pos.lower()
+        return (ty == pos).cast(pl.Int64).alias(_Y)
+
+    def profile_aggs(self, k):
+        return [pl.len().alias(_N), pl.col(_Y).sum().alias(_POS)]
+
+    def score(self, prof, name, kind, k):  # in-sample, as the binary audit always measured it
+        return _auc_from_profile(prof, name, kind)
+
+    def group_aggs(self, k):
+        return [pl.len().alias("count"), pl.col(_Y).mean().alias("positive_rate")]
+
+    def group_figures(self, r, classes):
+        return {"positive_rate": _r(r["positive_rate"])}
+
+
+@dataclass(frozen=True)
+class _MulticlassAudit(_TaskAudit):
+    task: ClassVar[str] = "multiclass_classification"
+    score_name: ClassVar[str] = "separation_auc_ovr"
+    leak: ClassVar[float] = 0.98
+    informative: ClassVar[float] = 0.55
+    exclude_leaks: ClassVar[bool] = True
+    leak_words: ClassVar[str] = "one-vs-rest macro AUC, cross-fitted,"
+    score_words: ClassVar[str] = "cross-fitted one-vs-rest AUC"
+    volume_unit: ClassVar[str | None] = "smallest class"
+
+    def y_expr(self, train, brief, classes):
+        return (pl.col(brief.target.column).cast(pl.String)
+                .replace_strict(classes, list(range(len(classes))), default=None, return_dtype=pl.Int64)
+                .alias(_Y))
+
+    def profile_aggs(self, k):
+        return [pl.len().alias(_N)] + [((pl.col(_HALF) == h) & (pl.col(_Y) == j)).sum().alias(_stat(h, j))
+                                       for h in (0, 1) for j in range(k)]
+
+    def score(self, prof, name, kind, k):
+        a, b = _half_stats(prof, kind, k)
+        return 0.5 * (_ovr_auc(a, b) + _ovr_auc(b, a))
+
+    def group_aggs(self, k):
+        return [pl.len().alias("count")] + [(pl.col(_Y) == j).mean().alias(_stat(0, j)) for j in range(k)]
+
+    def group_figures(self, r, classes):
+        shares = {c: _r(r[_stat(0, j)]) for j, c in enumerate(classes)}
+        return {"majority_class": max(classes, key=lambda c: shares[c]), "class_shares": shares}
+
+
+@dataclass(frozen=True)
+class _RegressionAudit(_TaskAudit):
+    task: ClassVar[str] = "regression"
+    score_name: ClassVar[str] = "r2_cross_fit"
+    leak: ClassVar[float] = 0.9
+    informative: ClassVar[float] = 0.01
+    exclude_leaks: ClassVar[bool] = True
+    conflicts_count: ClassVar[bool] = False
+    leak_words: ClassVar[str] = "R², cross-fitted,"
+    score_words: ClassVar[str] = "cross-fitted R²"
+    volume_bands: ClassVar[tuple[int, ...]] = (10000, 3000, 1000, 300, 100)
+
+    def y_expr(self, train, brief, classes):
+        t = brief.target.column
+        center = train.get_column(t).cast(pl.Float64).mean() or 0.0  # centred: sums of squares stay exact
+        return (pl.col(t).cast(pl.Float64) - center).alias(_Y)
+
+    def profile_aggs(self, k):
+        y = pl.col(_Y)
+        return [pl.len().alias(_N)] + [e for h in (0, 1) for e in (
+            (pl.col(_HALF) == h).sum().alias(_stat(h, 0)), y.filter(pl.col(_HALF) == h).sum().alias(_stat(h, 1)),
+            (y * y).filter(pl.col(_HALF) == h).sum().alias(_stat(h, 2)))]
+
+    def score(self, prof, name, kind, k):
+        a, b = _half_stats(prof, kind, 3)
+        return 0.5 * (_heldout_r2(a, b) + _heldout_r2(b, a))
+
+    def group_aggs(self, k):
+        return [pl.len().alias("count"), pl.col(_T).mean().alias("mean"), pl.col(_T).median().alias("median")]
+
+    def group_figures(self, r, classes):
+        return {"mean": _q(r["mean"]), "median": _q(r["median"])}
+
+
+_T = "__wb_target__"  # the raw numeric target beside the centred one (per-group means in target units)
+_AUDITS: dict[str, _TaskAudit] = {a.task: a for a in (_BinaryAudit(), _MulticlassAudit(), _RegressionAudit())}
+
+
+def _labelled(train: pl.DataFrame, brief: Brief, spec: _TaskAudit, classes: list[str] | None) -> pl.LazyFrame:
+    """The training rows with a target, with the encoded target (and the random half) the profiles use."""
+    t = brief.target.column
+    lf = train.lazy()
+    if spec.needs_halves:  # drawn over every row, so the halves do not depend on which targets are missing
+        lf = lf.with_columns(pl.lit(_half_column(train.height)))
+    extra = [spec.y_expr(train, brief, classes)]
+    if not get_task(spec.task).is_classifier:
+        extra.append(pl.col(t).cast(pl.Float64).alias(_T))
+    return lf.with_columns(extra).filter(pl.col(t).is_not_null())
+
+
+def _profile_query(lf: pl.LazyFrame, c: str, spec: _TaskAudit | None = None, k: int = 0) -> pl.LazyFrame:
+    """One column's distinct values with the task's per-value statistics, sorted by value (nulls first)."""
+    spec = spec or _AUDITS["binary_classification"]
+    return lf.group_by(c).agg(spec.profile_aggs(k)).sort(c, nulls_last=False)
+
+
+def leakage_scores(df: pl.DataFrame, brief: Brief, kinds: dict[str, str], *,
+                   classes: list[str] | None = None) -> tuple[dict[str, float], float, str]:
+    """The task's single-feature score of each column in ``kinds`` (name -> "numeric" / "categorical").
+
+    Returns the scores, the value from which a score flags possible leakage, and the score's name. Used by the
+    audit and, for the tasks whose contract keeps flagged columns out of the features, by
+    :func:`~workbench.data.contract.infer_contract`.
+    """
+    spec = _AUDITS[brief.task]
+    k = len(classes or ())
+    if not kinds:
+        return {}, spec.leak, spec.score_name
+    lf = _labelled(df, brief, spec, classes)
+    frames = pl.collect_all([_profile_query(lf, c, spec, k) for c in kinds])
+    return ({c: spec.score(f, c, kind, k) for (c, kind), f in zip(kinds.items(), frames, strict=True)},
+            spec.leak, spec.score_name)
+
+
+def leak_excluding_tasks() -> set[str]:
+    """Tasks whose data contract keeps a column flagged as possible leakage out of the features."""
+    return {name for name, a in _AUDITS.items() if a.exclude_leaks}
+
+
+def _group_key(brief: Brief, c: str, train: pl.DataFrame) -> pl.Expr:
+    """A sensitive feature's group label (:mod:`workbench.data.sensitive`); nulls stay null."""
+    from .sensitive import group_expr, sensitive_bin_edges
+
+    return group_expr(c, sensitive_bin_edges(train, brief).get(c))
+
+
+def _describe_target(lf: pl.LazyFrame, t: str) -> pl.LazyFrame:
+    x = pl.col(t).cast(pl.Float64)
+    qs = {"q05": 0.05, "q25": 0.25, "median": 0.5, "q75": 0.75, "q95": 0.95}
+    return lf.select(pl.len().alias("rows"), x.null_count().alias("nulls"), x.mean().alias("mean"),
+                     x.std().alias("std"), x.min().alias("min"),
+                     *[x.quantile(q, interpolation="linear").alias(k) for k, q in qs.items()],
+                     x.max().alias("max"), x.skew().alias("skew"))
+
+
+def _distribution(row: dict) -> dict:
+    return {k: (v if k in ("rows", "nulls") else _q(v)) for k, v in row.items()}
+
+
 def _score_completeness(missing_cells: float, worst: tuple[str, float], target_nulls: int, rows_any: float
                         ) -> DimensionScore:
     m, (wcol, w) = missing_cells, worst
@@ -274,8 +599,8 @@ def _band(value: float, cuts: tuple[float, ...]) -> int:
 
 # ----------------------------------------------------------------------------------------------- the audit
 def audit_dataset(data: Dataset, brief: Brief, contract: DataContract, *, as_of: _dt.date | None = None,
-                  leakage_auc: float = 0.98, informative_auc: float = 0.55,
-                  timings: dict[str, float] | None = None) -> AuditReport:
+                  leakage_auc: float = 0.98, informative_auc: float = 0.55, leakage_r2: float = 0.9,
+                  informative_r2: float = 0.01, timings: dict[str, float] | None = None) -> AuditReport:
     """Audit the dataset and score its quality.
 
     Parameters
@@ -285,26 +610,33 @@ def audit_dataset(data: Dataset, brief: Brief, contract: DataContract, *, as_of:
     as_of:
         The date timeliness is judged against (default: today). Fix it to make audits comparable across days.
     leakage_auc:
-        A single feature whose separation (max(AUC, 1-AUC)) reaches this is flagged as possible leakage.
+        Classification: a single feature whose separation reaches this is flagged as possible leakage
+        (binary: max(AUC, 1-AUC) in-sample; multiclass: the cross-fitted one-vs-rest macro AUC of the
+        feature's per-value class rates).
     informative_auc:
-        A feature whose separation reaches this counts as carrying signal (relevance).
+        Classification: a feature whose separation reaches this counts as carrying signal (relevance).
+    leakage_r2, informative_r2:
+        Regression, the same two cut-offs for the cross-fitted R² of the feature's per-value (categorical) or
+        per-bin (numeric) target mean.
     timings:
         When a dict is given, the wall-clock seconds of each stage of the audit are added into it (for
         benchmarks); the report is the same either way.
     """
     lap = _Laps(timings)
     as_of = as_of or _dt.date.today()
-    t, pos_label = brief.target.column, str(brief.target.positive_label)
+    spec = _AUDITS[brief.task]
+    leak_cut, info_cut = ((leakage_r2, informative_r2) if spec.score_name == "r2_cross_fit"
+                          else (leakage_auc, informative_auc))
+    t = brief.target.column
     train, test = data.train, data.test
-    ty = pl.col(t).cast(pl.String)
-    if train.schema[t] != pl.String:
-        ty = ty.str.to_lowercase()
-        pos_label = pos_label.lower()
-    y_expr = (ty == pos_label).cast(pl.Int64).alias(_Y)
+    classes = contract.classes
+    k = len(classes or ())
+    y_expr = spec.y_expr(train, brief, classes)
     warnings: list[str] = []
     columns = [c for c in train.columns if c != t]
     features = contract.features
     n = train.height
+    dropped = dict(getattr(data, "dropped_target", {}) or {})
 
     # ---- missingness (polars keeps null counts with the arrays: this reads no data)
     tr_nulls = train.null_count().row(0, named=True)
@@ -318,7 +650,8 @@ def audit_dataset(data: Dataset, brief: Brief, contract: DataContract, *, as_of:
     missing_cells = sum(tr_nulls[c] for c in used) / (n * len(used))
     worst = max(((c, tr_nulls[c] / n) for c in features), key=lambda x: x[1])
     rows_any = train.select(pl.any_horizontal(pl.col(used).is_null()).mean()).item()
-    completeness = _score_completeness(missing_cells, worst, tr_nulls[t], float(rows_any or 0.0))
+    completeness = _score_completeness(missing_cells, worst, tr_nulls[t] + dropped.get("train", 0),
+                                       float(rows_any or 0.0))
     lap("missingness")
 
     # ---- duplicates and conflicting labels
@@ -333,40 +666,78 @@ def audit_dataset(data: Dataset, brief: Brief, contract: DataContract, *, as_of:
     in_train = _rows_in(test.select(common), train.select(common)) if test.height else 0
     lap("overlap")
 
-    # ---- the group-bys, run together: class balance (train and test), target rate by sensitive group and
-    # their intersection, and one profile per column (separation, sentinels, numbers stored as text)
+    # ---- the group-bys, run together: the target's balance or distribution (train and test), the target by
+    # sensitive group and their intersection, and one profile per column (separation, sentinels, numbers
+    # stored as text)
     groupings = [[s] for s in brief.sensitive_features]
     if len(brief.sensitive_features) > 1:
         groupings.append(list(brief.sensitive_features))
     profile_cols = [c for c in columns if contract.column(c).kind in ("numeric", "categorical")]
-    labelled = train.lazy().with_columns(y_expr).filter(pl.col(t).is_not_null())
-    queries = [*_balance_queries(train.lazy(), t, y_expr), *_balance_queries(test.lazy(), t, y_expr)]
-    queries += [labelled.group_by(keys).agg(pl.len().alias("count"), pl.col(_Y).mean().alias("positive_rate"))
-                .sort(["count", *keys], descending=[True] + [False] * len(keys)) for keys in groupings]
-    queries += [_profile_query(labelled, c) for c in profile_cols]
+    labelled = _labelled(train, brief, spec, classes)
+    if get_task(brief.task).is_classifier:
+        queries = [*_balance_queries(train.lazy(), t, y_expr), *_balance_queries(test.lazy(), t, y_expr)]
+    else:
+        queries = [_describe_target(train.lazy(), t), _describe_target(test.lazy(), t)]
+    head = len(queries)
+    queries += [labelled.with_columns(_group_key(brief, c, train) for c in keys).group_by(keys)
+                .agg(spec.group_aggs(k)).sort(["count", *keys], descending=[True] + [False] * len(keys))
+                for keys in groupings]
+    queries += [_profile_query(labelled, c, spec, k) for c in profile_cols]
     frames = pl.collect_all(queries)
-    (bal_train, (y_sum, labelled_rows)), (bal_test, _) = _balance(*frames[0:2]), _balance(*frames[2:4])
-    by_group = frames[4:4 + len(groupings)]
-    profiles = dict(zip(profile_cols, frames[4 + len(groupings):], strict=True))
+    by_group = frames[head:head + len(groupings)]
+    profiles = dict(zip(profile_cols, frames[head + len(groupings):], strict=True))
     lap("group_bys")
 
-    # ---- class balance
-    minority = min(bal_train["positive_rate"], 1 - bal_train["positive_rate"])
-    imbalanced = minority < 0.35
-    class_balance = {"train": bal_train, "test": bal_test, "minority_rate": _r(minority),
-                     "imbalanced": imbalanced,
-                     "suggested_metric": "pr_auc" if imbalanced else "roc_auc"}
-    if imbalanced and brief.success.metric not in ("pr_auc", "f1", "balanced_accuracy"):
-        warnings.append(f"positive class is {minority:.1%} of rows but the brief's primary metric is "
-                        f"{brief.success.metric}; PR-AUC is the usual choice for a rare positive class")
+    # ---- the target: class balance (binary, multiclass) or distribution (regression)
+    class_balance: dict = {}
+    target_distribution: dict = {}
+    if head == 4:
+        (bal_train, (y_sum, labelled_rows)), (bal_test, _) = _balance(*frames[0:2]), _balance(*frames[2:4])
+    if spec.task == "binary_classification":
+        minority = min(bal_train["positive_rate"], 1 - bal_train["positive_rate"])
+        imbalanced = minority < 0.35
+        class_balance = {"train": bal_train, "test": bal_test, "minority_rate": _r(minority),
+                         "imbalanced": imbalanced,
+                         "suggested_metric": "pr_auc" if imbalanced else "roc_auc"}
+        if imbalanced and brief.primary_metric not in ("pr_auc", "f1", "balanced_accuracy"):
+            warnings.append(f"positive class is {minority:.1%} of rows but the brief's primary metric is "
+                            f"{brief.primary_metric}; PR-AUC is the usual choice for a rare positive class")
+        minority_count = min(y_sum, labelled_rows - y_sum)
+    elif spec.task == "multiclass_classification":
+        for bal in (bal_train, bal_test):
+            counts = {c: bal["counts"].get(c, 0) for c in classes}
+            bal["shares"] = {c: _r(v / max(sum(counts.values()), 1)) for c, v in counts.items()}
+            del bal["positive_rate"]
+        shares = bal_train["shares"]
+        small_class = min(classes, key=lambda c: (shares[c], c))
+        imbalanced = shares[small_class] < 0.5 / k
+        class_balance = {"train": bal_train, "test": bal_test, "classes": classes,
+                         "smallest_class": small_class, "smallest_share": shares[small_class],
+                         "imbalanced": imbalanced, "suggested_metric": "macro_f1"}
+        if imbalanced and brief.primary_metric == "accuracy":
+            warnings.append(f"class {small_class!r} is {shares[small_class]:.1%} of rows but the brief's primary "
+                            "metric is accuracy; macro F1 or balanced accuracy weigh every class")
+        minority_count = bal_train["counts"].get(small_class, 0)
+    else:
+        target_distribution = {"train": _distribution(frames[0].row(0, named=True)),
+                               "test": _distribution(frames[1].row(0, named=True)),
+                               "missing_dropped": dropped.get("train", 0) + dropped.get("test", 0),
+                               "missing_dropped_by_split": {"train": dropped.get("train", 0),
+                                                            "test": dropped.get("test", 0)},
+                               "suggested_metric": "mae"}
+        labelled_rows = minority_count = n - tr_nulls[t]
+        skew = target_distribution["train"]["skew"]
+        if skew is not None and abs(skew) > 1 and brief.primary_metric in ("rmse", "r2"):
+            warnings.append(f"the target is skewed ({skew:.2f}) and the brief's primary metric is "
+                            f"{brief.primary_metric}: a few large values will dominate it; MAE is more robust")
 
-    # ---- target rate by sensitive group and their intersection
+    # ---- the target by sensitive group and their intersection
     target_by_group: dict[str, list[dict]] = {}
     for keys, g in zip(groupings, by_group, strict=True):
         rows = []
         for r in g.iter_rows(named=True):
-            group = " & ".join("(missing)" if r[k] is None else str(r[k]) for k in keys)
-            rows.append({"group": group, "count": r["count"], "positive_rate": _r(r["positive_rate"]),
+            group = " & ".join("(missing)" if r[c] is None else str(r[c]) for c in keys)
+            rows.append({"group": group, "count": r["count"], **spec.group_figures(r, classes),
                          "evidence": ("ok" if r["count"] >= brief.fairness.min_slice_size
                                       else "insufficient evidence")})
         target_by_group[" x ".join(keys)] = rows
@@ -381,18 +752,19 @@ def audit_dataset(data: Dataset, brief: Brief, contract: DataContract, *, as_of:
     leakage, validity = [], []
     informative = 0
     for c in profile_cols:
-        spec = contract.column(c)
+        cspec = contract.column(c)
         prof = profiles[c]
-        sep = _auc_from_profile(prof, c, spec.kind)
-        flagged = sep >= leakage_auc and spec.role == "feature"
-        if spec.role == "feature" and sep >= informative_auc:
+        sep = spec.score(prof, c, cspec.kind, k)
+        screened = cspec.role == "feature" or (cspec.reason or "").startswith("possible leakage")
+        flagged = sep >= leak_cut and screened
+        if cspec.role == "feature" and sep >= info_cut:
             informative += 1
-        leakage.append({"column": c, "role": spec.role, "separation_auc": _r(sep, 4), "flagged": flagged})
+        leakage.append({"column": c, "role": cspec.role, spec.score_name: _r(sep, 4), "flagged": flagged})
         if flagged:
-            warnings.append(f"'{c}' alone separates the target almost perfectly (AUC {sep:.3f}): "
-                            "possible leakage")
+            warnings.append(spec.describe_leak(c, sep) + ("" if cspec.role == "feature"
+                                                          else "; the data contract excludes it"))
         values = prof.get_column(c)
-        if spec.kind == "numeric" and values.null_count() < len(values):
+        if cspec.kind == "numeric" and values.null_count() < len(values):
             lo, hi = values.min(), values.max()  # nulls are skipped
             for v in (lo, hi):
                 if v is not None and float(v).is_integer() and int(v) in _SENTINELS:
@@ -400,7 +772,7 @@ def audit_dataset(data: Dataset, brief: Brief, contract: DataContract, *, as_of:
                     if cnt >= 5:
                         validity.append({"column": c, "finding": f"possible sentinel or capped value {v:g}",
                                          "rows": cnt, "fraction": _r(cnt / n)})
-        elif spec.kind == "categorical":
+        elif cspec.kind == "categorical":
             texts = values.drop_nulls()
             as_num = texts.str.replace_all(",", "").cast(pl.Float64, strict=False)
             numeric_share = as_num.is_not_null().mean() if len(texts) else 0.0
@@ -414,7 +786,7 @@ def audit_dataset(data: Dataset, brief: Brief, contract: DataContract, *, as_of:
                 validity.append({"column": c,
                                  "finding": "categories differing only by case, spaces or dashes",
                                  "rows": None, "fraction": None})
-    leakage.sort(key=lambda r: (-r["separation_auc"], r["column"]))
+    leakage.sort(key=lambda r: (-r[spec.score_name], r["column"]))
     lap("column_checks")
 
     test_check = contract.check(test, name="test split")
@@ -445,7 +817,7 @@ def audit_dataset(data: Dataset, brief: Brief, contract: DataContract, *, as_of:
     accuracy = DimensionScore("accuracy", max(acc, 0), acc_ev)
 
     dupf = dup_rows / n
-    conf_rate = duplicates["conflicting_rows"] / n
+    conf_rate = duplicates["conflicting_rows"] / n if spec.conflicts_count else 0.0
     cons = 0
     bands = ((0.001, 0.0), (0.01, 0.001), (0.05, 0.01), (0.10, 0.05), (0.25, 0.15))
     for s, (dd, cc) in zip((5, 4, 3, 2, 1), bands, strict=True):
@@ -453,7 +825,8 @@ def audit_dataset(data: Dataset, brief: Brief, contract: DataContract, *, as_of:
             cons = s
             break
     cons_ev = [f"{dup_rows} duplicate rows ({dupf:.2%})",
-               f"{duplicates['conflicting_rows']} rows in groups with identical inputs but different labels"]
+               f"{duplicates['conflicting_rows']} rows in groups with identical inputs but different labels"
+               + ("" if spec.conflicts_count else " (noise for a numeric target: not scored)")]
     variants = [v["column"] for v in validity if "case" in v["finding"]]
     if variants:
         cons = max(cons - 1, 0)
@@ -485,7 +858,7 @@ def audit_dataset(data: Dataset, brief: Brief, contract: DataContract, *, as_of:
     n_feat = len(features)
     share = informative / max(n_feat, 1)
     rel = _band(share, (0.6, 0.4, 0.25, 0.1, 1e-9))
-    rel_ev = [f"{informative}/{n_feat} features separate the target (AUC >= {informative_auc})"]
+    rel_ev = [f"{informative}/{n_feat} features separate the target ({spec.score_words} >= {info_cut:g})"]
     leaks = [x["column"] for x in leakage if x["flagged"]]
     if leaks:
         rel = max(rel - 1, 0)
@@ -497,9 +870,9 @@ def audit_dataset(data: Dataset, brief: Brief, contract: DataContract, *, as_of:
             rel = max(rel - 1, 0)
     relevance = DimensionScore("relevance", rel, rel_ev)
 
-    minority_count = min(y_sum, labelled_rows - y_sum)
-    vol = _band(minority_count, (5000, 1000, 300, 100, 30))
-    vol_ev = [f"{labelled_rows} labelled training rows, {minority_count} in the minority class",
+    vol = _band(minority_count, spec.volume_bands)
+    vol_ev = [f"{labelled_rows} labelled training rows"
+              + (f", {minority_count} in the {spec.volume_unit}" if spec.volume_unit else ""),
               f"{labelled_rows / max(n_feat, 1):.0f} rows per feature"]
     if labelled_rows < 10 * max(n_feat, 1):
         vol = min(vol, 1)
@@ -521,5 +894,6 @@ def audit_dataset(data: Dataset, brief: Brief, contract: DataContract, *, as_of:
     return AuditReport(
         rows={"train": n, "test": test.height}, missingness=missingness, duplicates=duplicates,
         class_balance=class_balance, target_by_group=target_by_group, overlap=overlap, leakage=leakage,
-        validity=validity, quality=quality, warnings=warnings, as_of=as_of.isoformat(),
+        validity=validity, quality=quality, warnings=warnings, as_of=as_of.isoformat(), task=brief.task,
+        target_distribution=target_distribution,
     )

@@ -1,7 +1,8 @@
 """The data contract: what every column is, as inferred from the training data during Discovery.
 
 Per column: dtype, kind (numeric / categorical / datetime), role (target / feature / excluded, with the
-reason), whether it is sensitive, nullable, the allowed categories and the numeric range. The contract is
+reason), whether it is sensitive, nullable, the allowed categories and the numeric range; and the task with
+its target vocabulary (binary: the positive label; multiclass: the classes in code order). The contract is
 saved with the run; later it becomes the serving input schema and the reference for drift.
 :meth:`DataContract.check` validates another frame (the test split, a batch of live rows) against it.
 """
@@ -18,6 +19,8 @@ from pydantic import BaseModel, ConfigDict
 from .._report import Report, atomic_write_text, esc, html_table
 from ..brief import Brief
 from ..errors import ContractError, DataError
+from ..tasks import get_task
+from .audit import leak_excluding_tasks, leakage_scores
 
 __all__ = ["ColumnSpec", "DataContract", "ContractCheck", "infer_contract"]
 
@@ -48,8 +51,12 @@ class DataContract(BaseModel, Report):
     model_config = ConfigDict(extra="forbid")
 
     brief: str
+    task: str = "binary_classification"
     target: str
-    positive_label: str
+    #: binary classification only: the target value that counts as positive
+    positive_label: str | None = None
+    #: multiclass classification only: the classes in code order (code k = classes[k])
+    classes: list[str] | None = None
     rows: int
     columns: list[ColumnSpec]
     max_categories: int
@@ -113,9 +120,14 @@ class DataContract(BaseModel, Report):
                          "role": c.role + (" (sensitive)" if c.sensitive else ""),
                          "null %": round(100 * c.null_fraction, 2), "distinct": c.n_unique,
                          "allowed": allowed, "note": c.reason or ""})
-        return (f"<p>{self.rows} rows; target <b>{esc(self.target)}</b> "
-                f"(positive = {esc(self.positive_label)}); {len(self.features)} features.</p>"
-                + html_table(rows))
+        if self.positive_label is not None:
+            what = f"positive = {esc(self.positive_label)}"
+        elif self.classes:
+            what = f"{len(self.classes)} classes: {esc(', '.join(self.classes))}"
+        else:
+            what = "numeric"
+        return (f"<p>{self.rows} rows; {esc(self.task.replace('_', ' '))}, target <b>{esc(self.target)}</b> "
+                f"({what}); {len(self.features)} features.</p>" + html_table(rows))
 
     # ----------------------------------------------------------------- validation
     def check(self, df: pl.DataFrame, *, name: str = "data", require_target: bool = False) -> ContractCheck:
@@ -260,12 +272,32 @@ def _column_stats(df: pl.DataFrame, max_categories: int) -> list[dict]:
     return stats
 
 
+def _exclude_leaks(df: pl.DataFrame, brief: Brief, specs: list[ColumnSpec], explicit: set[str],
+                   classes: list[str] | None) -> list[ColumnSpec]:
+    """Features (not named in features.include) whose single-feature score flags possible leakage, excluded."""
+    kinds = {c.name: c.kind for c in specs if c.role == "feature" and c.name not in explicit
+             and c.kind in ("numeric", "categorical")}
+    scores, cut, name = leakage_scores(df, brief, kinds, classes=classes)
+    out = []
+    for c in specs:
+        v = scores.get(c.name)
+        if v is not None and v >= cut:
+            c = c.model_copy(update={"role": "excluded", "reason": (
+                f"possible leakage: alone it predicts the target almost perfectly ({name} {v:.3f} >= {cut:g}); "
+                "list it in features.include to keep it")})
+        out.append(c)
+    return out
+
+
 def infer_contract(df: pl.DataFrame, brief: Brief, *, max_categories: int = 100) -> DataContract:
     """Infer the contract from the training frame and the brief.
 
     Columns the brief does not name explicitly are excluded, with the reason recorded, when they are all
     missing, constant, identifier-like (a distinct value on every row), high-cardinality text (more than
-    ``max_categories`` distinct values), or dates. A column the brief includes explicitly is always a feature.
+    ``max_categories`` distinct values), or dates. For multiclass and regression, a remaining column that alone
+    predicts the target almost perfectly (the audit's cross-fitted single-feature screen,
+    :func:`~workbench.data.audit.leakage_scores`) is excluded as possible leakage; a binary contract keeps it
+    and the audit warns, as it always has. A column the brief includes explicitly is always a feature.
     """
     if max_categories < 0:
         raise ValueError(f"max_categories must be 0 or more, got {max_categories}")
@@ -305,9 +337,14 @@ def infer_contract(df: pl.DataFrame, brief: Brief, *, max_categories: int = 100)
             nullable=nulls > 0, null_fraction=round(nulls / df.height, 6), n_unique=n_unique,
             categories=st["categories"], min=st["min"], max=st["max"], reason=reason,
         ))
-    contract = DataContract(brief=brief.name, target=brief.target.column,
-                            positive_label=str(brief.target.positive_label), rows=df.height, columns=specs,
-                            max_categories=max_categories)
+    task = get_task(brief.task)
+    classes = task.classes(df.get_column(brief.target.column), brief=brief) if task.is_classifier else None
+    if brief.task in leak_excluding_tasks():
+        specs = _exclude_leaks(df, brief, specs, explicit, classes)
+    pos = brief.target.positive_label
+    contract = DataContract(brief=brief.name, task=brief.task, target=brief.target.column,
+                            positive_label=None if pos is None else str(pos), classes=classes, rows=df.height,
+                            columns=specs, max_categories=max_categories)
     if not contract.features:
         raise DataError("no usable feature columns remain",
                         hint=f"check features.include/exclude in the brief; excluded: {contract.excluded}")

@@ -19,7 +19,8 @@ import polars as pl
 
 from .._names import normalize_column_name, suggest
 from ..brief import Brief
-from ..errors import BriefError, DataError
+from ..errors import DataError
+from ..tasks import get_task
 
 __all__ = ["Dataset", "Source", "read_table", "load_dataset", "sha256_file", "target_vector"]
 
@@ -57,6 +58,8 @@ class Dataset:
     """Train and test frames plus where they came from.
 
     ``split`` is ``"file"`` when the brief names a test file and ``"random"`` when the train file was split.
+    ``dropped_target`` counts, per file (``"train"``, ``"test"``), the rows dropped because their target is
+    missing where the task never imputes it (regression); the audit reports it.
     """
 
     train: pl.DataFrame
@@ -64,10 +67,14 @@ class Dataset:
     sources: dict[str, Source]
     split: str
     notes: list[str] = field(default_factory=list)
+    dropped_target: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"split": self.split, "rows": {"train": self.train.height, "test": self.test.height},
-                "sources": {k: v.to_dict() for k, v in self.sources.items()}, "notes": list(self.notes)}
+        out = {"split": self.split, "rows": {"train": self.train.height, "test": self.test.height},
+               "sources": {k: v.to_dict() for k, v in self.sources.items()}, "notes": list(self.notes)}
+        if self.dropped_target:
+            out["dropped_target_rows"] = dict(self.dropped_target)
+        return out
 
 
 def _normalise_columns(df: pl.DataFrame, path: Path) -> tuple[pl.DataFrame, dict[str, str]]:
@@ -191,18 +198,15 @@ def read_table(path: str | Path, *, separator: str = ",", na_values: Sequence[st
 
 
 def target_vector(df: pl.DataFrame, brief: Brief) -> np.ndarray:
-    """1 where the target equals the brief's positive label, else 0 (as int8).
+    """1 where the target equals the brief's positive label, else 0 (as int8): the binary task's encoding.
 
     Null targets are 0; drop them first.
     """
-    pos = str(brief.target.positive_label)
-    col = df.get_column(brief.target.column)
-    pos_expr = (col == pos if col.dtype == pl.String
-                else col.cast(pl.String).str.to_lowercase() == pos.lower())
-    return pos_expr.fill_null(False).cast(pl.Int8).to_numpy()
+    return get_task("binary_classification").encode_target(df.get_column(brief.target.column), brief=brief)
 
 
 def _check_target(df: pl.DataFrame, brief: Brief, path: Path) -> None:
+    """The target column exists and holds values; then the task checks them (classes, numbers, labels)."""
     t = brief.target.column
     if t not in df.columns:
         raise DataError(
@@ -214,22 +218,14 @@ def _check_target(df: pl.DataFrame, brief: Brief, path: Path) -> None:
     if col.null_count() == col.len():
         raise DataError("the target column has no values (all null)", file=path, column=t,
                         hint="check the file or choose another target column")
-    values = col.drop_nulls().cast(pl.String).unique().sort().to_list()
-    if brief.task == "binary_classification" and len(values) != 2:
-        shown = ", ".join(repr(v) for v in values[:10]) + (" ..." if len(values) > 10 else "")
-        raise DataError(
-            f"a binary task needs exactly two target values, found {len(values)}: {shown}",
-            file=path, column=t,
-            hint="map the target to two classes before loading, or choose another column",
-        )
-    pos = str(brief.target.positive_label)
-    matches = [v for v in values if v == pos or (col.dtype != pl.String and v.lower() == pos.lower())]
-    if not matches:
-        raise BriefError(
-            f"positive label {brief.target.positive_label!r} is not a value of target column '{t}' in {path}",
-            file=brief.source, key="target.positive_label",
-            expected="one of " + ", ".join(repr(v) for v in values),
-        )
+    get_task(brief.task).check_target(col, brief=brief, path=path)
+
+
+def _drop_missing_target(df: pl.DataFrame, brief: Brief) -> tuple[pl.DataFrame, int]:
+    """Rows whose target is missing, removed (the regression task never imputes a target)."""
+    t = brief.target.column
+    missing = df.get_column(t).null_count()
+    return (df.filter(pl.col(t).is_not_null()) if missing else df), missing
 
 
 def _check_explicit_columns(df: pl.DataFrame, brief: Brief, path: Path) -> None:
@@ -278,12 +274,13 @@ def _align_test(train: pl.DataFrame, test: pl.DataFrame, path: Path) -> tuple[pl
     return test, notes
 
 
-def _random_split(df: pl.DataFrame, y: np.ndarray, *, test_size: float,
+def _random_split(df: pl.DataFrame, strata: np.ndarray, *, test_size: float,
                   seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The same share of every stratum (class, or quantile bin of a numeric target) goes to the test split."""
     rng = np.random.default_rng(seed)
     is_test = np.zeros(df.height, dtype=bool)
-    for cls in (0, 1):
-        idx = np.flatnonzero(y == cls)
+    for cls in np.unique(strata):  # binary: 0 then 1, as before the tasks existed (same seeded draws)
+        idx = np.flatnonzero(strata == cls)
         n = round(len(idx) * test_size)
         is_test[rng.choice(idx, size=n, replace=False)] = True
     mask = pl.Series("m", is_test)
@@ -302,6 +299,8 @@ def load_dataset(brief: Brief, *, sample_rows: int = 0, seed: int = 0) -> Datase
     seed:
         Seed of the sample and, when the brief names no test file, of the stratified train/test split.
     """
+    task = get_task(brief.task)
+    t = brief.target.column
     train_path = brief.train_path
     train, renamed = read_table(train_path, separator=brief.data.separator, na_values=brief.data.na_values)
     _check_target(train, brief, train_path)
@@ -309,38 +308,48 @@ def load_dataset(brief: Brief, *, sample_rows: int = 0, seed: int = 0) -> Datase
     _check_explicit_columns(train, brief, train_path)
     sources = {"train": Source(str(train_path), sha256_file(train_path), train.height, train.width, renamed)}
     notes: list[str] = []
+    dropped: dict[str, int] = {}
+    if not task.is_classifier:
+        train, dropped["train"] = _drop_missing_target(train, brief)
     if brief.test_path is not None:
         test_path = brief.test_path
         test, t_renamed = read_table(test_path, separator=brief.data.separator,
                                      na_values=brief.data.na_values)
-        if brief.target.column not in test.columns:
-            raise DataError(f"the target column '{brief.target.column}' is not in the test file",
-                            file=test_path, column=brief.target.column,
+        if t not in test.columns:
+            raise DataError(f"the target column '{t}' is not in the test file",
+                            file=test_path, column=t,
                             hint="the test file needs the target to evaluate on")
         test, extra_notes = _align_test(train, test, test_path)
         notes += extra_notes
-        label_col = brief.target.column
-        train_values = set(train.get_column(label_col).drop_nulls().cast(pl.String).unique().to_list())
-        test_values = set(test.get_column(label_col).drop_nulls().cast(pl.String).unique().to_list())
-        if test_values - train_values:
-            raise DataError(
-                f"target values {sorted(test_values - train_values)} appear in the test file but not in the "
-                f"train file ({sorted(train_values)})", file=test_path, column=brief.target.column,
-                hint="use the same label spelling in both files (e.g. '>50K' vs '>50K.')",
-            )
+        if task.is_classifier:
+            train_values = set(train.get_column(t).drop_nulls().cast(pl.String).unique().to_list())
+            test_values = set(test.get_column(t).drop_nulls().cast(pl.String).unique().to_list())
+            if test_values - train_values:
+                raise DataError(
+                    f"target values {sorted(test_values - train_values)} appear in the test file but not in "
+                    f"the train file ({sorted(train_values)})", file=test_path, column=t,
+                    hint="use the same label spelling in both files (e.g. '>50K' vs '>50K.')",
+                )
+        else:
+            test, dropped["test"] = _drop_missing_target(test, brief)
         sources["test"] = Source(str(test_path), sha256_file(test_path), test.height, test.width, t_renamed)
         split = "file"
     else:
-        labelled = train.filter(pl.col(brief.target.column).is_not_null())
-        y = target_vector(labelled, brief)
-        train, test = _random_split(labelled, y, test_size=brief.data.test_size, seed=seed)
+        labelled = train.filter(pl.col(t).is_not_null())
+        strata = task.stratify_labels(task.encode_target(labelled.get_column(t), brief=brief))
+        train, test = _random_split(labelled, strata, test_size=brief.data.test_size, seed=seed)
+        on = "the target" if task.is_classifier else "quantile bins of the target"
         notes.append(f"no test file: split train {1 - brief.data.test_size:.0%}/{brief.data.test_size:.0%} "
-                     f"stratified on the target with seed {seed}")
+                     f"stratified on {on} with seed {seed}")
         split = "random"
+    dropped = {k: v for k, v in dropped.items() if v}
+    for where, n in dropped.items():
+        notes.append(f"{n} {where} rows without a target value were dropped (a {task.describe()} target is "
+                     "never imputed)")
     if sample_rows and sample_rows > 0:
         if train.height > sample_rows:
             train = train.sample(n=sample_rows, seed=seed, shuffle=True)
         if test.height > sample_rows:
             test = test.sample(n=sample_rows, seed=seed + 1, shuffle=True)
         notes.append(f"sampled at most {sample_rows} rows per split (seed {seed})")
-    return Dataset(train=train, test=test, sources=sources, split=split, notes=notes)
+    return Dataset(train=train, test=test, sources=sources, split=split, notes=notes, dropped_target=dropped)

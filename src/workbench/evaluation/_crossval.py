@@ -1,20 +1,27 @@
-"""Seeded stratified k-fold cross-validation (private; public through :mod:`workbench.evaluation.metrics`)."""
+"""Seeded k-fold cross-validation (private; public through :mod:`workbench.evaluation.metrics` and
+:mod:`workbench.evaluation`).
+
+* :func:`cross_validate_scores` -- binary classifiers: stratified folds, the binary metric registry;
+* :func:`cross_validate_task` -- any task: the caller passes how to score a fold (``score``), the metrics and
+  their direction, and the labels to stratify on (class codes, quantile bins of a numeric target, or None
+  for plain shuffled folds).
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import KFold, StratifiedKFold
 
 from .._report import Report, html_table
 from ..brief import PRIMARY_METRICS
 from ..errors import EvaluationError
-from ._checks import check_choice, check_probabilities, check_target, check_threshold
+from ._checks import as_1d, check_choice, check_probabilities, check_target, check_threshold
 from ._scoring import METRICS
 
 log = logging.getLogger(__name__)
@@ -22,22 +29,27 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class CVReport(Report):
-    """Per-fold metric values and fit times of a stratified k-fold; ``mean`` and ``std`` (ddof=1) per metric.
+    """Per-fold metric values and fit times of a k-fold; ``mean`` and ``std`` (ddof=1) per metric.
 
     ``folds`` holds one dict per fold: ``fold``, ``n_train``, ``n_test``, ``fit_seconds`` and each metric.
+    ``threshold`` is the binary decision threshold (None for the other tasks). ``greater_is_better`` is set by
+    :func:`cross_validate_task` (any metric names), with ``stratified`` saying whether folds were stratified;
+    the binary :func:`cross_validate_scores` leaves it None and its output is unchanged.
     """
 
     n_splits: int
     seed: int
-    threshold: float
+    threshold: float | None
     metrics: list[str]
     folds: list[dict[str, Any]]
     title: str = "Cross-validation"
+    greater_is_better: dict[str, bool] | None = None
+    stratified: bool = True
 
     def scores(self, metric: str) -> np.ndarray:
         """The per-fold values of one metric."""
         check_choice(metric, self.metrics, argument="metric")
-        return np.array([f[metric] for f in self.folds], dtype=float)
+        return np.array([np.nan if f[metric] is None else f[metric] for f in self.folds], dtype=float)
 
     @property
     def mean(self) -> dict[str, float]:
@@ -53,9 +65,19 @@ class CVReport(Report):
 
     def to_dict(self) -> dict:
         fit = self.fit_seconds
-        return {"n_splits": self.n_splits, "seed": self.seed, "threshold": self.threshold,
-                "metrics": self.metrics, "folds": self.folds, "mean": self.mean, "std": self.std,
-                "fit_seconds": {"mean": float(np.mean(fit)), "total": float(np.sum(fit))}}
+        out = {"n_splits": self.n_splits, "seed": self.seed, "threshold": self.threshold,
+               "metrics": self.metrics, "folds": self.folds, "mean": self.mean, "std": self.std,
+               "fit_seconds": {"mean": float(np.mean(fit)), "total": float(np.sum(fit))}}
+        if self.greater_is_better is not None:
+            out.update(greater_is_better=self.greater_is_better, stratified=self.stratified)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CVReport:
+        """Rebuild a report from :meth:`to_dict` output (e.g. a saved JSON file)."""
+        return cls(n_splits=int(d["n_splits"]), seed=d["seed"], threshold=d.get("threshold"),
+                   metrics=list(d["metrics"]), folds=[dict(f) for f in d["folds"]],
+                   greater_is_better=d.get("greater_is_better"), stratified=d.get("stratified", True))
 
     def summary(self) -> dict:
         mean, std = self.mean, self.std
@@ -68,8 +90,10 @@ class CVReport(Report):
                  **{f"fold {f['fold']}": f[m] for f in self.folds}} for m in self.metrics]
         rows.append({"metric": "fit seconds", "mean ± std": f"{np.mean(self.fit_seconds):.3f}",
                      **{f"fold {f['fold']}": f["fit_seconds"] for f in self.folds}})
-        return (f"<p>{self.n_splits}-fold stratified cross-validation (shuffled, seed {self.seed}), "
-                f"threshold {self.threshold:g}</p>" + html_table(rows))
+        kind = "stratified" if self.stratified else "plain (unstratified)"
+        threshold = f", threshold {self.threshold:g}" if self.threshold is not None else ""
+        return (f"<p>{self.n_splits}-fold {kind} cross-validation (shuffled, seed {self.seed})"
+                f"{threshold}</p>" + html_table(rows))
 
 
 def _rows(X: Any, idx: np.ndarray) -> Any:
@@ -141,3 +165,109 @@ def cross_validate_scores(make_model: Callable[[], Any], X: Any, y: Any, *, n_sp
         log.debug("fold %d: fit %.3fs, %s", k, seconds, {m: round(row[m], 4) for m in names})
         folds.append(row)
     return CVReport(n_splits=n_splits, seed=seed, threshold=threshold, metrics=names, folds=folds)
+
+
+def cross_validate_task(make_model: Callable[[], Any], X: Any, y: Any, *,
+                        score: Callable[[Any, Any], Any],
+                        metrics: Mapping[str, Callable[[np.ndarray, np.ndarray], float]],
+                        greater_is_better: Mapping[str, bool], n_splits: int = 5, seed: int = 0,
+                        stratify: Any = None) -> CVReport:
+    """Shuffled, seeded k-fold cross-validation of a model factory, for any task.
+
+    Parameters
+    ----------
+    make_model:
+        Called once per fold; returns a new unfitted estimator with ``fit``.
+    X:
+        Feature frame (pandas; polars frames and numpy arrays also work), one row per target value.
+    y:
+        Target passed to ``fit`` and to the metrics: class codes (multiclass), floats (regression), 0/1.
+    score:
+        ``score(fitted_model, X_fold) -> scores``: what the metrics receive, e.g.
+        ``lambda m, X: m.predict_proba(X)`` (multiclass, shape (n, K)) or ``lambda m, X: m.predict(X)``.
+    metrics:
+        ``name -> fn(y_fold, scores) -> float``, e.g. :data:`~workbench.evaluation.MULTICLASS_METRICS`.
+    greater_is_better:
+        ``name -> bool`` for every metric (kept in the report, so a reader knows which way is better).
+    n_splits, seed:
+        Number of folds, and the seed of the shuffle (same seed, same folds).
+    stratify:
+        Labels to stratify the folds on (``StratifiedKFold``): the class codes for a classifier, quantile bins
+        of ``y`` for a regressor (:func:`~workbench.evaluation.regression_strata`). None: plain shuffled
+        ``KFold``.
+
+    Returns
+    -------
+    CVReport
+        With ``threshold`` None and ``greater_is_better`` set.
+
+    Raises
+    ------
+    EvaluationError
+        Lengths differ, a metric has no direction, a stratum has fewer rows than ``n_splits`` (the message
+        names it), a factory that does not return a new estimator, or a fold whose fit or score fails (the
+        message names the fold).
+    """
+    yy = as_1d(y, argument="y")
+    n = yy.size
+    if len(X) != n:
+        raise EvaluationError(f"lengths differ: X has {len(X)} rows, y has {n}", argument="X",
+                              hint="pass features and targets for the same rows")
+    if not metrics:
+        raise EvaluationError("is empty", argument="metrics", hint="pass at least one name -> fn(y, scores)")
+    names = [str(m) for m in metrics]
+    missing = [m for m in names if m not in greater_is_better]
+    if missing:
+        raise EvaluationError(f"has no entry for {missing}", argument="greater_is_better",
+                              hint="give every metric a direction: True when larger values are better")
+    if isinstance(n_splits, bool) or not isinstance(n_splits, int) or n_splits < 2 or n_splits > n:
+        raise EvaluationError(f"cannot make {n_splits!r} folds of {n} rows", argument="n_splits",
+                              hint="use 2 <= n_splits <= number of rows")
+    if stratify is None:
+        splits = KFold(n_splits=n_splits, shuffle=True, random_state=seed).split(np.zeros(n))
+    else:
+        strata = as_1d(stratify, argument="stratify")
+        if len(strata) != n:
+            raise EvaluationError(f"lengths differ: stratify has {len(strata)} rows, y has {n}",
+                                  argument="stratify", hint="pass one label per row of X")
+        labels, counts = np.unique(strata.astype(str) if strata.dtype == object else strata, return_counts=True)
+        small = counts < n_splits
+        if small.any():
+            shown = ", ".join(f"label {labels[i].item()!r} has {int(counts[i])}" for i in np.flatnonzero(small)[:5])
+            raise EvaluationError(
+                f"cannot make {n_splits} stratified folds: {shown} row(s), fewer than n_splits",
+                argument="stratify",
+                hint=f"use n_splits <= {int(counts.min())}, merge rare classes, or (for a numeric target) use "
+                     "fewer quantile bins (regression_strata chooses them)")
+        splits = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(np.zeros(n), strata)
+    folds: list[dict[str, Any]] = []
+    previous = None
+    for k, (train, test) in enumerate(splits):
+        model = make_model()
+        if not hasattr(model, "fit") or model is previous:
+            raise EvaluationError(f"returned {type(model).__name__}, not a new estimator with fit",
+                                  argument="make_model",
+                                  hint="pass a function that builds the estimator each time it is called")
+        previous = model
+        start = time.perf_counter()
+        try:
+            model.fit(_rows(X, train), yy[train])
+        except Exception as exc:
+            raise EvaluationError(f"fold {k}: fitting {type(model).__name__} failed: {exc}",
+                                  argument="make_model") from exc
+        seconds = time.perf_counter() - start
+        try:
+            scores = np.asarray(score(model, _rows(X, test)))
+        except Exception as exc:
+            raise EvaluationError(f"fold {k}: scoring failed: {exc}", argument="score") from exc
+        if len(scores) != test.size or not np.issubdtype(scores.dtype, np.number) or not np.isfinite(scores).all():
+            raise EvaluationError(f"fold {k}: expected {test.size} finite scores, got shape {scores.shape}",
+                                  argument="score", hint="return predict(X) or predict_proba(X) of the fold")
+        row: dict[str, Any] = {"fold": k, "n_train": int(train.size), "n_test": int(test.size),
+                               "fit_seconds": seconds}
+        row.update({m: float(metrics[m](yy[test], scores)) for m in names})
+        log.debug("fold %d: fit %.3fs, %s", k, seconds, {m: round(row[m], 4) for m in names})
+        folds.append(row)
+    return CVReport(n_splits=n_splits, seed=seed, threshold=None, metrics=names, folds=folds,
+                    greater_is_better={m: bool(greater_is_better[m]) for m in names},
+                    stratified=stratify is not None)

@@ -18,11 +18,24 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import WorkbenchError
+import numpy as np
 
-__all__ = ["ONNX_OUTPUTS", "OnnxExport", "check_protobuf", "export_onnx"]
+from ..errors import ParameterError, WorkbenchError
+
+__all__ = ["ONNX_OUTPUTS", "REGRESSION_OUTPUTS", "TASKS", "TASK_OUTPUTS", "OnnxExport", "check_protobuf",
+           "check_task", "export_onnx"]
 
 ONNX_OUTPUTS = ("label", "probabilities")
+"""A classifier's graph outputs (binary and multiclass)."""
+
+REGRESSION_OUTPUTS = ("prediction",)
+"""A regressor's graph output."""
+
+TASKS = ("binary_classification", "multiclass_classification", "regression")
+
+TASK_OUTPUTS: dict[str, tuple[str, ...]] = {"binary_classification": ONNX_OUTPUTS,
+                                            "multiclass_classification": ONNX_OUTPUTS,
+                                            "regression": REGRESSION_OUTPUTS}
 
 
 class ExportError(WorkbenchError):
@@ -45,6 +58,40 @@ def check_protobuf() -> str:
     return version
 
 
+def check_task(task: str) -> str:
+    """Return ``task`` when it is one of :data:`TASKS`; raise :class:`ParameterError` otherwise."""
+    if task not in TASK_OUTPUTS:
+        raise ParameterError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}", parameter="task",
+                             hint="pass brief.task")
+    return task
+
+
+def _check_estimator(final: Any, task: str) -> None:
+    """Refuse a final estimator that does not fit ``task`` (a regressor for a classification task, a binary
+    model for multiclass, classes other than the int codes ``0..K-1``): the graph would mean something else."""
+    classes = getattr(final, "classes_", None)
+    name = type(final).__name__
+    if task == "regression":
+        if classes is not None:
+            raise ExportError(f"{name} is a classifier, but the task is regression",
+                              hint="export a regressor for a regression brief")
+        return
+    if classes is None:
+        raise ExportError(f"{name} has no classes_ (not a fitted classifier), but the task is {task}",
+                          hint="export a fitted classifier for a classification brief")
+    codes = list(range(len(classes)))
+    if [int(c) if isinstance(c, int | np.integer) else c for c in classes] != codes:
+        raise ExportError(f"{name} was trained on classes {list(classes)[:10]}, not on the int codes {codes[:10]}",
+                          hint="train on the task's int class codes (0..K-1) so the ONNX label output is the code")
+    k = len(classes)
+    if task == "binary_classification" and k != 2:
+        raise ExportError(f"{name} has {k} classes, but the task is binary_classification",
+                          hint="use task='multiclass_classification' for K >= 3 classes")
+    if task == "multiclass_classification" and k < 3:
+        raise ExportError(f"{name} has {k} classes, but the task is multiclass_classification (K >= 3)",
+                          hint="use task='binary_classification' for two classes")
+
+
 @dataclass(frozen=True)
 class OnnxExport:
     """A serialized ONNX model and what is needed to feed it."""
@@ -54,6 +101,12 @@ class OnnxExport:
     opset: int
     skl2onnx_version: str
     protobuf_version: str
+    task: str = "binary_classification"
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The graph's output names (:data:`TASK_OUTPUTS` of the task)."""
+        return TASK_OUTPUTS[self.task]
 
     @property
     def sha256(self) -> str:
@@ -65,40 +118,58 @@ class OnnxExport:
 
     def to_dict(self) -> dict:
         return {"sha256": self.sha256, "size_bytes": self.size_bytes, "inputs": self.inputs, "opset": self.opset,
-                "outputs": list(ONNX_OUTPUTS), "skl2onnx": self.skl2onnx_version, "protobuf": self.protobuf_version}
+                "outputs": list(self.outputs), "task": self.task, "skl2onnx": self.skl2onnx_version,
+                "protobuf": self.protobuf_version}
 
 
-def export_onnx(pipeline: Any, *, features: list[str], numeric: list[str], target_opset: int | None = None
-                ) -> OnnxExport:
+def export_onnx(pipeline: Any, *, features: list[str], numeric: list[str], task: str = "binary_classification",
+                target_opset: int | None = None) -> OnnxExport:
     """Convert a fitted pipeline whose input is the model frame (``features`` in order; ``numeric`` ones float).
+
+    Parameters
+    ----------
+    task:
+        ``brief.task``: the outputs are ``label`` and ``probabilities`` for the classification tasks (the model
+        trained on int codes ``0..K-1``; K = 2 for binary, K >= 3 for multiclass) and ``prediction`` for
+        regression.
 
     Raises
     ------
+    ParameterError
+        An unknown ``task``.
     ExportError
-        An incompatible protobuf, or skl2onnx cannot convert the pipeline (the message says which step).
+        An incompatible protobuf, a final estimator that does not fit the task, or skl2onnx cannot convert the
+        pipeline (the message says which step).
     """
     import onnx
     import skl2onnx
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
+    check_task(task)
     proto_version = check_protobuf()
     num = set(numeric)
     types = [(c, FloatTensorType([None, 1]) if c in num else StringTensorType([None, 1])) for c in features]
     final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
+    if task != "binary_classification":  # binary: exactly as before (a non-classifier fails in skl2onnx)
+        _check_estimator(final, task)
+    wanted = TASK_OUTPUTS[task]
+    options = {id(final): {"zipmap": False}} if wanted == ONNX_OUTPUTS else None
     try:
         with warnings.catch_warnings():
             # skl2onnx 1.20 + protobuf 6.33 emit DeprecationWarnings while building tree nodes; harmless.
             warnings.simplefilter("ignore", DeprecationWarning)
-            onx = to_onnx(pipeline, initial_types=types, options={id(final): {"zipmap": False}},
-                          target_opset=target_opset)
+            onx = to_onnx(pipeline, initial_types=types, options=options, target_opset=target_opset)
     except Exception as exc:  # skl2onnx raises many types
         raise ExportError(f"skl2onnx could not convert {type(final).__name__}: {type(exc).__name__}: {exc}",
                           hint="only candidates marked onnx_convertible can be promoted") from None
     outputs = [o.name for o in onx.graph.output]
-    if outputs != list(ONNX_OUTPUTS):
+    if len(outputs) != len(wanted):
+        raise ExportError(f"the graph of {type(final).__name__} has outputs {outputs}, expected {len(wanted)} "
+                          f"for {task} ({', '.join(wanted)})", hint="export a model that fits the brief's task")
+    if outputs != list(wanted):
         # Rename graph outputs to the documented names.
-        for old, new in zip(outputs, ONNX_OUTPUTS, strict=True):
+        for old, new in zip(outputs, wanted, strict=True):
             for node in onx.graph.node:
                 node.output[:] = [new if o == old else o for o in node.output]
             for o in onx.graph.output:
@@ -114,4 +185,4 @@ def export_onnx(pipeline: Any, *, features: list[str], numeric: list[str], targe
     inputs = [{"name": c, "kind": "numeric" if c in num else "categorical",
                "onnx_type": "tensor(float)" if c in num else "tensor(string)"} for c in features]
     return OnnxExport(model_bytes=onx.SerializeToString(), inputs=inputs, opset=int(opset),
-                      skl2onnx_version=skl2onnx.__version__, protobuf_version=proto_version)
+                      skl2onnx_version=skl2onnx.__version__, protobuf_version=proto_version, task=task)

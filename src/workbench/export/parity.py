@@ -59,6 +59,27 @@ whose pipeline probability is nearest the threshold but at least ``max_tolerance
 value that moves it visibly shows as a flip). On each: a missing numeric (NaN) per numeric column, a missing
 category (``""``) and an unseen category per categorical column, extreme numerics (min - 1, max + 1, 0, 1e9,
 -1e9, 1e-30) per numeric column; plus one all-missing row.
+
+Multiclass classification and regression
+----------------------------------------
+The same four rules, measured per task by a small policy object (:func:`task_policy`; binary is the policy
+above, unchanged):
+
+* **multiclass** (K >= 3 classes, models trained on the int codes): a row's difference is the max over classes
+  of ``|dp|`` between the whole probability vectors (the ONNX side renormalised in float64, as the service
+  answers); rule 1 is 100% agreement of the graph's ``label`` output with ``predict`` *and* of the argmax of
+  the two probability vectors (the label the service answers); the float32 explanation compares the whole
+  vector. ``near_threshold`` counts rows whose top-two probability margin is within ``max_tolerance``.
+* **regression**: a row's difference is ``|dyhat|``; the bounds scale with the training target's standard
+  deviation (p99 ``<= tolerance x target_std``, any row ``<= max_tolerance x target_std``), so they mean the
+  same for a target in dollars or in millions of dollars; ``tolerance`` and ``max_tolerance`` in the
+  certificate are those absolute bounds (target units). No labels. Besides a one-float32-step input move, a
+  row is explained by float32 rounding when ``|dyhat|`` is within the float32 precision of the prediction
+  itself (8 float32 epsilons of ``|yhat|``): a linear model given ``1e9`` predicts ~1e8 and no float32 graph
+  can answer that to 1e-2 x target_std.
+
+The p99 rule is never excused by an explanation: a target whose mean dwarfs its spread (values near 1e6 with
+a standard deviation of 1) cannot be represented to 1e-4 x target_std in a float32 output, and fails.
 """
 
 from __future__ import annotations
@@ -66,19 +87,19 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from .._report import Report, esc, html_table, jsonable
 from ..errors import ContractError, ParameterError
-from .onnx import ONNX_OUTPUTS, ExportError, OnnxExport
+from .onnx import ONNX_OUTPUTS, ExportError, OnnxExport, check_task
 
 __all__ = ["DEFAULT_MAX_TOLERANCE", "DEFAULT_TOLERANCE", "ParityCertificate", "edge_case_frame",
-           "judge_parity", "parity_certificate"]
+           "judge_parity", "parity_certificate", "task_policy"]
 
 log = logging.getLogger(__name__)
 
@@ -87,58 +108,322 @@ MISSING_CATEGORY = ""
 repeated here so that importing :mod:`workbench.export` does not import scikit-learn)."""
 
 DEFAULT_TOLERANCE = 1e-4
-"""Bound on the p99 of ``|p_onnx - p_sklearn|`` over the test split."""
+"""Bound on the p99 of the row differences over the test split (regression: times ``target_std``)."""
 
 DEFAULT_MAX_TOLERANCE = 1e-2
-"""Bound on one row's ``|p_onnx - p_sklearn|`` (test split, edge cases) unless float32 rounding explains it"""
+"""Bound on one row's difference (test split, edge cases) unless float32 rounding explains it (regression:
+times ``target_std``)."""
 
 EXTREME_VALUES = (0.0, 1e9, -1e9, 1e-30)
 """Extreme numerics tried on every numeric column, besides ``min - 1`` and ``max + 1``."""
 
 N_WORST = 5
 
+OUTPUT_PRECISION_EPS = 8
+"""Regression: a row is explained by the float32 output when ``|dyhat| <= 8 * eps32 * |yhat|``."""
+
 _FIELDS = (
-    "passed", "failures", "onnx_sha256", "opset", "rows", "threshold", "label_agreement",
-    "decision_agreement", "label_disagreements", "decision_disagreements", "max_abs_diff", "p99_abs_diff",
-    "mean_abs_diff",
+    "passed", "failures", "task", "onnx_sha256", "opset", "rows", "threshold", "classes", "target_std",
+    "label_agreement", "decision_agreement", "label_disagreements", "decision_disagreements", "max_abs_diff",
+    "p99_abs_diff", "mean_abs_diff",
     "rows_above_tolerance", "rows_above_max_tolerance", "explained_by_float32", "non_finite", "tolerance",
-    "max_tolerance", "policy", "policy_short", "reason", "near_threshold", "float32", "edge_cases",
+    "max_tolerance", "policy", "policy_short", "headline", "reason", "near_threshold", "float32", "edge_cases",
     "worst_rows", "versions", "seconds", "created_at", "notes",
 )
+_DERIVED = {"policy_short", "headline", "reason"}
 MAX_EXPLAINED = 200
 """At most this many rows above ``tolerance`` are checked for a float32 explanation (more fail the p99 rule
 on any split of 20,000 rows or fewer anyway)."""
 
 
+# ---------------------------------------------------------------------------------------------- the policies
+@dataclass(frozen=True)
+class _Policy:
+    """What differs between tasks: how each side scores, how one row's difference is measured, what the
+    decision is, and the rules in words. ``tolerance`` / ``max_tolerance`` are the bounds applied to the
+    row differences (regression: already multiplied by ``target_std``)."""
+
+    tolerance: float
+    max_tolerance: float
+
+    task: ClassVar[str]
+    classifier: ClassVar[bool] = True
+    key: ClassVar[str] = "p"  # score fields of a row: p_sklearn / p_onnx, or yhat_sklearn / yhat_onnx
+    symbol: ClassVar[str] = "dp"
+    noun: ClassVar[str] = "probabilities"
+    base_name: ClassVar[str] = "borderline"
+
+    # -- scoring
+    def score_pipeline(self, pipeline: Any, X: pd.DataFrame) -> np.ndarray:
+        raise NotImplementedError
+
+    def score_sklearn(self, pipeline: Any, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        return self.score_pipeline(pipeline, X), np.asarray(pipeline.predict(X))
+
+    def score_onnx(self, scorer: Any, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        """Scores exactly as the service computes them; the graph's ``label`` output on the same feeds."""
+        columns = {c: X[c].to_numpy() for c in X.columns}
+        return np.asarray(scorer.scores(columns), dtype=np.float64), scorer.labels(columns)
+
+    def empty_scores(self, n: int) -> np.ndarray:
+        return np.full(n, np.nan)
+
+    def row_diff(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """One non-negative difference per row (NaN when either side is not finite)."""
+        return np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))
+
+    # -- decisions
+    def decisions(self, scores: np.ndarray) -> np.ndarray | None:
+        return None
+
+    def distance(self, scores: np.ndarray) -> np.ndarray | None:
+        """Each row's distance to a decision boundary (None: the task has no decision)."""
+        return None
+
+    def output_precision(self, s_sk: np.ndarray, s_ox: np.ndarray) -> np.ndarray:
+        """Rows whose difference is within the float32 precision of the output itself."""
+        return np.zeros(len(s_sk), dtype=bool)
+
+    # -- words
+    def tol_text(self) -> str:
+        return f"{self.tolerance:g}"
+
+    def max_text(self) -> str:
+        return f"{self.max_tolerance:g}"
+
+    def decision_failure(self, bad: int, n: int) -> str:
+        raise NotImplementedError
+
+    def text(self) -> str:
+        raise NotImplementedError
+
+    def short(self) -> str:
+        raise NotImplementedError
+
+    def as_value(self, score: Any) -> Any:
+        """A row's score as a report value (float, or a list for a probability vector)."""
+        return np.asarray(score, dtype=np.float64).tolist()
+
+
+@dataclass(frozen=True)
+class _Binary(_Policy):
+    threshold: float = 0.5
+    task: ClassVar[str] = "binary_classification"
+
+    def score_pipeline(self, pipeline: Any, X: pd.DataFrame) -> np.ndarray:
+        return np.asarray(pipeline.predict_proba(X))[:, 1]
+
+    def score_onnx(self, scorer: Any, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        columns = {c: X[c].to_numpy() for c in X.columns}
+        p = np.asarray(scorer.predict_proba(columns), dtype=np.float64)
+        labels = scorer.session.run([ONNX_OUTPUTS[0]], scorer.feeds(columns))[0]
+        return p, np.asarray(labels).reshape(-1)
+
+    def decisions(self, scores: np.ndarray) -> np.ndarray:
+        return scores > self.threshold
+
+    def distance(self, scores: np.ndarray) -> np.ndarray:
+        return np.abs(scores - self.threshold)
+
+    def decision_failure(self, bad: int, n: int) -> str:
+        return f"label disagreement: the decision at threshold {self.threshold:g} differs on {bad} of {n} test rows"
+
+    def text(self) -> str:
+        return policy_text(self.threshold, self.tolerance, self.max_tolerance)
+
+    def short(self) -> str:
+        return (f"100% labels at {self.threshold:g} (test + edge cases), p99 |dp| <= {self.tolerance:g}, "
+                f"max |dp| <= {self.max_tolerance:g} unless float32 rounding explains the row")
+
+
+@dataclass(frozen=True)
+class _Multiclass(_Policy):
+    n_classes: int | None = None
+    task: ClassVar[str] = "multiclass_classification"
+
+    def score_pipeline(self, pipeline: Any, X: pd.DataFrame) -> np.ndarray:
+        p = np.asarray(pipeline.predict_proba(X), dtype=np.float64)
+        if self.n_classes is not None and (p.ndim != 2 or p.shape[1] != self.n_classes):
+            raise ParameterError(f"predict_proba gives shape {p.shape}, but there are {self.n_classes} classes",
+                                 parameter="classes", hint="pass the task's classes in code order")
+        return p
+
+    def empty_scores(self, n: int) -> np.ndarray:
+        return np.full((n, self.n_classes or 1), np.nan)
+
+    def row_diff(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        d = np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))
+        return d.max(axis=1) if d.shape[1] else np.full(len(d), np.nan)  # NaN in any class -> NaN
+
+    def decisions(self, scores: np.ndarray) -> np.ndarray:
+        return np.argmax(scores, axis=1)  # ties -> the first class, as the service answers
+
+    def distance(self, scores: np.ndarray) -> np.ndarray:
+        top2 = np.sort(scores, axis=1)[:, -2:]
+        return top2[:, 1] - top2[:, 0]
+
+    def decision_failure(self, bad: int, n: int) -> str:
+        return (f"label disagreement: the argmax of the ONNX probabilities differs from scikit-learn's on {bad} "
+                f"of {n} test rows")
+
+    def text(self) -> str:
+        t, m = self.tolerance, self.max_tolerance
+        return (f"Pass requires (1) 100% agreement on every test row and every edge case, both of the ONNX "
+                f"label output with scikit-learn's predict and of the argmax of the two probability vectors "
+                f"(ties go to the first class, as the service answers); (2) p99 over the test split of each "
+                f"row's max-over-classes |dp| <= {t:g}; (3) every row's max-over-classes |dp| <= {m:g}: rare "
+                f"rows may exceed {t:g} (float32 tree thresholds can move a row by about 1e-2 while every "
+                f"label agrees) and are counted and shown; beyond {m:g} a row fails unless the pipeline "
+                f"reproduces the whole ONNX probability vector (within {t:g}) when one of its numeric inputs "
+                f"moves by one float32 step (then it is float32 rounding, not a conversion error); (4) finite "
+                f"probabilities everywhere. scikit-learn scores the float64 model frame; ONNX scores it "
+                f"through the service's OnnxScorer (float32 inputs, probabilities renormalised in float64), "
+                f"so input rounding counts as a difference.")
+
+    def short(self) -> str:
+        return (f"100% labels (label output and argmax; test + edge cases), p99 max-over-classes |dp| <= "
+                f"{self.tolerance:g}, max |dp| <= {self.max_tolerance:g} unless float32 rounding explains "
+                f"the row")
+
+
+@dataclass(frozen=True)
+class _Regression(_Policy):
+    target_std: float = 1.0
+    task: ClassVar[str] = "regression"
+    classifier: ClassVar[bool] = False
+    key: ClassVar[str] = "yhat"
+    symbol: ClassVar[str] = "dyhat"
+    noun: ClassVar[str] = "predictions"
+    base_name: ClassVar[str] = "extreme_prediction"
+
+    def score_pipeline(self, pipeline: Any, X: pd.DataFrame) -> np.ndarray:
+        return np.asarray(pipeline.predict(X), dtype=np.float64).reshape(-1)
+
+    def score_sklearn(self, pipeline: Any, X: pd.DataFrame) -> tuple[np.ndarray, None]:
+        return self.score_pipeline(pipeline, X), None
+
+    def score_onnx(self, scorer: Any, X: pd.DataFrame) -> tuple[np.ndarray, None]:
+        columns = {c: X[c].to_numpy() for c in X.columns}
+        return np.asarray(scorer.scores(columns), dtype=np.float64), None
+
+    def output_precision(self, s_sk: np.ndarray, s_ox: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            scale = np.maximum(np.abs(s_sk), np.abs(s_ox))
+            return np.abs(s_ox - s_sk) <= OUTPUT_PRECISION_EPS * float(np.finfo(np.float32).eps) * scale
+
+    def _rel(self, bound: float) -> float:
+        return bound / self.target_std
+
+    def tol_text(self) -> str:
+        return f"{self._rel(self.tolerance):g} x target_std {self.target_std:.4g} = {self.tolerance:.3g}"
+
+    def max_text(self) -> str:
+        return f"{self._rel(self.max_tolerance):g} x target_std {self.target_std:.4g} = {self.max_tolerance:.3g}"
+
+    def text(self) -> str:
+        return (f"Pass requires (1) p99 |dyhat| <= {self.tol_text()} over the test split; (2) every row's "
+                f"|dyhat| <= {self.max_text()} (test split and edge cases): rare rows may exceed the p99 bound "
+                f"and are counted and shown; beyond the max bound a row fails unless float32 rounding explains "
+                f"it: the pipeline reproduces the ONNX prediction (within {self.tolerance:.3g}) when one of its "
+                f"numeric inputs moves by one float32 step, or |dyhat| is within the float32 precision of the "
+                f"prediction itself ({OUTPUT_PRECISION_EPS} float32 epsilons of |yhat|); (3) finite predictions "
+                f"everywhere, and both sides score every edge case. The bounds scale with the training "
+                f"target's standard deviation, so they mean the same in any unit. scikit-learn scores the "
+                f"float64 model frame; ONNX scores it through the service's OnnxScorer (float32 inputs and "
+                f"output), so rounding counts as a difference.")
+
+    def short(self) -> str:
+        return (f"p99 |dyhat| <= {self.tol_text()}, max |dyhat| <= {self.max_text()} unless float32 rounding "
+                f"explains the row, finite predictions (test + edge cases)")
+
+    def as_value(self, score: Any) -> Any:
+        return float(score)
+
+
+def task_policy(task: str = "binary_classification", *, threshold: float | None = None,
+                classes: list | None = None, target_std: float | None = None,
+                tolerance: float = DEFAULT_TOLERANCE, max_tolerance: float = DEFAULT_MAX_TOLERANCE) -> _Policy:
+    """The task's parity policy, its parameters checked (see the module docstring).
+
+    ``threshold`` is binary's decision threshold (required there, ignored otherwise); ``classes`` the
+    multiclass class names in code order (optional: K is then read from the scores); ``target_std`` the
+    regression target's standard deviation (required there): the tolerances are multiplied by it.
+
+    Raises
+    ------
+    ParameterError
+        An unknown task, a missing or invalid parameter of the task, or not ``0 < tolerance <= max_tolerance``.
+    """
+    check_task(task)
+    if not 0.0 < tolerance <= max_tolerance:
+        raise ParameterError(f"need 0 < tolerance <= max_tolerance, got {tolerance} and {max_tolerance}",
+                             parameter="tolerance")
+    if task == "binary_classification":
+        if threshold is None or not 0.0 < threshold < 1.0:
+            raise ParameterError(f"must lie in (0, 1), got {threshold}", parameter="threshold",
+                                 hint="pass the brief's target.decision_threshold")
+        return _Binary(float(tolerance), float(max_tolerance), threshold=float(threshold))
+    if task == "multiclass_classification":
+        if classes is not None and len(classes) < 3:
+            raise ParameterError(f"multiclass needs at least 3 classes, got {list(classes)}", parameter="classes",
+                                 hint="use task='binary_classification' for two classes")
+        return _Multiclass(float(tolerance), float(max_tolerance),
+                           n_classes=None if classes is None else len(classes))
+    if target_std is None or not np.isfinite(target_std) or target_std <= 0:
+        raise ParameterError(f"regression needs a positive finite target_std, got {target_std}",
+                             parameter="target_std", hint="pass the training target's standard deviation")
+    std = float(target_std)
+    return _Regression(float(tolerance) * std, float(max_tolerance) * std, target_std=std)
+
+
+def _policy_of(cert: ParityCertificate) -> _Policy:
+    """The policy a certificate applied, rebuilt from its fields (its bounds are already absolute)."""
+    if cert.task == "regression":
+        return _Regression(cert.tolerance, cert.max_tolerance, target_std=float(cert.target_std or 1.0))
+    if cert.task == "multiclass_classification":
+        return _Multiclass(cert.tolerance, cert.max_tolerance,
+                           n_classes=None if cert.classes is None else len(cert.classes))
+    return _Binary(cert.tolerance, cert.max_tolerance, threshold=cert.threshold)
+
+
 # ---------------------------------------------------------------------------------------------- the report
 @dataclass
 class ParityCertificate(Report):
-    """ONNX vs scikit-learn on the test split and edge cases, judged by the module's policy.
+    """ONNX vs scikit-learn on the test split and edge cases, judged by the module's policy for ``task``.
 
     Attributes
     ----------
     passed:
         True only when every rule of the policy holds; ``failures`` says which did not.
+    task:
+        ``binary_classification`` (the default: certificates written before round 2 are binary),
+        ``multiclass_classification`` or ``regression``; ``classes`` (multiclass, in code order) and
+        ``target_std`` (regression) are what the policy used.
     label_agreement, decision_agreement:
-        Fractions of test rows where the graph's ``label`` equals ``predict``, and where the decisions at
-        ``threshold`` agree. Edge cases are counted separately in ``edge_cases``.
+        Classifiers: fractions of test rows where the graph's ``label`` equals ``predict``, and where the
+        decisions agree (binary: at ``threshold``; multiclass: the argmax of the probabilities). Edge cases
+        are counted separately in ``edge_cases``. None for regression.
     max_abs_diff, p99_abs_diff, mean_abs_diff:
-        Statistics of ``|p_onnx - p_sklearn|`` over the test rows with finite probabilities.
+        Statistics of the row differences over the test rows with finite scores: ``|p_onnx - p_sklearn|``
+        (multiclass: the max over classes), or ``|yhat_onnx - yhat_sklearn|`` in target units.
+    tolerance, max_tolerance:
+        The bounds applied to those differences (regression: the relative bounds times ``target_std``).
     rows_above_tolerance, rows_above_max_tolerance, explained_by_float32:
-        Test rows with ``|dp| > tolerance`` (allowed: rare rows), with ``|dp| > max_tolerance`` (allowed only
-        when explained), and how many of the former a one-float32-step input move explains.
+        Test rows with a difference ``> tolerance`` (allowed: rare rows), ``> max_tolerance`` (allowed only
+        when explained), and how many of the former float32 rounding explains.
     near_threshold:
-        ``margin`` (= ``max_tolerance``), ``rows`` whose pipeline probability lies within it of the threshold,
-        ``within_observed_max`` (rows within the observed max ``|dp|``) and ``closest`` distance.
+        Classifiers: ``margin`` (= ``max_tolerance``), ``rows`` whose pipeline scores lie within it of the
+        decision boundary (binary: the threshold; multiclass: the top-two margin), ``within_observed_max``
+        and ``closest`` distance. None for regression.
     float32:
         ``inputs_exact``: whether every numeric test input is exact in float32; ``columns_not_exact``.
     edge_cases:
-        One dict per generated case: ``case``, ``base``, ``column``, ``value``, ``p_sklearn``, ``p_onnx``,
-        ``abs_diff``, labels and decisions of both sides, ``explained_by``, ``error`` (a side refused the
-        row), ``ok`` and ``problem`` (why not ok; empty when ok).
+        One dict per generated case: ``case``, ``base``, ``column``, ``value``, both sides' scores
+        (``p_sklearn``/``p_onnx``, or ``yhat_sklearn``/``yhat_onnx``), ``abs_diff``, classifiers' labels and
+        decisions, ``explained_by``, ``error`` (a side refused the row), ``ok`` and ``problem``.
     worst_rows:
-        The test rows with the largest ``|dp|``, with their inputs and ``explained_by`` (None, or the
-        float32 move that explains the difference).
+        The test rows with the largest differences, with their inputs and ``explained_by`` (None, or the
+        float32 rounding that explains the difference).
     """
 
     passed: bool
@@ -146,11 +431,11 @@ class ParityCertificate(Report):
     onnx_sha256: str
     opset: int
     rows: int
-    threshold: float
-    label_agreement: float
-    decision_agreement: float
-    label_disagreements: int
-    decision_disagreements: int
+    threshold: float | None
+    label_agreement: float | None
+    decision_agreement: float | None
+    label_disagreements: int | None
+    decision_disagreements: int | None
     max_abs_diff: float
     p99_abs_diff: float
     mean_abs_diff: float
@@ -161,7 +446,7 @@ class ParityCertificate(Report):
     tolerance: float
     max_tolerance: float
     policy: str
-    near_threshold: dict
+    near_threshold: dict | None
     float32: dict
     edge_cases: list[dict]
     worst_rows: list[dict]
@@ -170,20 +455,33 @@ class ParityCertificate(Report):
     created_at: str
     notes: list[str] = field(default_factory=list)
     title: str = "ONNX parity certificate"
+    task: str = "binary_classification"
+    classes: list[str] | None = None
+    target_std: float | None = None
 
     # ------------------------------------------------------------------ views
     @property
     def policy_short(self) -> str:
-        return (f"100% labels at {self.threshold:g} (test + edge cases), p99 |dp| <= {self.tolerance:g}, "
-                f"max |dp| <= {self.max_tolerance:g} unless float32 rounding explains the row")
+        return _policy_of(self).short()
+
+    @property
+    def headline(self) -> str:
+        """The figures a gate shows in one line (binary: ``labels 100.000%, p99 |dp| 1.2e-07``)."""
+        sym = _policy_of(self).symbol
+        if self.label_agreement is None:
+            scale = f" ({self.p99_abs_diff / self.target_std:.1e} x target_std)" if self.target_std else ""
+            return f"p99 |{sym}| {self.p99_abs_diff:.2e}{scale}, max {self.max_abs_diff:.2e}"
+        return f"labels {100 * self.label_agreement:.3f}%, p99 |{sym}| {self.p99_abs_diff:.2e}"
 
     @property
     def reason(self) -> str:
         """One line: why it failed, or what it certified."""
         if self.failures:
             return "; ".join(self.failures)
-        return (f"{self.rows} test rows and {len(self.edge_cases)} edge cases: every label agrees, "
-                f"max |dp| {self.max_abs_diff:.2e}")
+        policy = _policy_of(self)
+        agree = "every label agrees, " if policy.classifier else ""
+        return (f"{self.rows} test rows and {len(self.edge_cases)} edge cases: {agree}"
+                f"max |{policy.symbol}| {self.max_abs_diff:.2e}")
 
     @property
     def edge_cases_passed(self) -> int:
@@ -194,40 +492,49 @@ class ParityCertificate(Report):
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ParityCertificate:
-        """Rebuild a certificate from :meth:`to_dict` output (e.g. a saved ``parity.json``)."""
-        derived = {"policy_short", "reason"}
-        return cls(**{k: v for k, v in d.items() if k not in derived})
+        """Rebuild a certificate from :meth:`to_dict` output (e.g. a saved ``parity.json``; one written before
+        round 2 has no ``task`` and is binary)."""
+        return cls(**{k: v for k, v in d.items() if k not in _DERIVED})
 
     def summary(self) -> dict:
-        return {"passed": self.passed, "onnx_sha256": self.onnx_sha256, "rows": self.rows,
+        return {"passed": self.passed, "task": self.task, "onnx_sha256": self.onnx_sha256, "rows": self.rows,
                 "label_agreement": self.label_agreement, "decision_agreement": self.decision_agreement,
                 "max_abs_diff": self.max_abs_diff, "p99_abs_diff": self.p99_abs_diff,
                 "tolerance": self.tolerance, "edge_cases": f"{self.edge_cases_passed}/{len(self.edge_cases)}"}
 
     def _html_body(self) -> str:
+        policy = _policy_of(self)
+        sym, key = policy.symbol, policy.key
         verdict = "<span class='wb-ok'>PASSED</span>" if self.passed else "<span class='wb-bad'>FAILED</span>"
-        figures = [{"figure": k, "value": v} for k, v in (
-            ("rows (test split)", self.rows),
-            ("label agreement (label output vs predict)", f"{100 * self.label_agreement:.4f}%"),
-            (f"decision agreement (p > {self.threshold:g})", f"{100 * self.decision_agreement:.4f}%"),
-            ("max |dp|", f"{self.max_abs_diff:.3e}"),
-            ("p99 |dp|", f"{self.p99_abs_diff:.3e}"),
-            ("mean |dp|", f"{self.mean_abs_diff:.3e}"),
-            (f"rows with |dp| > {self.tolerance:g} (explained by float32)",
-             f"{self.rows_above_tolerance} ({self.explained_by_float32})"),
-            (f"rows within {self.max_tolerance:g} of the threshold", self.near_threshold["rows"]),
-            ("edge cases passed", f"{self.edge_cases_passed}/{len(self.edge_cases)}"),
-            ("ONNX sha256", self.onnx_sha256),
-            ("opset", self.opset),
-            ("versions", ", ".join(f"{k} {v}" for k, v in self.versions.items())),
-            ("seconds", f"{self.seconds:.2f}"),
-        )]
+        rows: list[tuple[str, Any]] = [("task", self.task), ("rows (test split)", self.rows)]
+        if policy.classifier:
+            decision = (f"decision agreement (p > {self.threshold:g})" if self.threshold is not None
+                        else "argmax agreement (ONNX probabilities vs scikit-learn's)")
+            rows += [("label agreement (label output vs predict)", f"{100 * self.label_agreement:.4f}%"),
+                     (decision, f"{100 * self.decision_agreement:.4f}%")]
+        if self.classes:
+            rows.append(("classes (code order)", ", ".join(map(str, self.classes))))
+        if self.target_std is not None:
+            rows.append(("target_std (training)", f"{self.target_std:.4g}"))
+        rows += [(f"max |{sym}|", f"{self.max_abs_diff:.3e}"), (f"p99 |{sym}|", f"{self.p99_abs_diff:.3e}"),
+                 (f"mean |{sym}|", f"{self.mean_abs_diff:.3e}"),
+                 (f"rows with |{sym}| > {self.tolerance:.3g} (explained by float32)",
+                  f"{self.rows_above_tolerance} ({self.explained_by_float32})")]
+        if self.near_threshold is not None:
+            where = "the threshold" if self.threshold is not None else "a top-two tie"
+            rows.append((f"rows within {self.max_tolerance:g} of {where}", self.near_threshold["rows"]))
+        rows += [("edge cases passed", f"{self.edge_cases_passed}/{len(self.edge_cases)}"),
+                 ("ONNX sha256", self.onnx_sha256), ("opset", self.opset),
+                 ("versions", ", ".join(f"{k} {v}" for k, v in self.versions.items())),
+                 ("seconds", f"{self.seconds:.2f}")]
+        figures = [{"figure": k, "value": v} for k, v in rows]
         failures = ("<ul>" + "".join(f"<li class='wb-bad'>{esc(f)}</li>" for f in self.failures) + "</ul>"
                     if self.failures else "")
         edges = sorted(self.edge_cases,
                        key=lambda c: (c["ok"], -(np.inf if c["abs_diff"] is None else c["abs_diff"])))
-        edge_cols = ["case", "base", "column", "value", "p_sklearn", "p_onnx", "abs_diff", "ok", "problem"]
-        worst = [{"row": w["row"], "p_sklearn": w["p_sklearn"], "p_onnx": w["p_onnx"],
+        edge_cols = ["case", "base", "column", "value", f"{key}_sklearn", f"{key}_onnx", "abs_diff", "ok",
+                     "problem"]
+        worst = [{"row": w["row"], f"{key}_sklearn": w[f"{key}_sklearn"], f"{key}_onnx": w[f"{key}_onnx"],
                   "abs_diff": w["abs_diff"], "explained_by": w["explained_by"],
                   "inputs": ", ".join(f"{k}={v}" for k, v in w["inputs"].items())} for w in self.worst_rows]
         notes = "".join(f"<p>{esc(n)}</p>" for n in self.notes)
@@ -237,9 +544,9 @@ class ParityCertificate(Report):
                 f"<h4>Edge cases (failing first)</h4>{html_table(edges, edge_cols, max_rows=60)}")
 
 
-# ---------------------------------------------------------------------------------------------- the policy
+# ---------------------------------------------------------------------------------------------- the rules
 def policy_text(threshold: float, tolerance: float, max_tolerance: float) -> str:
-    """The policy in words, with the numbers this certificate applied."""
+    """The binary policy in words, with the numbers this certificate applied (other tasks: ``_Policy.text``)."""
     return (f"Pass requires (1) 100% agreement on every test row and every edge case, both of the "
             f"decision p > {threshold:g} and of the ONNX label output with scikit-learn's predict; "
             f"(2) p99 |dp| <= {tolerance:g} over the test split; (3) every row's |dp| <= {max_tolerance:g}: "
@@ -251,14 +558,22 @@ def policy_text(threshold: float, tolerance: float, max_tolerance: float) -> str
             f"OnnxScorer (float32 inputs), so input rounding counts as a difference.")
 
 
-def judge_parity(p_sklearn: np.ndarray, p_onnx: np.ndarray, label_sklearn: np.ndarray,
-                 label_onnx: np.ndarray, *, threshold: float, tolerance: float = DEFAULT_TOLERANCE,
-                 max_tolerance: float = DEFAULT_MAX_TOLERANCE,
-                 explained: np.ndarray | None = None) -> tuple[dict, list[str]]:
+def judge_parity(p_sklearn: np.ndarray, p_onnx: np.ndarray, label_sklearn: np.ndarray | None,
+                 label_onnx: np.ndarray | None, *, threshold: float | None = None,
+                 tolerance: float = DEFAULT_TOLERANCE, max_tolerance: float = DEFAULT_MAX_TOLERANCE,
+                 explained: np.ndarray | None = None, task: str = "binary_classification",
+                 classes: list | None = None, target_std: float | None = None) -> tuple[dict, list[str]]:
     """Apply the policy's test-split rules to two sets of scores (pure; no models).
 
     Parameters
     ----------
+    p_sklearn, p_onnx:
+        The task's scores: ``(n,)`` probabilities (binary), ``(n, K)`` probabilities (multiclass) or
+        ``(n,)`` predictions (regression).
+    label_sklearn, label_onnx:
+        ``predict`` and the graph's ``label`` output (classifiers; None for regression).
+    threshold, classes, target_std, tolerance, max_tolerance:
+        As for :func:`parity_certificate` (regression's tolerances are relative to ``target_std``).
     explained:
         Boolean mask of rows whose difference is explained by float32 rounding (see the module docstring);
         such rows may exceed ``max_tolerance``. Default: none is.
@@ -266,48 +581,61 @@ def judge_parity(p_sklearn: np.ndarray, p_onnx: np.ndarray, label_sklearn: np.nd
     Returns
     -------
     (figures, failures)
-        ``figures``: agreement fractions and counts, ``|dp|`` statistics, ``near_threshold``;
-        ``failures``: one sentence per broken rule (empty when the split passes).
+        ``figures``: agreement fractions and counts (None for regression), difference statistics,
+        ``near_threshold``; ``failures``: one sentence per broken rule (empty when the split passes).
     """
-    p_sk = np.asarray(p_sklearn, dtype=np.float64)
-    p_ox = np.asarray(p_onnx, dtype=np.float64)
-    n = len(p_sk)
+    policy = task_policy(task, threshold=threshold, classes=classes, target_std=target_std,
+                         tolerance=tolerance, max_tolerance=max_tolerance)
+    return _judge(policy, p_sklearn, p_onnx, label_sklearn, label_onnx, explained)
+
+
+def _judge(policy: _Policy, s_sklearn: np.ndarray, s_onnx: np.ndarray, label_sklearn: Any, label_onnx: Any,
+           explained: np.ndarray | None) -> tuple[dict, list[str]]:
+    s_sk = np.asarray(s_sklearn, dtype=np.float64)
+    s_ox = np.asarray(s_onnx, dtype=np.float64)
+    n = len(s_sk)
+    tolerance, max_tolerance, sym = policy.tolerance, policy.max_tolerance, policy.symbol
     explained = np.zeros(n, dtype=bool) if explained is None else np.asarray(explained, dtype=bool)
-    diff = np.abs(p_ox - p_sk)
+    diff = policy.row_diff(s_ox, s_sk)
     finite = np.isfinite(diff)
     d = diff[finite]
-    label_bad = int(np.sum(np.asarray(label_sklearn) != np.asarray(label_onnx)))
-    decision_bad = int(np.sum((p_ox > threshold) != (p_sk > threshold)))
     max_d = float(d.max()) if d.size else float("nan")
     p99 = float(np.quantile(d, 0.99)) if d.size else float("nan")
-    distance = np.abs(p_sk - threshold)
     beyond = finite & (diff > max_tolerance)
     mean = float(d.mean()) if d.size else float("nan")
-    figures = {
-        "label_agreement": 1.0 - label_bad / n, "decision_agreement": 1.0 - decision_bad / n,
-        "label_disagreements": label_bad, "decision_disagreements": decision_bad,
+    figures: dict[str, Any] = {
+        "label_agreement": None, "decision_agreement": None, "label_disagreements": None,
+        "decision_disagreements": None,
         "max_abs_diff": max_d, "p99_abs_diff": p99, "mean_abs_diff": mean,
         "rows_above_tolerance": int(np.sum(d > tolerance)), "rows_above_max_tolerance": int(beyond.sum()),
         "explained_by_float32": int(np.sum(explained & finite & (diff > tolerance))),
-        "non_finite": int(n - finite.sum()),
-        "near_threshold": {"margin": max_tolerance, "rows": int(np.sum(distance <= max_tolerance)),
-                           "within_observed_max": int(np.sum(distance <= (max_d if d.size else 0.0))),
-                           "closest": float(np.nanmin(distance)) if n else None},
+        "non_finite": int(n - finite.sum()), "near_threshold": None,
     }
     failures = []
-    if decision_bad:
-        failures.append(f"label disagreement: the decision at threshold {threshold:g} differs on "
-                        f"{decision_bad} of {n} test rows")
-    if label_bad:
-        failures.append(f"label disagreement: the ONNX label output differs from predict on {label_bad} of "
-                        f"{n} test rows")
+    if policy.classifier:
+        label_bad = int(np.sum(np.asarray(label_sklearn) != np.asarray(label_onnx)))
+        decision_bad = int(np.sum(policy.decisions(s_ox) != policy.decisions(s_sk)))
+        distance = policy.distance(s_sk)
+        figures.update({
+            "label_agreement": 1.0 - label_bad / n, "decision_agreement": 1.0 - decision_bad / n,
+            "label_disagreements": label_bad, "decision_disagreements": decision_bad,
+            "near_threshold": {"margin": max_tolerance, "rows": int(np.sum(distance <= max_tolerance)),
+                               "within_observed_max": int(np.sum(distance <= (max_d if d.size else 0.0))),
+                               "closest": float(np.nanmin(distance)) if n else None},
+        })
+        if decision_bad:
+            failures.append(policy.decision_failure(decision_bad, n))
+        if label_bad:
+            failures.append(f"label disagreement: the ONNX label output differs from predict on {label_bad} of "
+                            f"{n} test rows")
     if figures["non_finite"]:
-        failures.append(f"non-finite probabilities on {figures['non_finite']} of {n} test rows")
+        failures.append(f"non-finite {policy.noun} on {figures['non_finite']} of {n} test rows")
     if d.size and p99 > tolerance:
-        failures.append(f"p99 |dp| {p99:.3e} exceeds the tolerance {tolerance:g} (a systematic difference)")
+        failures.append(f"p99 |{sym}| {p99:.3e} exceeds the tolerance {policy.tol_text()} (a systematic "
+                        "difference)")
     unexplained = int(np.sum(beyond & ~explained))
     if unexplained:
-        failures.append(f"max |dp| {max_d:.3e} exceeds the bound {max_tolerance:g} on {unexplained} test "
+        failures.append(f"max |{sym}| {max_d:.3e} exceeds the bound {policy.max_text()} on {unexplained} test "
                         "rows not explained by float32 rounding")
     return figures, failures
 
@@ -416,38 +744,32 @@ def edge_case_frame(X: pd.DataFrame, roles: Any, *, contract: Any = None,
     return frame, cases
 
 
+
+
 # ---------------------------------------------------------------------------------------------- scoring
-def _score_sklearn(pipeline: Any, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    return np.asarray(pipeline.predict_proba(X))[:, 1], np.asarray(pipeline.predict(X))
+def _score_rows(score: Callable[[pd.DataFrame], tuple], X: pd.DataFrame, who: str, empty: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+    """``score(X) -> (scores, labels or None)`` over all rows; when the batch raises, row by row, recording
+    each refusal (so one bad edge case is reported, not fatal). ``empty``: the all-NaN scores of ``X``."""
+    def labels_of(lab: Any, n: int) -> np.ndarray:
+        return np.full(n, None, dtype=object) if lab is None else np.asarray(lab).astype(object)
 
-
-def _score_rows(score: Any, X: pd.DataFrame, who: str) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
-    """``score(X) -> (p, labels)`` over all rows; when the batch raises, row by row, recording each refusal
-    (so one bad edge case is reported, not fatal)."""
     try:
-        p, lab = score(X)
-        return np.asarray(p, dtype=np.float64), np.asarray(lab).astype(object), [None] * len(X)
+        s, lab = score(X)
+        return np.asarray(s, dtype=np.float64), labels_of(lab, len(X)), [None] * len(X)
     except Exception:  # noqa: BLE001 - any refusal is reported per row below
         pass
-    p = np.full(len(X), np.nan)
+    s = empty.copy()
     lab = np.full(len(X), None, dtype=object)
     errors: list[str | None] = []
     for i in range(len(X)):
         try:
-            pi, li = score(X.iloc[[i]])
-            p[i], lab[i] = pi[0], li[0]
+            si, li = score(X.iloc[[i]])
+            s[i], lab[i] = np.asarray(si, dtype=np.float64)[0], labels_of(li, 1)[0]
             errors.append(None)
         except Exception as exc:  # noqa: BLE001
             errors.append(f"{who} raised {type(exc).__name__}: {exc}"[:300])
-    return p, lab, errors
-
-
-def _score_onnx(scorer: Any, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities exactly as the service computes them; the graph's ``label`` output on the same feeds."""
-    columns = {c: X[c].to_numpy() for c in X.columns}
-    p = np.asarray(scorer.predict_proba(columns), dtype=np.float64)
-    labels = scorer.session.run([ONNX_OUTPUTS[0]], scorer.feeds(columns))[0]
-    return p, np.asarray(labels).reshape(-1)
+    return s, lab, errors
 
 
 def _versions() -> dict:
@@ -460,6 +782,7 @@ def _versions() -> dict:
         except PackageNotFoundError:
             out[dist] = None
     return out
+
 
 
 def _inexact_float32(X: pd.DataFrame, numeric: tuple[str, ...]) -> list[str]:
@@ -491,27 +814,40 @@ def _float32_moves(row: Mapping[str, Any], numeric: tuple[str, ...]) -> list[tup
     return out
 
 
-def _explain_float32(pipeline: Any, X: pd.DataFrame, rows: np.ndarray, p_onnx: np.ndarray,
-                     numeric: tuple[str, ...], tolerance: float) -> dict[int, str]:
-    """For each position in ``rows``: the one-float32-step move of its inputs under which the pipeline
-    reproduces the ONNX probability within ``tolerance`` (see the module docstring); rows without one are
-    left out."""
+
+def _explain_float32(policy: _Policy, pipeline: Any, X: pd.DataFrame, rows: np.ndarray, s_onnx: np.ndarray,
+                     numeric: tuple[str, ...], s_sklearn: np.ndarray | None = None) -> dict[int, str]:
+    """For each position in ``rows``: the float32 rounding that explains its difference (see the module
+    docstring): the output's own float32 precision (regression), or the one-float32-step move of its inputs
+    under which the pipeline reproduces the ONNX scores within the policy's ``tolerance``. Rows without one
+    are left out."""
+    out: dict[int, str] = {}
+    rows = np.asarray(rows, dtype=int)
+    if s_sklearn is not None and rows.size:
+        precise = policy.output_precision(s_sklearn[rows], s_onnx[rows])
+        for i in rows[precise]:
+            scale = max(abs(float(s_sklearn[i])), abs(float(s_onnx[i])))
+            out[int(i)] = (f"float32 output precision: |d{policy.key}| {abs(s_onnx[i] - s_sklearn[i]):.3g} is "
+                           f"within {OUTPUT_PRECISION_EPS} float32 epsilons of |{policy.key}| {scale:.4g}")
     variants: list[dict] = []
     owner: list[tuple[int, str]] = []
     for i in rows:
+        if int(i) in out:
+            continue
         for text, variant in _float32_moves(X.iloc[int(i)].to_dict(), numeric):
             variants.append(variant)
             owner.append((int(i), text))
     if not variants:
-        return {}
+        return out
     V = pd.DataFrame({c: pd.Series([v[c] for v in variants], dtype=X[c].dtype) for c in X.columns})
     try:
-        p = np.asarray(pipeline.predict_proba(V))[:, 1]
+        s = policy.score_pipeline(pipeline, V)
     except Exception:  # noqa: BLE001 - no explanation, the row stays unexplained
-        return {}
-    out: dict[int, str] = {}
-    for (i, text), pv in zip(owner, p, strict=True):
-        if i not in out and abs(pv - p_onnx[i]) <= tolerance:
+        return out
+    target = np.asarray(s_onnx)[[i for i, _ in owner]]
+    close = policy.row_diff(s, target) <= policy.tolerance
+    for (i, text), ok in zip(owner, close, strict=True):
+        if i not in out and ok:
             out[i] = text
     return out
 
@@ -534,8 +870,12 @@ def _check_inputs(X: Any, export: OnnxExport) -> Any:
     return roles
 
 
+
+
 # ---------------------------------------------------------------------------------------------- entry point
-def parity_certificate(pipeline: Any, export: OnnxExport, X: pd.DataFrame, *, threshold: float,
+def parity_certificate(pipeline: Any, export: OnnxExport, X: pd.DataFrame, *,
+                       task: str = "binary_classification", threshold: float | None = None,
+                       classes: list | None = None, target_std: float | None = None,
                        tolerance: float = DEFAULT_TOLERANCE, max_tolerance: float = DEFAULT_MAX_TOLERANCE,
                        edge_cases: bool = True, contract: Any = None) -> ParityCertificate:
     """Certify that ``export`` scores like ``pipeline`` on ``X`` (the test split) and on edge cases.
@@ -543,19 +883,28 @@ def parity_certificate(pipeline: Any, export: OnnxExport, X: pd.DataFrame, *, th
     Parameters
     ----------
     pipeline:
-        The fitted scikit-learn pipeline (model frame in, ``predict_proba`` and ``predict`` out).
+        The fitted scikit-learn pipeline (model frame in; ``predict_proba`` and ``predict`` out for a
+        classifier, ``predict`` for a regressor).
     export:
-        Its ONNX export (:func:`~workbench.export.export_onnx`); scored through
+        Its ONNX export (:func:`~workbench.export.export_onnx`, made for the same ``task``); scored through
         :class:`~workbench.serving.OnnxScorer`.
     X:
         The test split as a model frame (:func:`~workbench.modeling.to_model_frame`): every ONNX input column,
         float numerics, ``""`` for a missing category.
+    task:
+        ``brief.task``; it selects the policy (module docstring).
     threshold:
-        The brief's decision threshold (``target.decision_threshold``): positive when ``p > threshold``.
+        Binary only (required there): the brief's decision threshold; positive when ``p > threshold``.
+        Ignored for the other tasks.
+    classes:
+        Multiclass: the class names in code order (recorded; K is checked against ``predict_proba``).
+    target_std:
+        Regression (required there): the training target's standard deviation; the tolerances are
+        multiplied by it.
     tolerance:
-        Bound on the p99 of ``|dp|`` over the test split.
+        Bound on the p99 of the row differences over the test split (regression: relative to ``target_std``).
     max_tolerance:
-        Bound on any single row's ``|dp|`` (see the policy in the module docstring).
+        Bound on any single row's difference (see the policy in the module docstring).
     edge_cases:
         Also certify the generated edge cases (missing, unseen, extreme values, an all-missing row).
     contract:
@@ -570,7 +919,9 @@ def parity_certificate(pipeline: Any, export: OnnxExport, X: pd.DataFrame, *, th
     Raises
     ------
     ParameterError
-        ``threshold`` outside (0, 1) or tolerances not ``0 < tolerance <= max_tolerance``.
+        An unknown task or one the export was not made for; binary ``threshold`` outside (0, 1); regression
+        without a positive ``target_std``; multiclass ``classes`` fewer than 3 or not matching the model;
+        tolerances not ``0 < tolerance <= max_tolerance``.
     ContractError
         ``X`` lacks an input column, is empty, or holds None/NaN in a categorical column.
     ExportError
@@ -578,46 +929,54 @@ def parity_certificate(pipeline: Any, export: OnnxExport, X: pd.DataFrame, *, th
     """
     from ..serving.scorer import OnnxScorer
 
-    if not 0.0 < threshold < 1.0:
-        raise ParameterError(f"must lie in (0, 1), got {threshold}", parameter="threshold",
-                             hint="pass the brief's target.decision_threshold")
-    if not 0.0 < tolerance <= max_tolerance:
-        raise ParameterError(f"need 0 < tolerance <= max_tolerance, got {tolerance} and {max_tolerance}",
-                             parameter="tolerance")
+    policy = task_policy(task, threshold=threshold, classes=classes, target_std=target_std,
+                         tolerance=tolerance, max_tolerance=max_tolerance)
+    exported_for = getattr(export, "task", "binary_classification")
+    if exported_for != task:
+        raise ParameterError(f"the export was made for {exported_for}, not {task}", parameter="task",
+                             hint=f"export with export_onnx(..., task={task!r})")
     start = time.perf_counter()
     roles = _check_inputs(X, export)
     X = X[list(roles.order)]
     try:
-        scorer = OnnxScorer(export.model_bytes, export.inputs)
+        scorer = OnnxScorer(export.model_bytes, export.inputs, task=task)
     except Exception as exc:  # onnxruntime raises its own types
         raise ExportError(f"onnxruntime cannot load the exported graph: {type(exc).__name__}: {exc}",
                           hint="export the pipeline again with workbench.export.export_onnx") from None
 
-    p_sk, lab_sk = _score_sklearn(pipeline, X)
+    s_sk, lab_sk = policy.score_sklearn(pipeline, X)
+    if task == "multiclass_classification" and policy.n_classes is None:
+        policy = _Multiclass(policy.tolerance, policy.max_tolerance, n_classes=s_sk.shape[1])
     try:
-        p_ox, lab_ox = _score_onnx(scorer, X)
+        s_ox, lab_ox = policy.score_onnx(scorer, X)
     except Exception as exc:  # onnxruntime raises its own types
         raise ExportError(f"onnxruntime cannot score the test split: {type(exc).__name__}: {exc}",
                           hint="the graph does not accept the model frame: export it again") from None
-    diff = np.abs(p_ox - p_sk)
+    if s_ox.shape != s_sk.shape:
+        raise ExportError(f"the graph's scores have shape {s_ox.shape}, the pipeline's {s_sk.shape}",
+                          hint="export the pipeline this certificate is for")
+    diff = policy.row_diff(s_ox, s_sk)
     ranked = np.argsort(-np.where(np.isfinite(diff), diff, -1.0), kind="stable")
-    to_explain = ranked[: int(np.sum(np.isfinite(diff) & (diff > tolerance)))][:MAX_EXPLAINED]
-    explanations = _explain_float32(pipeline, X, to_explain, p_ox, roles.numeric, tolerance)
+    to_explain = ranked[: int(np.sum(np.isfinite(diff) & (diff > policy.tolerance)))][:MAX_EXPLAINED]
+    explanations = _explain_float32(policy, pipeline, X, to_explain, s_ox, roles.numeric, s_sk)
     explained = np.zeros(len(X), dtype=bool)
     explained[list(explanations)] = True
-    figures, failures = judge_parity(p_sk, p_ox, lab_sk, lab_ox, threshold=threshold, tolerance=tolerance,
-                                     max_tolerance=max_tolerance, explained=explained)
+    figures, failures = _judge(policy, s_sk, s_ox, lab_sk, lab_ox, explained)
     nonfinite_first = np.argsort(-np.where(np.isfinite(diff), diff, np.inf), kind="stable")[:N_WORST]
-    worst = [{"row": X.index[i], "p_sklearn": float(p_sk[i]), "p_onnx": float(p_ox[i]),
-              "abs_diff": float(diff[i]), "label_sklearn": lab_sk[i], "label_onnx": lab_ox[i],
-              "explained_by": explanations.get(int(i)), "inputs": X.iloc[i].to_dict()}
-             for i in nonfinite_first]
+    key = policy.key
+    worst = []
+    for i in nonfinite_first:
+        w = {"row": X.index[i], f"{key}_sklearn": policy.as_value(s_sk[i]),
+             f"{key}_onnx": policy.as_value(s_ox[i]), "abs_diff": float(diff[i])}
+        if policy.classifier:
+            w.update({"label_sklearn": lab_sk[i], "label_onnx": lab_ox[i]})
+        w.update({"explained_by": explanations.get(int(i)), "inputs": X.iloc[i].to_dict()})
+        worst.append(w)
     inexact = _inexact_float32(X, roles.numeric)
 
     edges: list[dict] = []
     if edge_cases:
-        edges = _certify_edge_cases(pipeline, scorer, X, roles, p_sk, threshold=threshold,
-                                    tolerance=tolerance, max_tolerance=max_tolerance, contract=contract)
+        edges = _certify_edge_cases(policy, pipeline, scorer, X, roles, s_sk, contract=contract)
         bad = [c for c in edges if not c["ok"]]
         if bad:
             named = "; ".join(f"{c['case']}({c['column'] or 'all'}, {c['base']}): {c['problem']}"
@@ -629,62 +988,88 @@ def parity_certificate(pipeline: Any, export: OnnxExport, X: pd.DataFrame, *, th
 
     notes = []
     if figures["rows_above_tolerance"]:
-        notes.append(f"{figures['rows_above_tolerance']} test rows differ by more than {tolerance:g} (at "
-                     f"most {figures['max_abs_diff']:.2e}); {figures['explained_by_float32']} of them are "
-                     "explained by a one-float32-step move of an input (see worst_rows).")
+        notes.append(f"{figures['rows_above_tolerance']} test rows differ by more than {policy.tolerance:.3g} "
+                     f"(at most {figures['max_abs_diff']:.2e}); {figures['explained_by_float32']} of them are "
+                     "explained by float32 rounding (see worst_rows).")
     if inexact:
         notes.append(f"numeric inputs not exact in float32 ({', '.join(inexact)}): the service rounds them, "
                      "and that rounding is part of what this certificate measures.")
     seconds = time.perf_counter() - start
     cert = ParityCertificate(
         passed=not failures, failures=failures, onnx_sha256=export.sha256, opset=export.opset, rows=len(X),
-        threshold=float(threshold), tolerance=float(tolerance), max_tolerance=float(max_tolerance),
-        policy=policy_text(threshold, tolerance, max_tolerance),
+        threshold=float(threshold) if task == "binary_classification" else None,
+        tolerance=float(policy.tolerance), max_tolerance=float(policy.max_tolerance), policy=policy.text(),
         float32={"inputs_exact": not inexact, "columns_not_exact": inexact}, edge_cases=jsonable(edges),
         worst_rows=jsonable(worst), versions=_versions(), seconds=round(seconds, 4),
-        created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), notes=notes, **figures,
+        created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), notes=notes, task=task,
+        classes=None if classes is None else [str(c) for c in classes],
+        target_std=float(target_std) if task == "regression" else None, **figures,
     )
-    log.info("parity %s: %d rows, labels %.4f, decisions %.4f, max |dp| %.2e, p99 %.2e, edge %d/%d, %.2f s",
-             "passed" if cert.passed else "FAILED", cert.rows, cert.label_agreement, cert.decision_agreement,
-             cert.max_abs_diff, cert.p99_abs_diff, cert.edge_cases_passed, len(edges), seconds)
+    if policy.classifier:
+        log.info("parity %s (%s): %d rows, labels %.4f, decisions %.4f, max |d| %.2e, p99 %.2e, edge %d/%d, "
+                 "%.2f s", "passed" if cert.passed else "FAILED", task, cert.rows, cert.label_agreement,
+                 cert.decision_agreement, cert.max_abs_diff, cert.p99_abs_diff, cert.edge_cases_passed,
+                 len(edges), seconds)
+    else:
+        log.info("parity %s (%s): %d rows, max |d| %.2e, p99 %.2e, edge %d/%d, %.2f s",
+                 "passed" if cert.passed else "FAILED", task, cert.rows, cert.max_abs_diff, cert.p99_abs_diff,
+                 cert.edge_cases_passed, len(edges), seconds)
     return cert
 
 
-def _certify_edge_cases(pipeline: Any, scorer: Any, X: pd.DataFrame, roles: Any, p_sk: np.ndarray, *,
-                        threshold: float, tolerance: float, max_tolerance: float,
-                        contract: Any) -> list[dict]:
+def _second_base(policy: _Policy, s_sk: np.ndarray) -> int | None:
+    """The test row a second set of edge cases perturbs. Classifiers: the row nearest the decision boundary
+    but at least ``max_tolerance`` away (a mis-handled value that moves it shows as a flip); regression: the
+    row predicted furthest from the median prediction (another region of the model)."""
+    distance = policy.distance(s_sk)
+    if distance is not None:
+        eligible = np.flatnonzero(distance >= policy.max_tolerance)
+        return int(eligible[np.argmin(distance[eligible])]) if eligible.size else None
+    finite = np.flatnonzero(np.isfinite(s_sk))
+    if not finite.size:
+        return None
+    spread = np.abs(s_sk[finite] - np.median(s_sk[finite]))
+    return int(finite[np.argmax(spread)])
+
+
+def _certify_edge_cases(policy: _Policy, pipeline: Any, scorer: Any, X: pd.DataFrame, roles: Any,
+                        s_sk: np.ndarray, *, contract: Any) -> list[dict]:
     """Generate the edge cases (two base rows, see the module docstring), score both sides, judge each row."""
     bases = {"typical": _typical_row(X, roles)}
-    distance = np.abs(p_sk - threshold)
-    eligible = np.flatnonzero(distance >= max_tolerance)
-    if eligible.size:
-        bases["borderline"] = X.iloc[int(eligible[np.argmin(distance[eligible])])].to_dict()
+    second = _second_base(policy, s_sk)
+    if second is not None:
+        bases[policy.base_name] = X.iloc[second].to_dict()
     E, edges = edge_case_frame(X, roles, contract=contract, bases=bases)
-    e_sk, e_lab_sk, sk_errors = _score_rows(lambda F: _score_sklearn(pipeline, F), E, "scikit-learn")
-    e_ox, e_lab_ox, ox_errors = _score_rows(lambda F: _score_onnx(scorer, F), E, "onnxruntime")
-    e_diff = np.abs(e_ox - e_sk)
-    large = np.flatnonzero(np.isfinite(e_diff) & (e_diff > max_tolerance))
-    explanations = _explain_float32(pipeline, E, large, e_ox, roles.numeric, tolerance)
+    empty = policy.empty_scores(len(E))
+    e_sk, e_lab_sk, sk_errors = _score_rows(lambda F: policy.score_sklearn(pipeline, F), E, "scikit-learn", empty)
+    e_ox, e_lab_ox, ox_errors = _score_rows(lambda F: policy.score_onnx(scorer, F), E, "onnxruntime", empty)
+    e_diff = policy.row_diff(e_ox, e_sk)
+    large = np.flatnonzero(np.isfinite(e_diff) & (e_diff > policy.max_tolerance))
+    explanations = _explain_float32(policy, pipeline, E, large, e_ox, roles.numeric, e_sk)
+    e_dec_sk = policy.decisions(e_sk) if policy.classifier else None
+    e_dec_ox = policy.decisions(e_ox) if policy.classifier else None
+    key, one = policy.key, "probability" if policy.key == "p" else "prediction"
     for k, case in enumerate(edges):
         dp = float(e_diff[k])
-        case.update({
-            "p_sklearn": float(e_sk[k]), "p_onnx": float(e_ox[k]), "abs_diff": dp,
-            "label_sklearn": e_lab_sk[k], "label_onnx": e_lab_ox[k],
-            "decision_sklearn": bool(e_sk[k] > threshold), "decision_onnx": bool(e_ox[k] > threshold),
-            "explained_by": explanations.get(k), "error": sk_errors[k] or ox_errors[k],
-        })
+        case.update({f"{key}_sklearn": policy.as_value(e_sk[k]), f"{key}_onnx": policy.as_value(e_ox[k]),
+                     "abs_diff": dp})
+        if policy.classifier:
+            case.update({"label_sklearn": e_lab_sk[k], "label_onnx": e_lab_ox[k],
+                         "decision_sklearn": e_dec_sk[k].item(), "decision_onnx": e_dec_ox[k].item()})
+        case.update({"explained_by": explanations.get(k), "error": sk_errors[k] or ox_errors[k]})
         reasons = []
         if sk_errors[k]:
             reasons.append("scikit-learn cannot score it")
         elif ox_errors[k]:
             reasons.append("onnxruntime cannot score it")
-        elif not np.isfinite(e_ox[k]):
-            reasons.append("ONNX probability is not finite")
+        elif not np.all(np.isfinite(e_ox[k])):
+            reasons.append(f"ONNX {one} is not finite")
         else:
-            if case["decision_sklearn"] != case["decision_onnx"] or e_lab_sk[k] != e_lab_ox[k]:
+            if policy.classifier and (case["decision_sklearn"] != case["decision_onnx"]
+                                      or e_lab_sk[k] != e_lab_ox[k]):
                 reasons.append("label disagreement")
-            if dp > max_tolerance and k not in explanations:
-                reasons.append(f"|dp| {dp:.3e} > {max_tolerance:g}")
+            if dp > policy.max_tolerance and k not in explanations:
+                reasons.append(f"|{policy.symbol}| {dp:.3e} > {policy.max_text()}")
         case["ok"] = not reasons
         case["problem"] = ", ".join(reasons)
     return edges

@@ -1,5 +1,7 @@
 """Drift of live inputs and predictions against the reference profile: PSI and KS for numeric features, PSI and
-chi-square for categorical features, PSI and KS for the predicted probability.
+chi-square for categorical features, and for the predictions, per task (the profile's ``task``): PSI and KS on
+the predicted probability (binary) or the predicted value (regression), PSI and chi-square on the shares of the
+predicted classes (multiclass).
 
 Severity follows the methodology: PSI >= ``psi_warning`` (0.1) is a warning, >= ``psi_critical`` (0.25) critical
 (both configurable in the brief's ``monitoring`` section). A KS test that is significant (p < ``ks_alpha``) with a
@@ -20,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from .._report import Report, esc, html_table
-from .profile import MISSING, UNSEEN, bin_shares
+from .profile import MISSING, UNSEEN, bin_shares, profile_task
 
 __all__ = ["DriftReport", "drift_report", "psi", "EXIT_CODES", "PLAYBOOK"]
 
@@ -92,10 +94,18 @@ class DriftReport(Report):
         rows = [{k: f.get(k) for k in ("feature", "kind", "psi", "ks_stat", "ks_p", "chi2_p", "severity", "top_change")}
                 for f in self.features]
         p = self.prediction
+        task = p.get("task", "binary_classification")
+        if task == "multiclass_classification":
+            line = f"Predicted classes: PSI {p['psi']:.4f}, chi-square p {p['chi2_p']:.3g}, {esc(p['top_change'])}"
+        elif task == "regression":
+            line = (f"Predictions: PSI {p['psi']:.4f}, KS {p['ks_stat']:.4f}, mean {_num(p.get('reference_mean'))} "
+                    f"-> {_num(p.get('live_mean'))}")
+        else:
+            line = (f"Predictions: PSI {p['psi']:.4f}, KS {p['ks_stat']:.4f}, positive rate "
+                    f"{p['positive_rate_reference']:.3f} -> {p['positive_rate_live']:.3f}")
         return (f"<p>{self.rows} live rows of model {esc(self.model_version)}: <span class='{css}'>{self.severity}"
-                f"</span>. Action: {esc(self.action)}</p><p>Predictions: PSI {p['psi']:.4f}, KS {p['ks_stat']:.4f}, "
-                f"positive rate {p['positive_rate_reference']:.3f} -> {p['positive_rate_live']:.3f} "
-                f"({p['severity']})</p>" + html_table(rows, formats={"psi": ".4f", "ks_stat": ".4f"}))
+                f"</span>. Action: {esc(self.action)}</p><p>{line} ({p['severity']})</p>"
+                + html_table(rows, formats={"psi": ".4f", "ks_stat": ".4f"}))
 
     def plot(self, top: int = 6) -> Any:
         """Reference vs live shares for the most drifted features (bars), PSI in the titles."""
@@ -120,6 +130,10 @@ class DriftReport(Report):
                 ax.legend(fontsize=7)
         fig.tight_layout()
         return fig
+
+
+def _num(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.4g}"
 
 
 def _numeric_drift(live: np.ndarray, ref: dict, nulls: float, th: dict) -> dict:
@@ -168,9 +182,52 @@ def _categorical_drift(counts: dict[str, int], n: int, ref: dict, th: dict) -> d
             "top_change": f"{labels[j]}: {ref_shares[j]:.3f} -> {live_shares[j]:.3f}"}
 
 
+_PREDICTION_COLUMN = {"binary_classification": "probability", "multiclass_classification": "label",
+                      "regression": "prediction"}
+
+
+def _prediction_drift(live: pl.DataFrame, profile: dict, th: dict) -> dict:
+    """Drift of the predictions, per the profile's task (see the module docstring)."""
+    from ..errors import DataError
+
+    task = profile_task(profile)
+    pref = profile["prediction"]
+    col = _PREDICTION_COLUMN[task]
+    if col not in live.columns:
+        raise DataError(f"the live data has no '{col}' column: a {task} model's log has one",
+                        column=col, hint="is this the log of the model the profile belongs to?")
+    if task == "multiclass_classification":
+        counts = dict(live.lazy().select(pl.col(col).cast(pl.String).fill_null(MISSING).alias("v"))
+                      .group_by("v").len().collect().iter_rows())
+        pred = _categorical_drift(counts, live.height, pref, th)
+        pred["kind"] = "predicted class"
+        pred["mean_probabilities_reference"] = pref.get("mean_probabilities")
+        if "probabilities" in live.columns:  # the full log (the lean drift read skips the probability lists)
+            k = len(pref["classes"])
+            mean = live.get_column("probabilities").cast(pl.List(pl.Float64)).list.to_array(k).to_numpy().mean(0)
+            pred["mean_probabilities_live"] = {c: float(m) for c, m in zip(pref["classes"], mean, strict=True)}
+    elif task == "regression":
+        p = live.get_column(col).cast(pl.Float64).fill_null(float("nan")).to_numpy()
+        pred = _numeric_drift(p, {"edges": pref["edges"], "shares": pref["shares"], "null_fraction": 0.0,
+                                  "sample": pref.get("sample", []), "mean": pref.get("mean")}, 0.0, th)
+        pred["kind"] = "prediction"
+        finite = p[np.isfinite(p)]
+        pred.update(reference_std=pref.get("std"), live_std=float(finite.std()) if finite.size else None)
+    else:
+        p = live.get_column(col).cast(pl.Float64).to_numpy()
+        pred = _numeric_drift(p, {"edges": pref["edges"], "shares": pref["shares"], "null_fraction": 0.0,
+                                  "sample": pref.get("sample", []), "mean": pref.get("mean")}, 0.0, th)
+        pred.update(positive_rate_reference=pref["positive_rate"],
+                    positive_rate_live=float((p > pref["threshold"]).mean()))
+        return pred  # binary: the same dict as before round 2
+    pred["task"] = task
+    return pred
+
+
 def drift_report(live: pl.DataFrame, profile: dict, *, psi_warning: float = 0.1, psi_critical: float = 0.25,
                  ks_alpha: float = 0.01, model_version: str = "", window: dict | None = None) -> DriftReport:
-    """Compare live rows (one column per feature, plus ``probability``) with the reference profile.
+    """Compare live rows (one column per feature, plus the task's prediction column: binary ``probability``,
+    multiclass ``label``, regression ``prediction``) with the reference profile.
 
     Raises
     ------
@@ -206,12 +263,7 @@ def drift_report(live: pl.DataFrame, profile: dict, *, psi_warning: float = 0.1,
         else:
             rows.append({"feature": f, **_categorical_drift(counts[f], n, ref, th)})
     del num_feats
-    pref = profile["prediction"]
-    p = live.get_column("probability").cast(pl.Float64).to_numpy()
-    pred = _numeric_drift(p, {"edges": pref["edges"], "shares": pref["shares"], "null_fraction": 0.0,
-                              "sample": pref.get("sample", []), "mean": pref.get("mean")}, 0.0, th)
-    pred.update(positive_rate_reference=pref["positive_rate"],
-                positive_rate_live=float((p > pref["threshold"]).mean()))
+    pred = _prediction_drift(live, profile, th)
     feature_sev = _worst("ok", *(r["severity"] for r in rows))
     severity = _worst(feature_sev, pred["severity"])
     if severity == "ok":

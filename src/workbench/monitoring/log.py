@@ -4,7 +4,9 @@ Format and why
 --------------
 Each serving process appends to its own segment file, ``<dir>/<model-version>/<start-time>-<pid>.jsonl``: one
 JSON line per request, columnar (request id, time, model version, ``inputs`` as one list per column,
-``probability``, ``label`` and ``flags`` as one entry per row), serialized by pydantic-core in one call. The line
+the task's outputs and ``flags`` as one entry per row), serialized by pydantic-core in one call. The outputs
+(:data:`OUTPUTS`): binary ``probability`` and ``label``; multiclass ``label`` and ``probabilities`` (one list per
+row, in the model's class order: drift reads only the labels, feedback the lists); regression ``prediction``. The line
 is written with a single ``write(2)`` before the response is sent, so once a client has its answer the record
 is in the kernel's page cache: a server killed with SIGKILL loses nothing it had answered. (Only a machine crash
 or power loss can lose the last ~30 s the OS had not yet flushed; ``fsync="always"`` closes that window at the
@@ -27,7 +29,12 @@ from typing import Any
 
 from pydantic_core import to_json
 
-__all__ = ["PredictionLog", "read_log", "log_dir", "list_segments"]
+__all__ = ["OUTPUTS", "PredictionLog", "read_log", "log_dir", "list_segments", "log_task"]
+
+OUTPUTS = {"binary_classification": ("probability", "label"),
+           "multiclass_classification": ("label", "probabilities"),
+           "regression": ("prediction",)}
+"""The output columns a log line carries per task (besides request_id, ts, model_version, n, inputs, flags)."""
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -104,7 +111,21 @@ class PredictionLog:
         are, skipping the per-value normalisation (numpy scalars, NaN -> null) that other callers need. It
         halves the cost of a one-record append (the service's hot path).
         """
-        n = len(probabilities)
+        return self.append_outputs(request_id, inputs, {"probability": probabilities, "label": labels}, flags,
+                                   validated=validated)
+
+    def append_outputs(self, request_id: str, inputs: Mapping[str, Sequence[Any]],
+                       outputs: Mapping[str, Sequence[Any]],
+                       flags: Sequence[Sequence[str]] | Mapping[int, Mapping[str, str]] | None = None,
+                       *, validated: bool = False) -> int:
+        """Log the rows of one request with the task's output columns (:data:`OUTPUTS`), one entry per row each:
+        binary ``{"probability": [p], "label": [str]}``; multiclass ``{"label": [str], "probabilities": [[p_k]]}``
+        (one list per row, in the model's class order); regression ``{"prediction": [y]}``.
+
+        ``inputs``, ``flags`` and ``validated`` as in :meth:`append` (validated: the outputs already are plain
+        floats and strings).
+        """
+        n = len(next(iter(outputs.values())))
         if not flags:
             row_flags: list[list[str]] = [[] for _ in range(n)]
         elif isinstance(flags, Mapping):
@@ -113,9 +134,9 @@ class PredictionLog:
             row_flags = [list(f) for f in flags]
         if not validated:
             inputs = {k: [_plain(v) for v in col] for k, col in inputs.items()}
-            probabilities = [float(p) for p in probabilities]
+            outputs = {k: _plain_output(k, col) for k, col in outputs.items()}
         data = to_json({"request_id": request_id, "ts": self._now(), "model_version": self.model_version, "n": n,
-                        "inputs": inputs, "probability": probabilities, "label": labels, "flags": row_flags}) + b"\n"
+                        "inputs": inputs, **outputs, "flags": row_flags}) + b"\n"
         with self._lock:
             if self._fd is None or self._size + len(data) > self.max_segment_bytes:
                 self.close()
@@ -152,6 +173,14 @@ def _plain(v: Any) -> Any:
     return None if f != f else f
 
 
+def _plain_output(name: str, col: Sequence[Any]) -> list:
+    if name == "label":
+        return [str(v) for v in col]
+    if name == "probabilities":
+        return [[float(p) for p in row] for row in col]
+    return [float(v) for v in col]
+
+
 def list_segments(root: str | Path | None = None, model_version: str | None = None) -> list[Path]:
     base = Path(root or log_dir())
     if model_version:
@@ -160,13 +189,39 @@ def list_segments(root: str | Path | None = None, model_version: str | None = No
     return sorted(base.glob("*/*.jsonl")) if base.is_dir() else []
 
 
+def log_task(line: bytes | str) -> str:
+    """The task a log line was written for, from its output columns (lines carry no task field: binary logs
+    written before multiclass and regression existed read as they always did)."""
+    import json
+
+    keys = json.loads(line)
+    if "probabilities" in keys:
+        return "multiclass_classification"
+    if "prediction" in keys:
+        return "regression"
+    return "binary_classification"
+
+
+def _lean_outputs(task: str) -> dict:
+    """What drift needs of a task's outputs: binary the probability, multiclass the label, regression the
+    prediction."""
+    import polars as pl
+
+    return {"binary_classification": {"probability": pl.List(pl.Float64)},
+            "multiclass_classification": {"label": pl.List(pl.String)},
+            "regression": {"prediction": pl.List(pl.Float64)}}[task]
+
+
 def read_log(root: str | Path | None = None, *, model_version: str | None = None, since: str | None = None,
              columns: Iterable[str] | None = None, input_kinds: Mapping[str, str] | None = None) -> Any:
-    """All logged rows as one polars frame: ``request_id, row, ts, model_version, probability, label, flags`` and
-    one column per input. A partially written last line (a crash mid-write) is skipped, never fatal.
+    """All logged rows as one polars frame: ``request_id, row, ts, model_version``, the task's outputs
+    (:data:`OUTPUTS`: binary ``probability, label``; multiclass ``label, probabilities`` -- a list per row;
+    regression ``prediction``), ``flags`` and one column per input. A partially written last line (a crash
+    mid-write) is skipped, never fatal.
 
     With ``input_kinds`` (``{input: "numeric"|"categorical"}``, e.g. from the reference profile) only those inputs,
-    the time and the probability are parsed: what ``workbench drift`` needs, about twice as fast on large logs.
+    the time and what drift reads of the predictions (binary ``probability``, multiclass ``label``, regression
+    ``prediction``) are parsed: what ``workbench drift`` needs, about twice as fast on large logs.
 
     Raises
     ------
@@ -192,10 +247,11 @@ def read_log(root: str | Path | None = None, *, model_version: str | None = None
             if not raw:
                 continue
         if input_kinds:
+            # a segment is one process serving one model: its first line says which outputs it holds
             schema = {"ts": pl.String, "n": pl.Int64,
                       "inputs": pl.Struct({c: pl.List(pl.Float64 if k == "numeric" else pl.String)
                                            for c, k in input_kinds.items()}),
-                      "probability": pl.List(pl.Float64)}
+                      **_lean_outputs(log_task(raw[: raw.find(b"\n")]))}
             frames.append(pl.read_ndjson(raw, schema=schema))
         else:
             frames.append(pl.read_ndjson(raw))
@@ -210,6 +266,7 @@ def read_log(root: str | Path | None = None, *, model_version: str | None = None
     if since:
         df = df.filter(pl.col("ts") >= since)
     if columns is not None:
-        keep = ["request_id", "row", "ts", "model_version", "probability", "label", "flags", *columns]
+        keep = ["request_id", "row", "ts", "model_version", "probability", "label", "probabilities", "prediction",
+                "flags", *columns]
         df = df.select([c for c in keep if c in df.columns])
     return df

@@ -124,7 +124,9 @@ def fairness_gates(fairness: dict) -> list[Gate]:
 
 
 def parity_gate(cert: dict) -> Gate:
-    return Gate("ONNX parity", f"labels {100 * cert['label_agreement']:.3f}%, p99 |dp| {cert['p99_abs_diff']:.2e}",
+    headline = cert.get("headline") or (f"labels {100 * cert['label_agreement']:.3f}%, "
+                                        f"p99 |dp| {cert['p99_abs_diff']:.2e}")
+    return Gate("ONNX parity", headline,
                 cert.get("policy_short") or f"100% labels, p99 <= {cert['tolerance']:g}",
                 "pass" if cert["passed"] else "fail", cert.get("reason", ""))
 

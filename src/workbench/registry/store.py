@@ -70,16 +70,10 @@ def serving_config(*, contract: dict, inputs: list[dict], onnx_sha256: str, thre
     out = {"model_name": model_name, "run_id": run_id, "task": task, "onnx_file": "model.onnx",
            "onnx_sha256": onnx_sha256, "inputs": rows, "target": contract["target"],
            "limits": {**DEFAULT_LIMITS, **(limits or {})}}
-    if task == "binary_classification":
-        target = specs[contract["target"]]
-        labels = target.get("categories") or []
-        pos = contract["positive_label"]
-        neg = next((v for v in labels if v != pos), f"not {pos}")
-        out.update(threshold=float(0.5 if threshold is None else threshold), positive_label=pos, negative_label=neg)
-    elif task == "multiclass_classification":
-        out["classes"] = list(classes or [])
-    else:
-        out["target_std"] = None if target_std is None else float(target_std)
+    from ..tasks import get_task
+
+    out.update(get_task(task).serving_fields(contract=contract, threshold=threshold, classes=classes,
+                                             target_std=target_std))
     return out
 
 

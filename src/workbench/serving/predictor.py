@@ -11,7 +11,8 @@ was built with (its ``bento.yaml``; a Bento does not follow the pointer), else t
 (``$BENTOML_HOME/workbench/production.json``). :meth:`Predictor.load` then reads the ONNX file once, checks its
 sha256 against ``serving.json``, the pointer (when it names this tag) and the model store's metadata (when
 promotion recorded it), builds the onnxruntime session from those same bytes, and scores an all-missing record
-as a self-test (every input imputed in the graph, a finite probability). Any failure raises
+as a self-test (every input imputed in the graph to what the task answers: a probability, K probabilities summing
+to 1, or a finite prediction). Any failure raises
 :class:`ModelVerificationError`; the service then stays not ready and answers 503 with the reason.
 
 The hot path, per request
@@ -19,7 +20,8 @@ The hot path, per request
 parse + validate the JSON in one pydantic-core call (into plain dicts, no model objects) -> records to columns
 in C (``zip(*map(itemgetter(...), rows))``) -> one float block and one object block, whose rows are the
 graph's inputs -> guard flags (numpy over the numeric block, one set operation per categorical column) ->
-the C++ session's ``run`` -> one answer dict per record (the only per-record Python loop) -> the prediction
+the C++ session's ``run`` -> the task's answer dicts, one per record (the only per-record Python loop; see
+:mod:`workbench.serving.answers`, the one place where binary, multiclass and regression differ) -> the prediction
 log -> JSON via pydantic-core. One record, the common request, skips the columns: its values go straight into
 preallocated feed buffers and the guard checks it alone. For one record the whole path, log included, takes
 about 1.3x a bare ``InferenceSession.run`` (49 vs 37 us here; benchmarks/README.md).
@@ -29,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -42,6 +43,7 @@ import numpy as np
 from pydantic_core import to_json
 
 from ..errors import WorkbenchError
+from .answers import answers_for
 from .guard import Guard
 from .pointer import pointer_path, production_pointer
 from .schema import RequestError, RequestSchema, ServingConfig
@@ -166,6 +168,10 @@ class Predictor:
         self.tag = tag
         self.sha256 = sha256
         self.schema = RequestSchema(config)
+        # The task's answers (binary / multiclass / regression): chosen once, so the hot path never asks.
+        self.answers = answers_for(config)
+        self._run = self.answers.run(scorer)
+        self._envelope = self.answers.envelope
         self.guard = Guard(config.inputs)
         self._numeric = self.guard.numeric
         self._categorical = self.guard.categorical
@@ -228,22 +234,33 @@ class Predictor:
                     f"{onnx_path} has sha256 {actual}, but {name} certifies {want}: refusing to serve it",
                     hint="the package was altered after promotion; promote again or roll back")
         try:
-            scorer = OnnxScorer(data, [i.model_dump() for i in config.inputs], threads=threads)
+            # the task picks the graph output the scorer reads (binary: the call every package before it made)
+            task = {} if config.task == "binary_classification" else {"task": config.task}
+            scorer = OnnxScorer(data, [i.model_dump() for i in config.inputs], threads=threads, **task)
         except Exception as exc:  # onnxruntime raises its own types
             raise ModelVerificationError(f"{onnx_path} does not load as the model serving.json describes: {exc}",
                                          hint="promote the model again") from None
         self = cls(config, scorer, tag=tag or f"{d.parent.name}:{d.name}", sha256=actual)
         self.self_test()
         self.ready = True
-        log.info("serving %s (sha256 %s, %d inputs, threshold %g)", self.tag, actual[:12], len(config.inputs),
-                 config.threshold)
+        detail = {"binary_classification": f"threshold {config.threshold:g}" if config.threshold else "",
+                  "multiclass_classification": f"{len(config.classes or [])} classes"}.get(config.task, "")
+        log.info("serving %s (%s, sha256 %s, %d inputs%s)", self.tag, config.task, actual[:12], len(config.inputs),
+                 f", {detail}" if detail else "")
         return self
 
     def self_test(self) -> None:
-        """Score an all-missing record: every input must be imputed in the graph to a finite probability."""
-        proba, _ = self._score([{i.name: None for i in self.config.inputs}])
-        if not (proba.shape == (1,) and math.isfinite(float(proba[0])) and 0.0 <= proba[0] <= 1.0):
-            raise ModelVerificationError(f"self-test failed: an all-missing record scored {proba!r}",
+        """Score an all-missing record: every input must be imputed in the graph to what the task answers (a
+        probability in [0, 1]; K probabilities summing to 1; a finite prediction)."""
+        try:
+            scores, _ = self._score([{i.name: None for i in self.config.inputs}])
+        except Exception as exc:  # onnxruntime raises its own types (e.g. an output the graph lacks)
+            raise ModelVerificationError(
+                f"self-test failed: the graph does not answer as a {self.config.task} model reading output "
+                f"'{self.answers.output}': {type(exc).__name__}: {exc}", hint="export the model again") from None
+        problem = self.answers.self_test(np.asarray(scores))
+        if problem:
+            raise ModelVerificationError(f"self-test failed: {problem}",
                                          hint="the graph does not impute missing values; export it again")
 
     # ------------------------------------------------------------------ scoring
@@ -274,7 +291,7 @@ class Predictor:
                          strict=True))  # None -> NaN: imputed in the graph
         feeds.update(zip(self._categorical,
                          np.array(cat_cols, dtype=object).reshape(len(self._categorical), n, 1), strict=True))
-        return self.scorer.run_raw(feeds), flags, num_cols, raw_cat
+        return self._run(feeds), flags, num_cols, raw_cat
 
     def _score_one(self, row: Mapping[str, Any]) -> tuple[np.ndarray, dict, list, list]:
         """:meth:`_score_columns` for one record, through the preallocated feeds (hold ``self._one``)."""
@@ -282,28 +299,23 @@ class Predictor:
         one = self.guard.check_one(nv, cv)
         self._num1[:, 0, 0] = nv  # None -> NaN: imputed in the graph
         self._cat1[:, 0, 0] = tuple("" if v is None else v for v in cv) if one else cv
-        proba = self.scorer.run_raw(self._feeds1)
-        return proba, ({0: one} if one else {}), [(v,) for v in nv], [(v,) for v in cv]
+        scores = self._run(self._feeds1)
+        return scores, ({0: one} if one else {}), [(v,) for v in nv], [(v,) for v in cv]
 
     def _answer(self, rows: Sequence[Mapping[str, Any]], request_id: str) -> dict:
-        proba, flags, num_cols, cat_cols = self._score_columns(rows)
-        values = proba.tolist()
-        if not all(0.0 <= p <= 1.0 for p in values):  # False for NaN too
-            raise ModelVerificationError(f"the model returned probabilities outside [0, 1]: {values[:5]}")
-        t, pos, neg = self.config.threshold, self.config.positive_label, self.config.negative_label
-        if flags:
-            preds = [{"probability": p, "label": pos if p > t else neg, "flags": flags.get(i, {})}
-                     for i, p in enumerate(values)]
-        else:
-            preds = [{"probability": p, "label": pos if p > t else neg, "flags": {}} for p in values]
+        scores, flags, num_cols, cat_cols = self._score_columns(rows)
+        try:
+            preds, outputs = self.answers.answer(scores, flags)
+        except ValueError as exc:  # an output the task cannot have: fail loudly, never answer it
+            raise ModelVerificationError(str(exc), hint="the model package is broken; roll back") from None
         if self.log is not None:  # durable before the answer leaves (see workbench.monitoring.log)
             columns = dict(zip(self._numeric, num_cols, strict=True))
             columns.update(zip(self._categorical, cat_cols, strict=True))
             # the values passed the request schema: plain str/int/float/None, serialized as they are
-            self.log.append(request_id, columns, values, [p["label"] for p in preds], flags, validated=True)
+            self.log.append_outputs(request_id, columns, outputs, flags, validated=True)
         if self.on_scored is not None:
-            self.on_scored(len(values), flags)
-        return {"model_version": self.tag, "request_id": request_id, "threshold": t, "predictions": preds}
+            self.on_scored(len(preds), flags)
+        return {"model_version": self.tag, "request_id": request_id, **self._envelope, "predictions": preds}
 
     def predict(self, records: Mapping[str, Any] | Sequence[Mapping[str, Any]], *,
                 request_id: str | None = None) -> dict:

@@ -1,7 +1,8 @@
 """The service's input contract: ``serving.json`` as typed objects, and the request schema built from it.
 
 :class:`ServingConfig` reads a model package's ``serving.json`` (written by
-:func:`workbench.registry.store.serving_config`). :class:`RequestSchema` turns its inputs into a pydantic
+:func:`workbench.registry.store.serving_config`), including its ``task`` (binary, multiclass or regression;
+binary when absent) and the task's fields; :func:`response_model` documents the task's answer. :class:`RequestSchema` turns its inputs into a pydantic
 schema, built at start-up because the fields are the model's features:
 
 * one field per model input, every field **required** (a client that forgets a field gets told, rather than
@@ -32,13 +33,26 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from typing_extensions import TypedDict
 
 from ..errors import WorkbenchError
 
-__all__ = ["FLOAT32_MAX", "InputSpec", "Limits", "ServingConfig", "RequestError", "RequestSchema",
-           "Prediction", "PredictionResponse", "ErrorResponse"]
+__all__ = ["FLOAT32_MAX", "TASKS", "Task", "InputSpec", "Limits", "ServingConfig", "RequestError", "RequestSchema",
+           "Prediction", "PredictionResponse", "MulticlassPrediction", "MulticlassPredictionResponse",
+           "RegressionPrediction", "RegressionPredictionResponse", "ErrorResponse", "response_model"]
+
+Task = Literal["binary_classification", "multiclass_classification", "regression"]
+TASKS: tuple[str, ...] = ("binary_classification", "multiclass_classification", "regression")
 
 FLOAT32_MAX = 3.4028234663852886e38
 """Largest finite float32: the graph's numeric inputs are float32, larger magnitudes would become infinite."""
@@ -69,25 +83,55 @@ class Limits(BaseModel):
 
 
 class ServingConfig(BaseModel):
-    """A model package's ``serving.json``: everything the service needs besides the ONNX bytes."""
+    """A model package's ``serving.json``: everything the service needs besides the ONNX bytes.
+
+    ``task`` (default ``"binary_classification"``, so packages written before it existed still load) decides what
+    else is required: binary needs ``threshold``, ``positive_label`` and ``negative_label``; multiclass needs
+    ``classes`` (the class strings in code order: ONNX probability column k is ``classes[k]``); regression needs
+    nothing more (``target_std``, the training target's standard deviation, is optional context).
+    """
 
     model_config = ConfigDict(extra="ignore", frozen=True, protected_namespaces=())
 
     model_name: str
     run_id: str = ""
+    task: Task = "binary_classification"
     onnx_file: str = "model.onnx"
     onnx_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     inputs: list[InputSpec] = Field(min_length=1)
-    threshold: float = Field(gt=0, lt=1)     # positive when p > threshold (as the parity certificate judges)
+    threshold: float | None = Field(None, gt=0, lt=1)  # binary: positive when p > threshold (as parity judges)
     target: str = ""
-    positive_label: str
-    negative_label: str
+    positive_label: str | None = None     # binary
+    negative_label: str | None = None     # binary
+    classes: list[str] | None = None      # multiclass: class strings in code order
+    target_std: float | None = Field(None, ge=0)  # regression (optional)
     limits: Limits = Field(default_factory=Limits)
 
     @field_validator("positive_label", "negative_label", mode="before")
     @classmethod
     def _label_text(cls, v: Any) -> Any:
         return str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _class_text(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [str(c) if isinstance(c, int | float) and not isinstance(c, bool) else c for c in v]
+        return v
+
+    @model_validator(mode="after")
+    def _task_fields(self) -> ServingConfig:
+        if self.task == "binary_classification":
+            absent = [k for k in ("threshold", "positive_label", "negative_label") if getattr(self, k) is None]
+            if absent:
+                raise ValueError(f"a binary classification model needs {', '.join(absent)}")
+        elif self.task == "multiclass_classification":
+            if not self.classes or len(self.classes) < 3:
+                raise ValueError("a multiclass model needs 'classes', at least 3 class strings in code order")
+            dup = sorted({c for c in self.classes if self.classes.count(c) > 1})
+            if dup:
+                raise ValueError(f"duplicate classes: {dup}")
+        return self
 
     @field_validator("inputs")
     @classmethod
@@ -305,6 +349,67 @@ class PredictionResponse(BaseModel):
     request_id: str
     threshold: float
     predictions: list[Prediction] = Field(description="one per record, in request order")
+
+
+_FLAGS_DOC = "field -> what was unusual about its value; empty when nothing was"
+Flags = dict[str, Literal["missing", "unseen_category", "out_of_range"]]
+
+
+class MulticlassPrediction(BaseModel):
+    """One scored record of a multiclass model."""
+
+    label: str = Field(description="the most probable class (ties: the first in the model's class order)")
+    probabilities: dict[str, float] = Field(description="class -> probability, every class, summing to 1")
+    flags: Flags = Field(description=_FLAGS_DOC)
+
+
+class MulticlassPredictionResponse(BaseModel):
+    """The answer to ``POST /predict`` for a multiclass model (documentation)."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    model_version: str = Field(description="the served model's tag, <name>:<version>")
+    request_id: str
+    predictions: list[MulticlassPrediction] = Field(description="one per record, in request order")
+
+
+class RegressionPrediction(BaseModel):
+    """One scored record of a regression model."""
+
+    prediction: float = Field(description="the predicted target value (float32 precision, always finite)")
+    flags: Flags = Field(description=_FLAGS_DOC)
+
+
+class RegressionPredictionResponse(BaseModel):
+    """The answer to ``POST /predict`` for a regression model (documentation)."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    model_version: str = Field(description="the served model's tag, <name>:<version>")
+    request_id: str
+    predictions: list[RegressionPrediction] = Field(description="one per record, in request order")
+
+
+def response_model(config: ServingConfig) -> type[BaseModel]:
+    """The response model documenting ``POST /predict`` for this model (OpenAPI at ``/docs``).
+
+    Binary: :class:`PredictionResponse`. Regression: :class:`RegressionPredictionResponse`. Multiclass: a
+    :class:`MulticlassPredictionResponse` whose ``label`` is the model's classes (an enum in the docs).
+    """
+    if config.task == "regression":
+        return RegressionPredictionResponse
+    if config.task != "multiclass_classification":
+        return PredictionResponse
+    classes = tuple(config.classes or ())
+    shown = ", ".join(classes[:12]) + (", ..." if len(classes) > 12 else "")
+    pred = create_model(
+        "MulticlassPrediction", __base__=MulticlassPrediction,
+        label=(Literal[classes], Field(description="the most probable class (ties: the first of "  # type: ignore[valid-type]
+                                                    f"{shown})")),
+        probabilities=(dict[str, float], Field(description=f"class -> probability for every class ({shown}); "
+                                                           "they sum to 1")))
+    return create_model("MulticlassPredictionResponse", __base__=MulticlassPredictionResponse,
+                        predictions=(list[pred], Field(description="one per record, in request order")))  # type: ignore[valid-type]
 
 
 class ErrorResponse(BaseModel):

@@ -113,6 +113,12 @@ class Task:
     def compare(self, candidate: dict, baseline: dict, *, primary: str, min_improvement: float = 0.0) -> dict:
         return compare_metrics(self, candidate, baseline, primary=primary, min_improvement=min_improvement)
 
+    # ------------------------------------------------------------------ serving
+    def serving_fields(self, *, contract: dict, threshold: float | None, classes: list[str] | None,
+                       target_std: float | None) -> dict:
+        """The task's keys of a model package's ``serving.json`` (how the service turns scores into answers)."""
+        return {}
+
 
 def compare_metrics(task: Task, candidate: dict, baseline: dict, *, primary: str,
                     min_improvement: float = 0.0) -> dict:

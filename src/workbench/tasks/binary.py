@@ -72,6 +72,15 @@ class BinaryTask(Task):
         proba = np.asarray(model.predict_proba(X))
         return proba[:, list(model.classes_).index(1)] if 1 in list(model.classes_) else proba[:, -1]
 
+    def serving_fields(self, *, contract: dict, threshold: float | None, classes: list[str] | None,
+                       target_std: float | None) -> dict:
+        target = next(c for c in contract["columns"] if c["name"] == contract["target"])
+        labels = target.get("categories") or []
+        pos = contract["positive_label"]
+        neg = next((v for v in labels if v != pos), f"not {pos}")
+        return {"threshold": float(0.5 if threshold is None else threshold), "positive_label": pos,
+                "negative_label": neg}
+
     def threshold(self, brief: Any) -> float:
         t = brief.target.decision_threshold
         return 0.5 if t is None else float(t)

@@ -49,7 +49,7 @@ class MulticlassTask(Task):
                                 file=path, column=t, hint="use task: regression for a numeric target")
         counts = labelled.cast(pl.String).value_counts().sort("count")
         k = counts.height
-        shown = ", ".join(f"{v!r} ({n})" for v, n in counts.sort(counts.columns[0]).iter_rows()[:12])
+        shown = ", ".join(f"{v!r} ({n})" for v, n in counts.sort(counts.columns[0]).rows()[:12])
         if k == 2:
             raise DataError(f"a multiclass task needs at least three classes, found 2: {shown}", file=path,
                             column=t, hint="use task: binary_classification with target.positive_label")
@@ -82,6 +82,10 @@ class MulticlassTask(Task):
 
     def scores(self, model: Any, X: Any) -> np.ndarray:
         return np.asarray(model.predict_proba(X), dtype=np.float64)
+
+    def serving_fields(self, *, contract: dict, threshold: float | None, classes: list[str] | None,
+                       target_std: float | None) -> dict:
+        return {"classes": list(classes or [])}
 
     # ------------------------------------------------------------------ evaluation hooks
     def cross_validate(self, make_model: Any, X: Any, y: np.ndarray, *, n_splits: int, seed: int,

@@ -44,7 +44,9 @@ class RegressionTask(Task):
 
         t = brief.target.column
         if not col.dtype.is_numeric() or col.dtype == pl.Boolean:
-            sample = col.drop_nulls().cast(pl.String).unique().sort().head(5).to_list()
+            present = col.drop_nulls().cast(pl.String)
+            bad = present.filter(present.cast(pl.Float64, strict=False).is_null())
+            sample = (bad if bad.len() else present).unique().sort().head(5).to_list()
             raise DataError(f"a regression target must be numeric, found text values such as "
                             f"{', '.join(repr(v) for v in sample)}", file=path, column=t,
                             hint="clean the column so it holds numbers only, or use a classification task")
@@ -73,11 +75,15 @@ class RegressionTask(Task):
     def scores(self, model: Any, X: Any) -> np.ndarray:
         return np.asarray(model.predict(X), dtype=np.float64).reshape(-1)
 
+    def serving_fields(self, *, contract: dict, threshold: float | None, classes: list[str] | None,
+                       target_std: float | None) -> dict:
+        return {"target_std": None if target_std is None else float(target_std)}
+
     # ------------------------------------------------------------------ evaluation hooks
     def cross_validate(self, make_model: Any, X: Any, y: np.ndarray, *, n_splits: int, seed: int,
                        threshold: float | None = None) -> Any:
         from ..evaluation._crossval import cross_validate_task
-        from ..evaluation.regression import REGRESSION_METRICS
+        from ..evaluation.regression import REGRESSION_METRICS, regression_strata
 
         metrics = {m: f for m, f in REGRESSION_METRICS.items() if m != "mape" or bool(np.all(y > 0))}
 
@@ -86,7 +92,7 @@ class RegressionTask(Task):
 
         return cross_validate_task(make_model, X, y, score=score, metrics=metrics,
                                    greater_is_better=self.metrics, n_splits=n_splits, seed=seed,
-                                   stratify=self.stratify_labels(y))
+                                   stratify=regression_strata(y, n_splits=n_splits))
 
     def evaluate(self, y: np.ndarray, scores: np.ndarray, *, primary: str, threshold: float | None = None,
                  classes: list[str] | None = None) -> Any:

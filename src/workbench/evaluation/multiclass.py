@@ -1,0 +1,549 @@
+"""Evaluation of multiclass classifiers: the metric registry, held-out evaluation and fairness slices.
+
+* :data:`MULTICLASS_METRICS` / :data:`MULTICLASS_GREATER_IS_BETTER` -- every metric a multiclass brief may name;
+* :func:`evaluate_multiclass` -- a :class:`MulticlassReport`: metrics, per-class precision / recall / F1 /
+  support / one-vs-rest PR-AUC, the confusion matrix and per-class (one-vs-rest, quantile-bin) calibration;
+* :func:`multiclass_fairness_report` -- per group (Fairlearn ``MetricFrame``) accuracy, per-class recall and
+  per-class selection rate with bootstrap intervals, and the gaps ``accuracy_difference``,
+  ``recall_difference`` and ``selection_rate_difference`` (max over classes; the gap row names the class)
+  with intervals and verdicts (:class:`MulticlassFairnessReport`).
+
+Conventions (round-2 spec): ``classes`` is the sorted list of class names (strings, K >= 3); ``y_true`` holds
+int codes 0..K-1 indexing ``classes``; ``proba`` is float (n, K) with rows summing to 1, column k the
+probability of ``classes[k]``. The predicted class is the argmax (ties go to the first class). A class absent
+from ``y_true`` does not fail anything: what is undefined for it (recall, PR-AUC, calibration) is NaN.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from fairlearn.metrics import MetricFrame
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    balanced_accuracy_score,
+    confusion_matrix,
+    f1_score,
+    log_loss,
+)
+
+from .._report import Report, esc, html_table
+from ..errors import EvaluationError
+from . import _bootstrap as bs
+from ._checks import as_1d, axes_or_new, check_choice, check_same_length
+from .metrics import _calibration
+from .regression import (
+    TaskFairnessReport,
+    check_fairness_options,
+    feature_groups,
+    feature_rng,
+    gap_row,
+    num,
+    resample_chunks,
+)
+
+__all__ = [
+    "MULTICLASS_METRICS",
+    "MULTICLASS_GREATER_IS_BETTER",
+    "MULTICLASS_GAP_METRICS",
+    "MulticlassReport",
+    "MulticlassFairnessReport",
+    "check_classes",
+    "check_codes",
+    "check_proba",
+    "evaluate_multiclass",
+    "multiclass_fairness_report",
+    "predict_classes",
+]
+
+log = logging.getLogger(__name__)
+
+PROBA_SUM_TOLERANCE = 1e-4  # rows of proba must sum to 1 within this (float32 outputs renormalised upstream)
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+def predict_classes(proba: np.ndarray) -> np.ndarray:
+    """The predicted class code per row: the argmax of ``proba`` (ties go to the first class)."""
+    return np.argmax(np.asarray(proba), axis=1).astype(np.int64)
+
+
+def check_classes(classes: Any) -> list[str]:
+    """``classes`` as a list of at least three distinct strings."""
+    if isinstance(classes, str) or not isinstance(classes, Sequence | np.ndarray):
+        raise EvaluationError(f"expected a list of class names, got {type(classes).__name__}", argument="classes",
+                              hint="pass the sorted distinct target values as strings (the task's classes)")
+    out = [str(c) for c in classes]
+    if len(out) < 3 or len(set(out)) != len(out):
+        raise EvaluationError(f"expected at least three distinct class names, got {out!r}", argument="classes",
+                              hint="two classes are the binary task: use evaluate_binary")
+    return out
+
+
+def check_codes(y_true: Any, n_classes: int, *, argument: str = "y_true") -> np.ndarray:
+    """``y_true`` as int64 class codes in ``0 .. n_classes - 1``."""
+    arr = as_1d(y_true, argument=argument)
+    hint = "encode the target as int codes: classes.index(label)"
+    if not np.issubdtype(arr.dtype, np.number) or arr.dtype == bool:
+        raise EvaluationError(f"expected int class codes, got values of type {arr.dtype} (e.g. {arr[0]!r})",
+                              argument=argument, hint=hint)
+    bad = ~np.isin(arr, np.arange(n_classes))
+    if bad.any():
+        raise EvaluationError(f"{int(bad.sum())} values are not class codes 0..{n_classes - 1} "
+                              f"(first: {arr[bad][0]!r})", argument=argument, hint=hint)
+    return arr.astype(np.int64)
+
+
+def check_proba(proba: Any, n_classes: int, *, argument: str = "proba") -> np.ndarray:
+    """``proba`` as a float64 (n, n_classes) array of probabilities whose rows sum to 1."""
+    arr = np.asarray(proba.to_numpy() if hasattr(proba, "to_numpy") else proba)
+    if arr.ndim != 2 or arr.shape[1] != n_classes:
+        raise EvaluationError(f"expected shape (n, {n_classes}), one column per class, got {arr.shape}",
+                              argument=argument, hint="pass predict_proba(X), columns in the order of classes")
+    if arr.shape[0] == 0:
+        raise EvaluationError("is empty", argument=argument, hint="pass at least one row")
+    if not np.issubdtype(arr.dtype, np.number) or arr.dtype == bool:
+        raise EvaluationError(f"expected probabilities, got values of type {arr.dtype}", argument=argument)
+    arr = arr.astype(np.float64)
+    if not np.isfinite(arr).all():
+        raise EvaluationError(f"{int((~np.isfinite(arr)).any(axis=1).sum())} rows hold NaN or infinite values",
+                              argument=argument, hint="a NaN probability usually means a missing numeric input "
+                                                      "the pipeline does not impute")
+    if (arr < 0).any() or (arr > 1).any():
+        raise EvaluationError(f"values outside [0, 1] (min {arr.min():.4g}, max {arr.max():.4g})",
+                              argument=argument, hint="pass probabilities (predict_proba), not decision scores")
+    off = np.abs(arr.sum(axis=1) - 1)
+    if (off > PROBA_SUM_TOLERANCE).any():
+        raise EvaluationError(f"{int((off > PROBA_SUM_TOLERANCE).sum())} rows do not sum to 1 (largest "
+                              f"deviation {off.max():.3g})", argument=argument,
+                              hint="pass predict_proba(X); renormalise float32 outputs in float64")
+    return arr
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+def _quiet(fn: Callable[..., float]) -> Callable[[np.ndarray, np.ndarray], float]:
+    def metric(y_true: np.ndarray, proba: np.ndarray) -> float:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "y_pred contains classes not in y_true" and the like
+            return float(fn(np.asarray(y_true), np.asarray(proba)))
+
+    metric.__name__ = fn.__name__
+    return metric
+
+
+def _macro_f1(y, proba):
+    return f1_score(y, predict_classes(proba), average="macro", zero_division=0.0)
+
+
+def _weighted_f1(y, proba):
+    return f1_score(y, predict_classes(proba), average="weighted", zero_division=0.0)
+
+
+def _accuracy(y, proba):
+    return accuracy_score(y, predict_classes(proba))
+
+
+def _balanced_accuracy(y, proba):
+    return balanced_accuracy_score(y, predict_classes(proba))
+
+
+def _log_loss(y, proba):
+    return log_loss(y, proba, labels=list(range(proba.shape[1])))
+
+
+#: Metric functions ``f(y_true codes, proba) -> float``. F1 scores average over the classes present in
+#: ``y_true`` or predicted (scikit-learn's default), balanced accuracy over the classes present in ``y_true``,
+#: log loss over every class (``labels=range(K)``).
+MULTICLASS_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "macro_f1": _quiet(_macro_f1), "weighted_f1": _quiet(_weighted_f1), "accuracy": _quiet(_accuracy),
+    "balanced_accuracy": _quiet(_balanced_accuracy), "log_loss": _quiet(_log_loss),
+}
+#: Whether a larger value is better (log loss is a loss).
+MULTICLASS_GREATER_IS_BETTER: dict[str, bool] = {m: m != "log_loss" for m in MULTICLASS_METRICS}
+
+
+# ---------------------------------------------------------------------------------------------- report
+def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b > 0, a / b, np.nan)
+
+
+@dataclass
+class MulticlassReport(Report):
+    """Held-out metrics of one multiclass classifier.
+
+    Attributes
+    ----------
+    n, classes:
+        Rows evaluated; class names in code order.
+    primary, metrics:
+        The leading metric and every value of :data:`MULTICLASS_METRICS`.
+    per_class:
+        One row per class: ``class``, ``support`` (rows of that class), ``predicted`` (rows predicted as it),
+        ``precision``, ``recall``, ``f1``, ``pr_auc`` (one-vs-rest average precision) and ``ece`` (None where
+        undefined, e.g. a class absent from ``y_true``).
+    confusion:
+        Counts, ``confusion[i][j]`` = rows of class i predicted as class j.
+    calibration:
+        Per class, the one-vs-rest quantile-bin reliability curve: ``prob_pred``, ``prob_true``, ``count``,
+        ``ece`` (None when the class is absent or is every row).
+    """
+
+    n: int
+    classes: list[str]
+    primary: str
+    metrics: dict[str, float]
+    per_class: list[dict[str, Any]]
+    confusion: list[list[int]]
+    calibration: dict[str, dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+    title: str = "Held-out evaluation (multiclass)"
+
+    @property
+    def primary_value(self) -> float:
+        return self.metrics[self.primary]
+
+    @property
+    def macro_ece(self) -> float | None:
+        """Mean of the per-class ECEs that are defined."""
+        eces = [c["ece"] for c in self.calibration.values() if c.get("ece") is not None]
+        return float(np.mean(eces)) if eces else None
+
+    def to_dict(self) -> dict:
+        return {"task": "multiclass_classification", "n": self.n, "classes": self.classes, "primary": self.primary,
+                "primary_value": self.primary_value, "metrics": self.metrics,
+                "greater_is_better": {m: MULTICLASS_GREATER_IS_BETTER[m] for m in self.metrics},
+                "per_class": self.per_class, "confusion": self.confusion, "calibration": self.calibration,
+                "macro_ece": self.macro_ece, "notes": self.notes}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> MulticlassReport:
+        """Rebuild a report from :meth:`to_dict` output (e.g. a saved JSON file)."""
+        return cls(n=int(d["n"]), classes=list(d["classes"]), primary=d["primary"],
+                   metrics={k: (math.nan if v is None else float(v)) for k, v in d["metrics"].items()},
+                   per_class=[dict(r) for r in d["per_class"]], confusion=[list(r) for r in d["confusion"]],
+                   calibration={k: dict(v) for k, v in d["calibration"].items()}, notes=list(d.get("notes", [])))
+
+    def summary(self) -> dict:
+        return {"primary": self.primary, "primary_value": self.primary_value, "metrics": self.metrics,
+                "classes": self.classes, "macro_ece": self.macro_ece}
+
+    def _html_body(self) -> str:
+        rows = [{"metric": ("★ " if m == self.primary else "") + m, "value": v,
+                 "better": "higher" if MULTICLASS_GREATER_IS_BETTER[m] else "lower"} for m, v in self.metrics.items()]
+        conf = [{"actual \\ predicted": c, **dict(zip(self.classes, row, strict=True))}
+                for c, row in zip(self.classes, self.confusion, strict=True)]
+        notes = "".join(f"<li>{esc(n)}</li>" for n in self.notes)
+        ece = f"{self.macro_ece:.4f}" if self.macro_ece is not None else "n/a"
+        return (f"<p>{self.n} rows, {len(self.classes)} classes; primary metric <b>{esc(self.primary)}</b> = "
+                f"{self.primary_value:.4f}; macro ECE {ece}</p>" + (f"<ul>{notes}</ul>" if notes else "")
+                + html_table(rows) + "<h4>Per class</h4>" + html_table(self.per_class, formats={"ece": ".4f"})
+                + "<h4>Confusion counts</h4>" + html_table(conf))
+
+    def plot_confusion(self, ax: Any = None, *, normalize: bool = False) -> Any:
+        """Confusion matrix as a heat map with the counts written in (``normalize=True``: each row divided by
+        its class's rows, i.e. recall on the diagonal). Returns the matplotlib Axes."""
+        ax = axes_or_new(ax)
+        counts = np.asarray(self.confusion, dtype=float)
+        shown = _div(counts, counts.sum(axis=1, keepdims=True)) if normalize else counts
+        im = ax.imshow(np.nan_to_num(shown), cmap="Blues")
+        ax.figure.colorbar(im, ax=ax, shrink=0.8)
+        top = np.nanmax(shown) if np.isfinite(shown).any() else 0.0
+        for i in range(len(self.classes)):
+            for j in range(len(self.classes)):
+                v = shown[i, j]
+                text = "—" if not np.isfinite(v) else (f"{v:.2f}" if normalize else f"{int(v)}")
+                ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                        color="white" if np.isfinite(v) and v > top / 2 else "black")
+        k = np.arange(len(self.classes))
+        ax.set_xticks(k, self.classes, rotation=30 if len(k) > 4 else 0)
+        ax.set_yticks(k, self.classes)
+        ax.set(xlabel="predicted", ylabel="actual",
+               title="Confusion matrix" + (" (row-normalised)" if normalize else " (counts)"))
+        return ax
+
+    def plot_calibration(self, ax: Any = None) -> Any:
+        """One-vs-rest reliability diagram, one line per class (classes without a curve are left out).
+        Returns the matplotlib Axes."""
+        ax = axes_or_new(ax)
+        ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfectly calibrated")
+        for c, cal in self.calibration.items():
+            if cal["prob_pred"]:
+                label = f"{c} (ECE {cal['ece']:.3f})" if cal.get("ece") is not None else c
+                ax.plot(cal["prob_pred"], cal["prob_true"], marker="o", ms=3, label=label)
+        n_bins = next(iter(self.calibration.values()))["n_bins"] if self.calibration else 0
+        ax.set(xlabel="mean predicted probability", ylabel="observed rate", xlim=(0, 1), ylim=(0, 1),
+               title=f"Calibration, one-vs-rest ({n_bins} quantile bins)")
+        ax.legend(loc="upper left", fontsize=8)
+        return ax
+
+
+def evaluate_multiclass(y_true: Any, proba: Any, *, classes: Sequence[str], primary: str = "macro_f1",
+                        n_bins: int = 10) -> MulticlassReport:
+    """Evaluate class probabilities against class codes.
+
+    Parameters
+    ----------
+    y_true:
+        Int class codes 0..K-1 indexing ``classes``.
+    proba:
+        (n, K) probabilities, column k for ``classes[k]`` (``predict_proba`` of a model trained on the codes).
+    classes:
+        Class names in code order (K >= 3).
+    primary:
+        The metric the report leads with (a key of :data:`MULTICLASS_METRICS`).
+    n_bins:
+        Quantile bins of each one-vs-rest calibration curve.
+
+    Returns
+    -------
+    MulticlassReport
+
+    Raises
+    ------
+    EvaluationError
+        Lengths or shapes differ, codes are outside 0..K-1, probabilities are NaN, outside [0, 1] or rows do
+        not sum to 1, or an option is unknown.
+    """
+    names = check_classes(classes)
+    k = len(names)
+    y = check_codes(y_true, k)
+    p = check_proba(proba, k)
+    n = check_same_length(y_true=y, proba=p)
+    check_choice(primary, tuple(MULTICLASS_METRICS), argument="primary")
+    if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 2:
+        raise EvaluationError(f"expected a whole number of at least 2, got {n_bins!r}", argument="n_bins")
+    yhat = predict_classes(p)
+    cm = confusion_matrix(y, yhat, labels=list(range(k)))
+    tp, support, predicted = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
+    precision, recall, f1 = _div(tp, predicted), _div(tp, support), _div(2 * tp, support + predicted)
+    calibration, per_class, notes = {}, [], []
+    for j, c in enumerate(names):
+        yj = (y == j).astype(np.int8)
+        defined = 0 < support[j] < n
+        pr_auc = float(average_precision_score(yj, p[:, j])) if defined else math.nan
+        calibration[c] = _calibration(yj, p[:, j], n_bins)
+        per_class.append({"class": c, "support": int(support[j]), "predicted": int(predicted[j]),
+                          "precision": num(precision[j]), "recall": num(recall[j]), "f1": num(f1[j]),
+                          "pr_auc": num(pr_auc), "ece": calibration[c]["ece"]})
+        if support[j] == 0:
+            notes.append(f"class {c!r} is absent from y_true: its recall, PR-AUC and calibration are undefined")
+    return MulticlassReport(n=n, classes=names, primary=primary,
+                            metrics={m: f(y, p) for m, f in MULTICLASS_METRICS.items()}, per_class=per_class,
+                            confusion=cm.astype(int).tolist(), calibration=calibration, notes=notes)
+
+
+# ---------------------------------------------------------------------------------------------- fairness
+MULTICLASS_GAP_METRICS = ("accuracy_difference", "recall_difference", "selection_rate_difference")
+
+
+@dataclass
+class MulticlassFairnessReport(TaskFairnessReport):
+    """Per-group accuracy, per-class recall (``recall[<class>]``) and per-class selection rate
+    (``selection_rate[<class>]``, the share predicted as that class) with bootstrap intervals, and the gaps
+    :data:`MULTICLASS_GAP_METRICS` with intervals and verdicts, per sensitive feature and their intersection.
+
+    Group rows also hold ``class_counts`` and ``evidence_recall`` (per class: "ok" when the group has at least
+    ``min_slice_size`` rows of that class). Gap rows of the per-class gaps also hold ``class`` (the class with
+    the largest gap), ``per_class`` (each class's gap) and ``groups_used_by_class``. See
+    :class:`~workbench.evaluation.regression.TaskFairnessReport` for the common shape.
+    """
+
+    task: str = "multiclass_classification"
+    classes: list[str] = field(default_factory=list)
+    title: str = "Fairness slices (multiclass)"
+    gap_metrics: ClassVar[tuple[str, ...]] = MULTICLASS_GAP_METRICS
+
+    def _default_notes(self) -> list[str]:
+        return [*super()._default_notes(),
+                "The predicted class is the argmax of the probabilities. recall_difference and "
+                "selection_rate_difference are the largest over classes of the max - min across groups; a "
+                f"group's recall of a class is compared only when it has at least {self.min_slice_size} rows "
+                "of that class."]
+
+    def _extra_dict(self) -> dict:
+        return {"classes": self.classes}
+
+
+def _recall_fn(k: int) -> Callable[[np.ndarray, np.ndarray], float]:
+    def recall(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        mask = np.asarray(y_true) == k
+        return float(np.mean(np.asarray(y_pred)[mask] == k)) if mask.any() else math.nan
+    return recall
+
+
+def _figures_fn(k: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """MetricFrame metric: accuracy, recall of each class, selection rate of each class (NaN recall for a
+    class without rows)."""
+    def figures(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        cm = confusion_matrix(np.asarray(y_true), np.asarray(y_pred), labels=list(range(k)))
+        n = cm.sum()
+        return np.concatenate([[np.trace(cm) / n], _div(np.diag(cm), cm.sum(axis=1)), cm.sum(axis=0) / n])
+    return figures
+
+
+def _class_counts(codes: np.ndarray, n_classes: int) -> np.ndarray:
+    """(replicates, n_classes) counts of each code per row of ``codes`` (replicates x rows)."""
+    b = codes.shape[0]
+    flat = (np.arange(b)[:, None] * n_classes + codes).ravel()
+    return np.bincount(flat, minlength=b * n_classes).reshape(b, n_classes)
+
+
+def _per_class_gap(feature: str, metric: str, point: np.ndarray, reps: np.ndarray, used: np.ndarray,
+                   groups: np.ndarray, classes: list[str], opts: dict) -> dict:
+    """Gap over classes: ``point`` (K, G), ``reps`` (K, B, G), ``used`` (K, G)."""
+    per_class = np.array([bs.spread(point[j][used[j]], kind="difference") for j in range(len(classes))])
+    per_class_reps = np.stack([bs.spread(reps[j][:, used[j]], kind="difference") for j in range(len(classes))])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rep_max = np.nanmax(per_class_reps, axis=0)
+    top = int(np.nanargmax(per_class)) if np.isfinite(per_class).any() else 0
+    row = gap_row(feature, metric, point[top], reps[top], used[top], groups,
+                  value=float(per_class[top]), replicate_values=rep_max,
+                  **{"class": classes[top] if np.isfinite(per_class).any() else None,
+                     "per_class": {c: num(v) for c, v in zip(classes, per_class, strict=True)}}, **opts)
+    any_used = used.any(axis=0)
+    row["groups_used"] = [str(g) for g in groups[any_used]]
+    row["groups_excluded"] = [str(g) for g in groups[~any_used]]
+    row["groups_used_by_class"] = {c: [str(g) for g in groups[used[j]]] for j, c in enumerate(classes)}
+    return row
+
+
+def _multiclass_feature(feature: str, codes: np.ndarray, groups: np.ndarray, y: np.ndarray, yhat: np.ndarray,
+                        classes: list[str], *, seed: int, n_bootstrap: int, min_slice_size: int,
+                        confidence_level: float, thresholds: Mapping[str, float]) -> tuple[list[dict], list[dict]]:
+    k, g_n = len(classes), groups.size
+    rec_names = [f"recall[{c}]" for c in classes]
+    sel_names = [f"selection_rate[{c}]" for c in classes]
+    figure_names = ["accuracy", *rec_names, *sel_names]
+    # One MetricFrame metric returning every figure of a group: Fairlearn's cost grows with the number of
+    # metrics (2K + 1 of them took about 1 s per feature on 30,000 rows).
+    mf = MetricFrame(metrics={"figures": _figures_fn(k)}, y_true=y, y_pred=yhat, sensitive_features=groups[codes])
+    by = np.stack([np.asarray(mf.by_group["figures"].loc[g], dtype=np.float64) for g in groups])
+    point = {m: by[:, j] for j, m in enumerate(figure_names)}
+    count = np.bincount(codes, minlength=g_n)
+    class_counts = np.zeros((g_n, k), dtype=np.int64)
+    np.add.at(class_counts, (codes, y), 1)
+
+    rng = feature_rng(seed, feature)
+    acc = np.empty((n_bootstrap, g_n))
+    rec = np.empty((k, n_bootstrap, g_n))
+    sel = np.empty((k, n_bootstrap, g_n))
+    order = np.argsort(codes, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(count)])
+    correct_all = y == yhat
+    for i in range(g_n):
+        rows_i = order[starts[i]:starts[i + 1]]
+        yi, yhi, ci = y[rows_i], yhat[rows_i], correct_all[rows_i]
+        hit_i = np.where(ci, yi, k)  # the class of a correctly classified row, k otherwise
+        for sl, idx in resample_chunks(rows_i.size, n_bootstrap, rng):
+            acc[sl, i] = ci[idx].mean(axis=1)
+            sel[:, sl, i] = (_class_counts(yhi[idx], k) / rows_i.size).T
+            true_k = _class_counts(yi[idx], k)
+            hits = _class_counts(hit_i[idx], k + 1)[:, :k]
+            rec[:, sl, i] = _div(hits, true_k).T
+
+    enough = count >= min_slice_size
+    recall_ok = enough[:, None] & (class_counts >= min_slice_size)  # (G, K)
+    ci_acc = bs.interval(acc, confidence_level)
+    ci_rec = [bs.interval(rec[j], confidence_level) for j in range(k)]
+    ci_sel = [bs.interval(sel[j], confidence_level) for j in range(k)]
+    rows = []
+    for i, g in enumerate(groups):
+        short = [c for j, c in enumerate(classes) if not recall_ok[i, j]]
+        note = (f"{int(count[i])} rows < min_slice_size {min_slice_size}" if not enough[i] else
+                f"fewer than {min_slice_size} rows of class(es) {', '.join(short)}: their recall is not compared"
+                if short else "")
+        ci = {"accuracy": [num(ci_acc[0][i]), num(ci_acc[1][i])]}
+        ci.update({rec_names[j]: [num(ci_rec[j][0][i]), num(ci_rec[j][1][i])] for j in range(k)})
+        ci.update({sel_names[j]: [num(ci_sel[j][0][i]), num(ci_sel[j][1][i])] for j in range(k)})
+        rows.append({"group": str(g), "count": int(count[i]), **{m: num(point[m][i]) for m in figure_names},
+                     "class_counts": {c: int(class_counts[i, j]) for j, c in enumerate(classes)},
+                     "evidence": "ok" if enough[i] else "insufficient evidence",
+                     "evidence_recall": {c: "ok" if recall_ok[i, j] else "insufficient evidence"
+                                         for j, c in enumerate(classes)},
+                     "note": note, "ci": ci})
+
+    opts = {"thresholds": thresholds, "confidence_level": confidence_level}
+    rec_point = np.stack([point[m] for m in rec_names])
+    sel_point = np.stack([point[m] for m in sel_names])
+    gaps = [gap_row(feature, "accuracy_difference", point["accuracy"], acc, enough, groups, **opts),
+            _per_class_gap(feature, "recall_difference", rec_point, rec, recall_ok.T, groups, classes, opts),
+            _per_class_gap(feature, "selection_rate_difference", sel_point, sel,
+                           np.broadcast_to(enough, (k, g_n)), groups, classes, opts)]
+    return rows, gaps
+
+
+def multiclass_fairness_report(y_true: Any, proba: Any, sensitive: Any, *, classes: Sequence[str],
+                               thresholds: Mapping[str, float] | None, min_slice_size: int = 30,
+                               confidence_level: float = 0.95, n_bootstrap: int = 200,
+                               seed: int = 0) -> MulticlassFairnessReport:
+    """Slice a multiclass classifier's decisions by each sensitive feature and their intersection; bound the gaps.
+
+    Parameters
+    ----------
+    y_true:
+        Int class codes of the held-out rows.
+    proba:
+        (n, K) class probabilities for the same rows; the decision is the argmax.
+    sensitive:
+        polars or pandas DataFrame holding only the sensitive columns, same rows. Missing values become the
+        group ``"(missing)"``.
+    classes:
+        Class names in code order (K >= 3).
+    thresholds:
+        Largest allowed gap per metric (keys among :data:`MULTICLASS_GAP_METRICS`, values in [0, 1]). Gaps
+        without a threshold get the verdict "no threshold"; None means no thresholds.
+    min_slice_size:
+        Groups with fewer rows are "insufficient evidence" and left out of every gap; a group's recall of a
+        class is compared only when it has at least this many rows of the class.
+    confidence_level, n_bootstrap, seed:
+        Percentile bootstrap: interval level, replicates, and the seed; each feature draws from its own
+        generator seeded by ``seed`` and the feature's name.
+
+    Returns
+    -------
+    MulticlassFairnessReport
+
+    Raises
+    ------
+    EvaluationError
+        Bad codes, probabilities or lengths, a sensitive column entirely missing, or an invalid option.
+    """
+    start = time.perf_counter()
+    names = check_classes(classes)
+    y = check_codes(y_true, len(names))
+    p = check_proba(proba, len(names))
+    n = check_same_length(y_true=y, proba=p)
+    thresholds = check_fairness_options(thresholds, MULTICLASS_GAP_METRICS, min_slice_size=min_slice_size,
+                                        confidence_level=confidence_level, n_bootstrap=n_bootstrap, seed=seed,
+                                        upper=1.0)
+    yhat = predict_classes(p)
+    features = feature_groups(sensitive, n)
+    groups: dict[str, list[dict]] = {}
+    gaps: list[dict] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for feature, (codes, group_names) in features.items():
+            groups[feature], feature_gaps = _multiclass_feature(
+                feature, codes, group_names, y, yhat, names, seed=int(seed), n_bootstrap=int(n_bootstrap),
+                min_slice_size=int(min_slice_size), confidence_level=float(confidence_level), thresholds=thresholds)
+            gaps.extend(feature_gaps)
+    overall: dict[str, Any] = {"count": n, "accuracy": float(np.mean(y == yhat))}
+    overall.update({f"recall[{c}]": num(_recall_fn(j)(y, yhat)) for j, c in enumerate(names)})
+    overall.update({f"selection_rate[{c}]": float(np.mean(yhat == j)) for j, c in enumerate(names)})
+    report = MulticlassFairnessReport(
+        features=list(features), groups=groups, gaps=gaps, threshold=None, thresholds=thresholds,
+        min_slice_size=int(min_slice_size), confidence_level=float(confidence_level), n_bootstrap=int(n_bootstrap),
+        seed=int(seed), n_rows=n, overall=overall, classes=names)
+    log.info("multiclass fairness report: %d rows, %d features, %d replicates in %.2fs; verdict %s", n,
+             len(features), n_bootstrap, time.perf_counter() - start, report.verdict)
+    return report
