@@ -16,6 +16,7 @@ The goals in the issues (Discovery -> Prototype <= 90 s on 2 cores) are printed 
 here asserts on time.
 
     .venv/bin/python benchmarks/bench_run.py --repeats 3
+    .venv/bin/python benchmarks/bench_run.py --repeats 3 --briefs adult,wage,penguins   # every bundled task
 """
 
 from __future__ import annotations
@@ -86,8 +87,8 @@ def split_run(run_dir: Path, wall: float) -> dict:
     return dict(out)
 
 
-def time_run(phases: list[str], runs_dir: Path, tag: str) -> dict:
-    cmd = [sys.executable, "-m", "workbench", "run", "--brief", str(ROOT / "briefs" / "adult.yaml"), "--run-id", tag]
+def time_run(phases: list[str], runs_dir: Path, tag: str, brief: str = "adult") -> dict:
+    cmd = [sys.executable, "-m", "workbench", "run", "--brief", str(ROOT / "briefs" / f"{brief}.yaml"), "--run-id", tag]
     for ph in phases:
         cmd += ["--phase", ph]
     env = {**os.environ, "WORKBENCH_RUNS_DIR": str(runs_dir), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
@@ -108,6 +109,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "run.json"))
+    ap.add_argument("--briefs", default="", help="comma-separated bundled briefs (briefs/<name>.yaml) whose whole "
+                                                 "Discovery -> Prototype run is also timed, e.g. wage,penguins")
     args = ap.parse_args()
     load = os.getloadavg()
     floors = [floor_seconds() for _ in range(args.repeats)]
@@ -116,6 +119,9 @@ def main() -> None:
         for name, phases in (("discovery", ["discovery"]), ("discovery+prototype", [])):
             runs = [time_run(phases, Path(tmp), f"bench-{name.replace('+', '-')}-{i}") for i in range(args.repeats)]
             results[name] = {"median": median_of(runs), "repeats": runs}
+        for brief in [b for b in args.briefs.split(",") if b and b != "adult"]:
+            runs = [time_run([], Path(tmp), f"bench-{brief}-{i}", brief) for i in range(args.repeats)]
+            results[f"{brief}: discovery+prototype"] = {"median": median_of(runs), "repeats": runs}
     floor = statistics.median(floors)
     print(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {args.repeats} repeats, medians")
     print(f"floor (papermill, one trivial cell, kernel start included): {floor:.2f} s")

@@ -10,6 +10,9 @@ in-process
     prediction log on (as served; the goal) and off. Also shown: the C++ session call the service makes
     (:meth:`OnnxScorer.run_raw <workbench.serving.OnnxScorer.run_raw>`, skipping the Python wrapper's per-call
     checks) and the ratios to it.
+    ``--tasks`` (default: multiclass and regression) measures the same for packages of the other tasks
+    (``tests/serving/conftest.py::build_task_package``: synthetic data, 4 inputs, ``--task-model`` hgb or linear),
+    each against ``InferenceSession.run`` of the output its answers read; ``--inprocess-only`` stops there.
 HTTP, 1 and 32 concurrent clients (``wrk``: requests/s, p50, p99, non-2xx, server CPU per request)
     (a) the real ``bento/service.py`` under ``bentoml serve`` -- default workers, also 1 and 2, and with the
         prediction log off (``WORKBENCH_PREDICTION_LOG=off``) to show its cost;
@@ -546,7 +549,13 @@ def print_report(inproc: dict, specs: list[ServerSpec], results: dict[str, dict]
              f"{GOALS['inprocess_ratio_max']:g}: {'met' if summary['inprocess']['met'] else 'NOT met'})")]
     for label, us, note in rows:
         print(f"  {label:<58} {us:8.1f}   {note}".rstrip())
+    for task, r in summary.get("inprocess_tasks", {}).items():
+        print(f"  {task} ({r['model']}): InferenceSession.run {r['session_run_us']:.1f}, handle {r['handle_us']:.1f} "
+              f"(ratio {r['ratio']:.2f}), log on {r['handle_log_on_us']:.1f} (ratio {r['ratio_log_on']:.2f}; goal "
+              f"<= {GOALS['inprocess_ratio_max']:g}: {'met' if r['ratio_log_on'] <= GOALS['inprocess_ratio_max'] else 'NOT met'})")
     print()
+    if not specs:
+        return
     print(f"HTTP (wrk, medians over {rounds} round(s); server CPU = CPU seconds of the server's processes / requests)")
     w = max(22, *(len(s.key) for s in specs))
     head = f"  {'configuration':<{w}} {'workers':>7} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} " \
@@ -670,6 +679,7 @@ def main() -> None:
     results = {k: {str(c): _median_runs([run[str(c)] for run in v]) for c in args.clients}
                for k, v in runs.items() if v}
     summary = summarize(inproc, specs, results, args.clients)
+    summary["inprocess_tasks"] = inproc_tasks
     print_report(inproc, specs, results, summary, args.clients, args.rounds)
     data = {
         "benchmark": "serving", "started": started, "host": platform.node(), "cores": CORES,

@@ -288,7 +288,7 @@ def _(mo, whatif_fields):
 
 
 @app.cell
-def _(mo, production, whatif_form):
+def _(ad, mo, production, whatif_form):
     mo.stop(
         production["status"] != "ok",
         mo.vstack([mo.md("## 5 · What-if: score one person"),

@@ -145,3 +145,86 @@ def test_report_failure_never_changes_the_run_status(tmp_path, runs_dir, monkeyp
     assert m["report"] == {"path": None, "error": "OSError: disk full"}
     assert not (r.run_dir / REPORT_NAME).exists()
     assert "could not write the run report" in caplog.text
+
+
+# ------------------------------------------------------------------------------------------- per task
+def _task_folder(root: Path, task: str) -> Path:
+    """A run folder whose reports are real report objects' to_dict() for ``task``, and only
+    ``figures/evaluation.png`` (the round-2 name) for the held-out figure."""
+    import numpy as np
+    import polars as pl
+
+    from workbench.evaluation.multiclass import evaluate_multiclass, multiclass_fairness_report
+    from workbench.evaluation.regression import evaluate_regression, regression_fairness_report
+
+    d = _run_folder(root)
+    rng = np.random.default_rng(0)
+    n = 300
+    sens = pl.DataFrame({"region": rng.choice(["north", "south"], n).tolist()})
+    if task == "regression":
+        y = rng.normal(50, 10, n)
+        yhat = y + rng.normal(0, 3, n)
+        ev = evaluate_regression(y, yhat, primary="mae").to_dict()
+        fair = regression_fairness_report(y, yhat, sens, thresholds={"mae_relative_difference": 0.5},
+                                          n_bootstrap=20).to_dict()
+        contract = {"task": task, "target": "wage", "positive_label": None, "columns": []}
+        metrics = {"mae": 2.4, "rmse": 3.0, "r2": 0.9, "median_ae": 2.0}
+        lb_task = {"task": task, "primary": "mae"}
+    else:
+        classes = ["a", "b", "c"]
+        y = rng.integers(0, 3, n)
+        proba = rng.dirichlet([1, 1, 1], n)
+        proba[np.arange(n), y] += 1
+        proba /= proba.sum(axis=1, keepdims=True)
+        ev = evaluate_multiclass(y, proba, classes=classes, primary="macro_f1").to_dict()
+        fair = multiclass_fairness_report(y, proba, sens, classes=classes, thresholds={"accuracy_difference": 0.3},
+                                          n_bootstrap=20).to_dict()
+        contract = {"task": task, "target": "species", "classes": classes, "columns": []}
+        metrics = {"macro_f1": 0.8, "balanced_accuracy": 0.8, "accuracy": 0.81, "weighted_f1": 0.8, "log_loss": 0.5}
+        lb_task = {"task": task, "classes": classes, "primary": "macro_f1"}
+    primary = lb_task["primary"]
+    lb = {**lb_task, "selected": "hgb", "best_baseline": "rule", "min_improvement": 0.05,
+          "comparisons": {"hgb": {"primary_delta": 0.3}},
+          "models": {"rule": {"kind": "baseline", "test": {"metrics": {m: v / 2 for m, v in metrics.items()}}},
+                     "hgb": {"kind": "candidate", "test": {"metrics": metrics},
+                             "cv": {"mean": {primary: 0.7}, "std": {primary: 0.02}}}}}
+    shap = {"model": "hgb", "explainer": "tree", "task": task, "sample_size": 50, "importance": {"tenure": 0.9},
+            "additivity": {"max_abs_error": 1e-15, "passed": True},
+            **({"importance_by_class": {c: {"tenure": 0.5 + i} for i, c in enumerate(["a", "b", "c"])}}
+               if task != "regression" else {})}
+    for name, body in {"evaluation": ev, "fairness": fair, "contract": contract, "leaderboard": lb,
+                       "shap": shap}.items():
+        (d / "reports" / f"{name}.json").write_text(json.dumps(body))
+    _png(d / "figures" / "evaluation.png", "evaluation")
+    return d
+
+
+def test_regression_report_shows_target_units_and_residuals(tmp_path):
+    html = run_report_html(_task_folder(tmp_path, "regression"))
+    assert "Task <b>regression</b>" in html and "Primary metric <b>mae</b> (lower is better)" in html
+    assert "Target <b>wage</b> (numeric, regression)" in html and "positive label" not in html
+    for col in ("rmse", "r2", "median_ae"):  # the task's own secondary metrics, not roc_auc/f1
+        assert f"<th>{col}</th>" in html
+    assert "<th>roc_auc</th>" not in html and "threshold None" not in html
+    assert "Residuals (actual - predicted, in the target's units)" in html and "residual quantile" in html
+    assert "mae_relative_difference" in html and "in the target's units" in html
+    assert "held-out rows of <b>hgb</b>, in the target&#x27;s units" in html
+    assert html.index("evaluation</figcaption>") < html.index("<h2 id='provenance'>")
+
+
+def test_multiclass_report_shows_classes_confusion_and_per_class_gaps(tmp_path):
+    html = run_report_html(_task_folder(tmp_path, "multiclass_classification"))
+    assert "Task <b>multiclass classification</b>" in html and "3 classes: <b>a, b, c</b>" in html
+    assert "<th>balanced_accuracy</th>" in html and "<th>roc_auc</th>" not in html
+    assert "Confusion counts" in html and "<th>support</th>" in html and "Macro calibration ECE" in html
+    assert "<th>class</th>" in html and "recall_difference" in html  # per-class gaps name their class
+    assert "Mean |SHAP| per class" in html and "raw class score" in html
+    assert "src='data:image/png;base64," in html and "evaluation</figcaption>" in html
+
+
+def test_old_binary_run_with_calibration_figure_still_shows_it(tmp_path):
+    d = _run_folder(tmp_path)
+    _png(d / "figures" / "calibration.png", "calibration")
+    html = run_report_html(d)
+    assert html.index("calibration</figcaption>") < html.index("<h3 id='fairness'>")
+    assert "<th>roc_auc</th>" in html and "positive label" in html

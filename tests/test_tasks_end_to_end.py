@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -92,9 +91,7 @@ def _pipeline_and_frames(r):
     run = RunFolder(r.run_dir)
     m = run.manifest()
     sel = m["results"]["prototype"]["selected"]
-    blob, art, actual = run.model_bytes(sel, m)
-    assert actual == art["sha256"]
-    model = pickle.loads(blob)  # noqa: S301 - the test's own run, hash verified
+    model = run.load_model(sel, m)
     brief = run.brief(m)
     data = load_dataset(brief)
     frames = model_frames(data, brief, run.contract())
@@ -155,3 +152,24 @@ def test_drift_and_feedback_on_logged_answers(promoted, env):
     fb = feedback_report(joined, mon)
     assert fb.primary == mon["primary_metric"]
     assert fb.live_value == pytest.approx(fb.certified_value, rel=0.05, abs=0.05)  # same rows, same model
+
+
+def test_an_altered_model_artifact_is_never_loaded(promoted, tmp_path):
+    import shutil
+
+    from workbench.artifacts import RunFolder
+    from workbench.errors import RunError
+
+    _, r, _ = promoted
+    copy = tmp_path / r.run_dir.name
+    shutil.copytree(r.run_dir, copy)
+    run = RunFolder(copy)
+    m = run.manifest()
+    sel = m["results"]["prototype"]["selected"]
+    art = copy / m["artifacts"][f"model_{sel}"]["path"]
+    art.write_bytes(art.read_bytes() + b"x")
+    with pytest.raises(RunError, match="sha256"):
+        run.load_model(sel, m)
+    (copy / "brief.yaml").write_text((copy / "brief.yaml").read_text() + "\n# edited\n")
+    with pytest.raises(RunError, match="frozen brief was edited"):
+        run.brief(m)

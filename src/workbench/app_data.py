@@ -438,10 +438,7 @@ def fairness_slice(fairness: dict, feature: str, metric: str) -> pl.DataFrame:
         evidence = g.get("evidence_tpr_fpr") if metric in ("tpr", "fpr") else g.get("evidence")
         if cls is not None and g.get("evidence") == "ok":
             evidence = (g.get("evidence_recall") or {}).get(cls, evidence)
-        if cls is not None:
-            positives = (g.get("class_counts") or {}).get(cls)
-        else:
-            positives = g.get("positives")
+        positives = (g.get("class_counts") or {}).get(cls) if cls is not None else g.get("positives")
         rows.append({"group": str(g["group"]), "n": int(g.get("count", 0)),
                      "positives": None if positives is None else int(positives),
                      "value": _num(g.get(metric)), "ci_low": _num(ci[0]), "ci_high": _num(ci[1]),

@@ -146,6 +146,24 @@ class RunFolder:
         return blob, art, hashlib.sha256(blob).hexdigest()
 
 
+    def load_model(self, name: str, manifest: dict | None = None) -> Any:
+        """The notebook model ``model_<name>``, loaded only after its sha256 matches the one the run recorded.
+
+        Raises
+        ------
+        RunError
+            The artifact is missing or its sha256 differs from the manifest (then it is never unpickled).
+        """
+        blob, art, actual = self.model_bytes(name, manifest)
+        if blob is None or not art or actual != art.get("sha256"):
+            raise RunError(f"run {self.run_id}: the model artifact model_{name} is missing or its sha256 "
+                           f"{(actual or '')[:12]} differs from the manifest's {str((art or {}).get('sha256'))[:12]}",
+                           hint="the run folder was altered; run again")
+        import pickle
+
+        return pickle.loads(blob)  # noqa: S301 - verified against the sha256 the run recorded
+
+
 @dataclass(frozen=True)
 class ModelPackage:
     """One model package (a folder in the BentoML model store)."""

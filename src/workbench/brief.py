@@ -36,6 +36,12 @@ __all__ = [
     "MonitoringSpec",
     "SensitiveBins",
     "ModelCardSpec",
+    "LeakageSpec",
+    "SearchSpec",
+    "CalibrationSpec",
+    "DeploymentSpec",
+    "DeriveSpec",
+    "FairnessAck",
     "load_brief",
     "PRIMARY_METRICS",
 ]
@@ -61,6 +67,15 @@ class DataSpec(_Strict):
     )
     collected: str | int | None = Field(None, description="when the data was collected (year or ISO date)")
     max_age_years: float = Field(2.0, gt=0, description="age beyond which data counts as stale (timeliness)")
+    prediction_time: str | None = Field(
+        None, description="date column holding when a prediction is made for each row; a date column recorded "
+                          "after it is a leak (the audit flags it)")
+    split: Literal["random", "time"] = Field(
+        "random", description="how the held-out split is made when there is no test file: random (stratified) or "
+                              "time (the latest test_size of the rows by split_column)")
+    split_column: str | None = Field(None, description="date column a time split orders by")
+    allow_duplicate_headers: bool = Field(
+        False, description="rename duplicate column headers (recorded in the manifest) instead of refusing the file")
 
 
 class TargetSpec(_Strict):
@@ -72,9 +87,74 @@ class TargetSpec(_Strict):
                                       "positive (default 0.5)")
 
 
+class DeriveSpec(_Strict):
+    """A feature derived from date columns: parts of one date, or the days between two."""
+
+    column: str | None = Field(None, description="date column to take parts of")
+    parts: list[Literal["year", "month", "day", "day_of_week", "day_of_year", "quarter"]] = Field(
+        default_factory=list, description="parts of the date, each becoming a numeric feature <column>_<part>")
+    days_between: list[str] | None = Field(None, min_length=2, max_length=2,
+                                           description="[start, end] date columns: end - start in days")
+    name: str | None = Field(None, description="name of the days_between feature (default <end>_minus_<start>_days)")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> DeriveSpec:
+        if (self.column is None) == (self.days_between is None):
+            raise ValueError("give either column (with parts) or days_between")
+        if self.column is not None and not self.parts:
+            raise ValueError("name the parts to derive from the date column")
+        return self
+
+
 class FeatureSpec(_Strict):
     include: list[str] = Field(default_factory=list, description="feature columns; empty means all but target/excluded")
     exclude: list[str] = Field(default_factory=list, description="columns never used as features")
+    derive: list[DeriveSpec] = Field(default_factory=list, description="features derived from date columns")
+
+
+class LeakageSpec(_Strict):
+    """When a column or a result looks too predictive to be honest. ``warn`` levels go into the gate table, the
+    report and the model card; ``block`` levels stop promotion unless ``acknowledge`` names the column with a
+    reason. Levels are on the task's single-feature score: ROC-AUC (binary, max(AUC, 1 - AUC)), one-vs-rest macro
+    AUC (multiclass), cross-fitted R^2 (regression)."""
+
+    warn_score: float | None = Field(None, gt=0, le=1, description="single-feature score that warns (task default)")
+    block_score: float | None = Field(None, gt=0, le=1, description="single-feature score that blocks (task default)")
+    shap_share_warn: float = Field(0.5, gt=0, le=1, description="share of the model's mean |SHAP| one feature may "
+                                                                "carry before it warns")
+    acknowledge: dict[str, str] = Field(default_factory=dict,
+                                        description="column (or 'held_out_metric') -> why its signal is not a leak")
+
+
+class SearchSpec(_Strict):
+    """The Prototype phase's hyper-parameter search (Optuna, TPE, seeded; median pruning on the CV folds)."""
+
+    families: list[str] = Field(default_factory=list, description="candidate families to search (empty: the task's)")
+    n_trials: int = Field(20, ge=1, le=1000, description="trials per family")
+    timeout_s: float = Field(40.0, gt=0, description="wall-time budget per family, seconds")
+    total_timeout_s: float = Field(100.0, gt=0, description="wall-time budget of the whole search, seconds")
+    cv_folds: int = Field(3, ge=2, le=10, description="CV folds inside the training split for each trial")
+    enabled: bool = Field(True, description="false: fit the candidates with their default parameters only")
+
+
+class CalibrationSpec(_Strict):
+    ece_tolerance: float = Field(0.02, ge=0, le=1, description="CV expected calibration error above which a "
+                                                                "calibrated version is tried (classification)")
+
+
+class DeploymentSpec(_Strict):
+    """Release rules (Deployment phase): champion/challenger tolerance and automatic rollback triggers."""
+
+    metric_tolerance: float = Field(0.01, ge=0, description="how much worse than the champion the challenger's "
+                                                            "primary metric may be")
+    guardrail_tolerance: float = Field(0.02, ge=0, description="how much a guardrail (fairness gap upper bound, "
+                                                               "calibration error) may regress")
+    latency_ratio: float = Field(2.0, gt=1, description="challenger p99 / champion p99 that rolls back")
+    error_ratio: float = Field(2.0, gt=1, description="challenger error rate / champion error rate that rolls back")
+    metric_drop: float = Field(0.05, ge=0, description="drop of the primary metric on labelled traffic that rolls back")
+    window_s: float = Field(300.0, gt=0, description="sliding window the watcher compares over, seconds")
+    min_requests: int = Field(100, ge=1, description="requests per model in the window before the watcher judges")
+    canary_steps: list[int] = Field(default_factory=lambda: [5, 25, 50, 100], description="canary percentages")
 
 
 class SuccessSpec(_Strict):
@@ -87,6 +167,14 @@ class BaselineSpec(_Strict):
     min_improvement: float = Field(0.0, ge=0, description="margin a candidate must beat the best baseline by")
 
 
+class FairnessAck(_Strict):
+    """Groups of one sensitive feature whose gap cannot be judged on this data, accepted with a reason."""
+
+    feature: str = Field(description="sensitive feature (or intersection 'a & b')")
+    groups: list[str] = Field(min_length=1, description="group labels as the fairness report shows them")
+    reason: str = Field(min_length=1, description="why promotion may go ahead without evidence for these groups")
+
+
 class FairnessSpec(_Strict):
     thresholds: dict[str, float] = Field(
         default_factory=lambda: {"demographic_parity_difference": 0.2, "equalized_odds_difference": 0.2},
@@ -95,6 +183,8 @@ class FairnessSpec(_Strict):
     min_slice_size: int = Field(30, ge=1, description="a slice smaller than this is 'insufficient evidence'")
     confidence_level: float = Field(0.95, gt=0.5, lt=1)
     bootstrap_samples: int = Field(200, ge=20, le=10000)
+    acknowledge: list[FairnessAck] = Field(
+        default_factory=list, description="groups with too little evidence that may pass review, each with a reason")
 
 
 class KillCriterion(_Strict):
@@ -112,6 +202,7 @@ class MonitoringSpec(_Strict):
     psi_critical: float = Field(0.25, gt=0)
     ks_alpha: float = Field(0.01, gt=0, lt=1)
     metric_tolerance: float = Field(0.05, ge=0, description="drop of the primary metric counted as concept drift")
+    min_rows: int = Field(300, ge=1, description="logged rows below which drift says 'not enough data' (exit 0)")
 
     @model_validator(mode="after")
     def _ordered(self) -> MonitoringSpec:
@@ -167,6 +258,10 @@ class Brief(_Strict):
     kill_criteria: list[KillCriterion] = Field(default_factory=list)
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
     model_card: ModelCardSpec = Field(default_factory=ModelCardSpec)
+    leakage: LeakageSpec = Field(default_factory=LeakageSpec)
+    search: SearchSpec = Field(default_factory=SearchSpec)
+    calibration: CalibrationSpec = Field(default_factory=CalibrationSpec)
+    deployment: DeploymentSpec = Field(default_factory=DeploymentSpec)
 
     # Where the brief was read from (not part of the YAML).
     source: str | None = Field(None, exclude=True)
@@ -200,6 +295,15 @@ class Brief(_Strict):
                 values["fairness"] = {**f, "thresholds": dict(get_task(task).default_gap_thresholds)}
             elif f is None:
                 values["fairness"] = {"thresholds": dict(get_task(task).default_gap_thresholds)}
+        d = values.get("data")
+        if isinstance(d, dict):
+            values["data"] = {k: normalize_column_name(v) if k in ("prediction_time", "split_column")
+                              and isinstance(v, str) else v for k, v in d.items()}
+        lk = values.get("leakage")
+        if isinstance(lk, dict) and isinstance(lk.get("acknowledge"), dict):
+            values["leakage"] = {**lk, "acknowledge": {
+                (k if k == "held_out_metric" else normalize_column_name(str(k))): v
+                for k, v in lk["acknowledge"].items()}}
         t = values.get("target")
         if isinstance(t, dict) and isinstance(t.get("column"), str):
             values["target"] = {**t, "column": normalize_column_name(t["column"])}
@@ -210,6 +314,15 @@ class Brief(_Strict):
                 and all(isinstance(c, str) for c in v) else v
                 for k, v in f.items()
             }
+            derive = values["features"].get("derive")
+            if isinstance(derive, list):
+                values["features"]["derive"] = [
+                    {**e, **({"column": normalize_column_name(e["column"])} if isinstance(e.get("column"), str)
+                             else {}),
+                     **({"days_between": [normalize_column_name(c) if isinstance(c, str) else c
+                                          for c in e["days_between"]]}
+                        if isinstance(e.get("days_between"), list) else {})}
+                    if isinstance(e, dict) else e for e in derive]
         return values
 
     @model_validator(mode="after")
@@ -247,6 +360,8 @@ class Brief(_Strict):
         if self.task == "binary_classification" and self.target.positive_label is None:
             out.append(("target.positive_label", "is required for binary_classification: the target value "
                                                  "that counts as positive"))
+        if self.data.split == "time" and not self.data.split_column:
+            out.append(("data.split_column", "is required with data.split: time (the date column to order by)"))
         for col in self.sensitive_bins:
             if col not in self.sensitive_features:
                 out.append((f"sensitive_bins.{col}", "names a column that is not a sensitive feature"))
@@ -293,6 +408,14 @@ class Brief(_Strict):
         refs.update({f"features.include[{i}]": c for i, c in enumerate(self.features.include)})
         refs.update({f"features.exclude[{i}]": c for i, c in enumerate(self.features.exclude)})
         refs.update({f"sensitive_features[{i}]": c for i, c in enumerate(self.sensitive_features)})
+        for key in ("prediction_time", "split_column"):
+            if getattr(self.data, key):
+                refs[f"data.{key}"] = getattr(self.data, key)
+        for i, d in enumerate(self.features.derive):
+            if d.column:
+                refs[f"features.derive[{i}].column"] = d.column
+            for j, c in enumerate(d.days_between or []):
+                refs[f"features.derive[{i}].days_between[{j}]"] = c
         return refs
 
     def check_columns(self, columns: list[str], *, data_file: str | Path | None = None) -> None:

@@ -57,3 +57,76 @@ def promoted(tmp_path_factory) -> PromotedRun:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+# ---------------------------------------------------------------------------------------------- other tasks
+TASK_BRIEFS = {"regression": ROOT / "briefs" / "wage.yaml",
+               "multiclass_classification": ROOT / "briefs" / "penguins.yaml"}
+TASK_QUICK = {"regression": {"sample_rows": "1500", "cv_folds": "3", "shap_sample": "100", "bootstrap_samples": "50"},
+              "multiclass_classification": {"sample_rows": "0", "cv_folds": "3", "shap_sample": "100",
+                                            "bootstrap_samples": "50"}}
+
+
+def _test_brief(task: str, dest: Path) -> Path:
+    """The bundled brief with an absolute data path; the regression brief's relative-MAE gap is loosened so a
+    1,500-row sample (wide intervals on small intersections) is promoted: these tests are about what the
+    outputs show, the gates have their own tests."""
+    import yaml
+
+    src = TASK_BRIEFS[task]
+    brief = yaml.safe_load(src.read_text())
+    brief["data"]["train"] = str((src.parent / brief["data"]["train"]).resolve())
+    if task == "regression":
+        brief["fairness"]["thresholds"] = {**brief["fairness"]["thresholds"], "mae_relative_difference": 2.0}
+    path = dest / src.name
+    path.write_text(yaml.safe_dump(brief, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="package", params=["regression", "multiclass_classification"])
+def task_run(request, tmp_path_factory) -> PromotedRun:
+    """A succeeded, promoted run of a regression (wage, 1,500 rows) or multiclass (penguins) brief, each in its
+    own runs folder and BentoML home. The environment points at it only inside :func:`task_env`."""
+    from workbench.config import Settings
+    from workbench.registry.promote import promote
+    from workbench.runs import execute_run
+
+    task = request.param
+    base = tmp_path_factory.mktemp(task.split("_")[0])
+    env = {"WORKBENCH_RUNS_DIR": str(base / "runs"), "BENTOML_HOME": str(base / "bentoml"),
+           "WORKBENCH_PROMOTIONS_DIR": str(base / "promotions"), "WORKBENCH_LOG_DIR": str(base / "log")}
+    saved = {k: os.environ.get(k) for k in ENV_KEYS}
+    os.environ.update(env)
+    os.environ.pop("WORKBENCH_MODEL_TAG", None)
+    try:
+        t0 = time.perf_counter()
+        cfg = Settings(root=Path(os.environ.get("WORKBENCH_TEST_ROOT", ROOT)))
+        run = execute_run(brief_path=_test_brief(task, base), params=TASK_QUICK[task], cfg=cfg)
+        assert run.status == "succeeded", run.error
+        result = promote(run.run_id, cfg=cfg, latency_calls=50)
+        assert result.promoted, [g.name for g in result.gates.failed]
+        promoted = PromotedRun(base=base, run_id=run.run_id, run_dir=run.run_dir, tag=result.tag, env=env,
+                               seconds=time.perf_counter() - t0)
+    finally:
+        _restore(saved)
+    return promoted
+
+
+def _restore(saved: dict) -> None:
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture
+def task_env(task_run):
+    """The environment of :func:`task_run` for one test."""
+    saved = {k: os.environ.get(k) for k in ENV_KEYS}
+    os.environ.update(task_run.env)
+    os.environ.pop("WORKBENCH_MODEL_TAG", None)
+    try:
+        yield task_run
+    finally:
+        _restore(saved)

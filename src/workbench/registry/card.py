@@ -146,9 +146,10 @@ def _parity_line(parity: dict, task_name: str) -> str:
     tol_text = f" (tolerance {tol:g})" if isinstance(tol, int | float) else ""
     if parity.get("label_agreement") is None:  # regression: no labels, differences in the target's units
         std = parity.get("target_std")
-        scale = f", tolerances scaled by the training target's std {std:.4g}" if std else ""
+        if std and isinstance(tol, int | float):
+            tol_text = f" (tolerance {tol:.3g}: {tol / std:.0e} x the training target's std {std:.4g})"
         return (f"\nONNX parity on {parity['rows']} rows: max |Δprediction| {parity['max_abs_diff']:.2e}, p99 "
-                f"{parity['p99_abs_diff']:.2e} in the target's units{tol_text}{scale}.\n")
+                f"{parity['p99_abs_diff']:.2e} in the target's units{tol_text}.\n")
     what = "per-class |Δp|" if task_name == "multiclass_classification" else "|Δp|"
     return (f"\nONNX parity: label agreement {100 * parity['label_agreement']:.3f}% on {parity['rows']} rows, "
             f"max {what} {parity['max_abs_diff']:.2e}, p99 {parity['p99_abs_diff']:.2e}{tol_text}.\n")
