@@ -11,6 +11,9 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export UV_LINK_MODE := copy
+# Bytecode compiled at install: without it (PYTHONDONTWRITEBYTECODE is common in CI) every kernel and server
+# start compiles the stack from source.
+export UV_COMPILE_BYTECODE := 1
 export OMP_NUM_THREADS ?= 1
 
 .PHONY: help setup run test test-all lint bench bento clean-runs data-convert lab browser
