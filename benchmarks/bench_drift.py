@@ -30,6 +30,18 @@ Measurements
     ``drift_report`` (with the CLI's window, the first and last ``ts``) is timed ``--repeats`` times, and the
     report is checked to equal the in-memory one (same severity, same PSI per feature). The CLI's plot and
     HTML are not included (matplotlib's import alone is about a second and does not grow with rows).
+``single``
+    ``workbench drift`` over a log of one-record requests (the common case the service sees; issue 11 item 9
+    measured 51 s and 1.56 GB for 1.24M of them): ``--single-rows`` (default 1M) requests written one JSON line
+    each with :class:`~workbench.monitoring.log.PredictionLog` (about 515 bytes a line: the Adult inputs, the
+    probability, the label, the flags), then, each in a fresh process so that each peak RSS (``VmHWM``) is that
+    path's own, as the CLI's would be: (1) the line-per-request reader (``read_log`` with the profile's input
+    kinds, as ``workbench drift`` read until round 2) + ``drift_report``; (2) ``compact_log`` once (JSONL ->
+    Parquet, timed and sized); (3) ``drift_from_log``, what ``workbench drift`` calls: the compacted Parquet read
+    columnar (only the profiled features, the probability and ``ts``) + ``drift_report``. Medians over
+    ``--single-repeats`` runs (fewer when a path's runs pass ``--single-budget`` seconds), CPU seconds, the speed
+    and RSS ratios, and whether both paths give the same report. Imports (scipy, pyarrow) are warmed up before
+    timing and reported apart. Goal: (3) <= 3 s and <= 1 GiB at 1M rows.
 ``evidently``
     Evidently's data-drift report (``Report([DataDriftPreset()]).run(current, reference)``, the 0.7 API) on
     the Adult train split (features + the same model's probabilities on it) as reference and the same
@@ -58,6 +70,7 @@ Usage::
 
     python benchmarks/bench_drift.py                         # 100k and 1M rows, log path, Evidently
     python benchmarks/bench_drift.py --sizes 100000,1000000,3000000 --sections drift,log
+    python benchmarks/bench_drift.py --sections single                  # 1M one-record requests: JSONL vs Parquet
 """
 
 from __future__ import annotations
@@ -372,6 +385,148 @@ def show_log(res: dict) -> None:
               f"x{s['time_ratio']:.2f}, per row x{s['per_row_ratio']:.2f} (1.00 = linear)")
 
 
+# ----------------------------------------------------------------------------------------------- single-record log
+GOAL_SINGLE_SECONDS = 3.0
+GOAL_SINGLE_RSS_GIB = 1.0
+
+
+def run_single(args: argparse.Namespace, wl: Workload) -> dict:
+    """``workbench drift`` over a log of one-record requests: the line-per-request reader against compaction +
+    the columnar reader, each in a fresh process (so each peak RSS is that path's own, as the CLI would use)."""
+    rows = args.single_rows
+    py = sys.executable
+    with tempfile.TemporaryDirectory(prefix="bench-drift-single-", dir=args.tmp_dir) as td:
+        root = Path(td) / "log"
+        print(f"  writing {rows:>12,} single-record requests to a prediction log ...", file=sys.stderr, flush=True)
+        write = _write_log(wl, rows, root, 1)
+        spec = {"root": str(root), "profile": str(Path(td) / "profile.json"), "model_version": MODEL_VERSION,
+                "repeats": args.single_repeats, "budget_s": args.single_budget,
+                "monitoring": {"psi_warning": 0.1, "psi_critical": 0.25, "ks_alpha": 0.01, "min_rows": 300}}
+        Path(spec["profile"]).write_text(json.dumps(wl.profile))
+        out: dict = {"rows": rows, "write": write, "goal_seconds": GOAL_SINGLE_SECONDS,
+                     "goal_rss_gib": GOAL_SINGLE_RSS_GIB}
+        for mode in ("jsonl", "compact", "columnar"):  # order matters: compaction replaces the JSONL
+            print(f"  {mode}: {rows:,} single-record rows (fresh process) ...", file=sys.stderr, flush=True)
+            spec_path = Path(td) / f"spec-{mode}.json"
+            spec_path.write_text(json.dumps({**spec, "mode": mode}))
+            out[mode] = _single_subprocess(py, spec_path, args)
+        j, c = out["jsonl"], out["columnar"]
+        if "s" in j and "s" in c:
+            out["speedup_median"] = round(j["s"]["median"] / c["s"]["median"], 1)
+            out["rss_ratio"] = round(j["peak_rss_gib"] / c["peak_rss_gib"], 2)
+            out["same_report"] = j.get("severity") == c.get("severity") and j.get("psis", {}).keys() == \
+                c.get("psis", {}).keys() and all(abs(j["psis"][k] - c["psis"][k]) <= 1e-9 for k in j["psis"])
+            out["meets_goal"] = c["s"]["median"] <= GOAL_SINGLE_SECONDS and c["peak_rss_gib"] <= GOAL_SINGLE_RSS_GIB
+        out["parquet_bytes"] = sum(p.stat().st_size for p in root.rglob("*.parquet"))
+    return out
+
+
+def _single_subprocess(py: str, spec_path: Path, args: argparse.Namespace) -> dict:
+    load_before = _load1()
+    watch = _CpuWatch()
+    cmd = [py, str(Path(__file__).resolve()), "--single-worker", str(spec_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.single_budget * 2 + 300)
+    except subprocess.TimeoutExpired:
+        return {"error": "timed out"}
+    lines = [json.loads(x) for x in done.stdout.splitlines() if x.startswith("{")]
+    runs = [x for x in lines if x.get("kind") == "run"]
+    res: dict = {"load_1min": {"before": load_before, "after": _load1()}, "others_busy_cpus": watch.others_busy_cpus()}
+    if done.returncode != 0 or not runs:
+        res["error"] = f"exit {done.returncode}: " + "\n".join(done.stderr.strip().splitlines()[-5:])
+        return res
+    res["s"] = _stats([r["wall_s"] for r in runs], [r["cpu_s"] for r in runs], runs[0].get("rows", 0) or 1)
+    res["s"]["runs"] = len(runs)
+    res["peak_rss_gib"] = max(r["peak_rss_gib"] for r in runs)
+    res.update({k: v for k, v in runs[-1].items() if k not in ("kind", "wall_s", "cpu_s", "peak_rss_gib")})
+    res["import_s"] = next((x["import_s"] for x in lines if x.get("kind") == "info"), None)
+    return res
+
+
+def _own_peak_rss_gib() -> float:
+    """This process's own peak RSS (``VmHWM``): ``ru_maxrss`` survives ``execve`` on Linux, so a child started by
+    a large parent would report the parent's size."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return _peak_rss_gib()
+
+
+def single_worker(spec_path: str) -> int:
+    """In a fresh process: time one path over the single-record log, one JSON line per run on stdout."""
+    spec = json.loads(Path(spec_path).read_text())
+    from workbench.monitoring.compact import compact_log
+    from workbench.monitoring.drift import drift_from_log, drift_report
+    from workbench.monitoring.log import read_log
+
+    t0 = time.perf_counter()
+    import pyarrow.json  # noqa: F401 - warm-up: imports are not the reading path (reported apart)
+    import pyarrow.parquet  # noqa: F401
+    import scipy.stats  # noqa: F401
+
+    print(json.dumps({"kind": "info", "import_s": round(time.perf_counter() - t0, 3)}), flush=True)
+    profile = json.loads(Path(spec["profile"]).read_text())
+    mon, mv, root = spec["monitoring"], spec["model_version"], spec["root"]
+    kinds = {f: r["kind"] for f, r in profile["features"].items()}
+    started = time.perf_counter()
+    repeats = 1 if spec["mode"] == "compact" else spec["repeats"]
+    for i in range(repeats):
+        gc.collect()
+        c0, t0 = time.process_time(), time.perf_counter()
+        extra: dict = {}
+        if spec["mode"] == "jsonl":  # the line-per-request reader, as `workbench drift` reads today
+            live = read_log(root, model_version=mv, input_kinds=kinds)
+            report = drift_report(live, profile, psi_warning=mon["psi_warning"], psi_critical=mon["psi_critical"],
+                                  ks_alpha=mon["ks_alpha"], min_rows=mon["min_rows"], model_version=mv,
+                                  window={"since": None, "first": live["ts"].min(), "last": live["ts"].max()})
+            del live
+        elif spec["mode"] == "compact":
+            res = compact_log(root, mv, include_active=True)  # the bench's own log: closed, so compact it all
+            report = None
+            extra = {"segments": len(res.compacted), "torn_lines": res.torn_lines, "bytes_in": res.bytes_in,
+                     "bytes_out": res.bytes_out, "rows": res.rows}
+        else:  # compacted Parquet, columnar: what `workbench drift` calls (drift_from_log)
+            report = drift_from_log(profile, mon, log_dir=root, model_version=mv)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        if report is not None:
+            d = report.to_dict()
+            extra = {"rows": report.rows, "severity": report.severity,
+                     "psis": {**{f["feature"]: f["psi"] for f in d["features"]}, "(prediction)": d["prediction"]["psi"]}}
+        print(json.dumps({"kind": "run", "i": i, "wall_s": wall, "cpu_s": cpu, "peak_rss_gib": round(_own_peak_rss_gib(), 3),
+                          **extra}), flush=True)
+        if time.perf_counter() - started + wall > spec["budget_s"]:
+            break
+    return 0
+
+
+def show_single(res: dict) -> None:
+    print(f"\n`workbench drift` over {res['rows']:,} single-record requests (one JSON line each, "
+          f"{res['write']['bytes'] / 1e6:.0f} MB of JSONL; each path in a fresh process)")
+    hdr = f"{'path':<38} {'median s':>9} {'min s':>7} {'cpu s':>7} {'runs':>4} {'peak RSS GiB':>12} {'load':>5}  note"
+    print(hdr)
+    print("-" * len(hdr))
+    names = {"jsonl": "line-per-request reader + drift_report", "compact": f"compact_log (once, {res['rows']:,} rows)",
+             "columnar": "compacted Parquet: drift_from_log"}
+    for mode, name in names.items():
+        r = res.get(mode, {})
+        if "s" not in r:
+            print(f"{name:<38} {'-':>9}  {r.get('error')}")
+            continue
+        s = r["s"]
+        note = (f"{r.get('segments')} segments, {r.get('bytes_in', 0) / 1e6:.0f} MB -> {r.get('bytes_out', 0) / 1e6:.1f}"
+                f" MB, {r.get('torn_lines')} torn" if mode == "compact" else f"severity {r.get('severity')}")
+        print(f"{name:<38} {s['median']:>9.3f} {s['min']:>7.3f} {s['cpu_median']:>7.2f} {s['runs']:>4} "
+              f"{r['peak_rss_gib']:>12.3f} {r['load_1min']['before']:>5.2f}  {note}")
+    if "speedup_median" in res:
+        print(f"columnar vs line-per-request: x{res['speedup_median']:g} faster (medians), x{res['rss_ratio']:g} less "
+              f"peak RSS; same report: {'yes' if res['same_report'] else 'NO'}; goal <= {res['goal_seconds']:g} s and "
+              f"<= {res['goal_rss_gib']:g} GiB: {'met' if res['meets_goal'] else 'MISSED'}")
+
+
 # ----------------------------------------------------------------------------------------------- Evidently
 def _venv_python(venv: Path) -> Path:
     return venv / "bin" / "python"
@@ -632,7 +787,8 @@ def show_verdict(v: dict) -> None:
 
 # ----------------------------------------------------------------------------------------------- main
 SECTIONS: dict[str, tuple[Callable[[argparse.Namespace, Workload], dict], Callable[[dict], None]]] = {
-    "drift": (run_drift, show_drift), "log": (run_log, show_log), "evidently": (run_evidently, show_evidently)}
+    "drift": (run_drift, show_drift), "log": (run_log, show_log), "single": (run_single, show_single),
+    "evidently": (run_evidently, show_evidently)}
 
 
 
@@ -651,6 +807,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--evidently-worker"]:  # inside the Evidently venv: no polars, no workbench
         return evidently_worker(argv[1])
+    if argv[:1] == ["--single-worker"]:
+        return single_worker(argv[1])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=_sizes, default=_sizes("100000,1000000"),
                     help="live rows for drift_report on an in-memory frame (add 3000000 for a third point)")
@@ -660,6 +818,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="live rows for Evidently's data-drift report")
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per size (the median is reported)")
     ap.add_argument("--batch", type=int, default=100, help="rows per request line in the prediction log")
+    ap.add_argument("--single-rows", type=int, default=1_000_000,
+                    help="single-record requests for the compaction section (`single`)")
+    ap.add_argument("--single-repeats", type=int, default=3, help="timed runs per path in the `single` section")
+    ap.add_argument("--single-budget", type=float, default=240.0,
+                    help="seconds per path in the `single` section before it stops repeating")
     ap.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, of {', '.join(SECTIONS)}")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "drift.json",
                     help="where to save the JSON figures")

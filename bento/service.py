@@ -2,8 +2,12 @@
 
 Run it from this folder: ``bentoml serve --host 127.0.0.1 --port 3000`` (``service:Predict``). The model is
 resolved at import -- ``$WORKBENCH_MODEL_TAG``, else the model a built Bento was built with, else the
-production pointer (:func:`workbench.serving.resolve_model`) -- and loaded, sha256-verified and self-tested in
-``__init__``; ``/readyz`` answers 200 only after that, and never for a model that fails verification.
+production pointer (:func:`workbench.serving.resolve_model`) -- **once per server**: the first process of
+``bentoml serve`` resolves it before any worker starts and pins it (``$WORKBENCH_SERVING_PIN``), and every worker,
+respawned ones included, serves that model until the server is restarted (a promotion or rollback never splits a
+server between two models). It is loaded, verified whole (``package.json``: every file's sha256) and self-tested
+in ``__init__``; ``/readyz`` answers 200 only after that, and never for a model that fails verification, nor
+while the prediction log cannot be written (it says why: ``not ready: prediction log unwritable: ...``).
 All logic lives in :mod:`workbench.serving`; this file imports nothing else from workbench, and nothing from
 scikit-learn, shap or fairlearn.
 
@@ -22,12 +26,17 @@ Serving decisions (measured on the Adult logistic regression; see README "Servin
 * BentoML's per-request timeout timers are cancelled once a response starts, and ``/predict`` is excluded from
   tracing (see benchmarks/bench_serving.py: p99 at 1 client 209 ms -> ~1 ms) and from BentoML's per-request
   access log (refusals are still logged; :func:`workbench.serving.app.service_options`).
+* The edge: ``application/json`` required (415), bodies over ``limits.max_body_bytes`` refused (413) after
+  draining them (bounded) so every client reads the answer, duplicate keys refused (400), strings bounded by the
+  contract, connections stalled in their request head closed after ``$WORKBENCH_HEADER_TIMEOUT`` (10 s), every
+  refusal logged with its request id; ``/docs.json`` documents exactly that (:mod:`workbench.serving.openapi`).
 * Binds 127.0.0.1 unless ``--host``/``BENTOML_HOST`` says otherwise (the image sets ``BENTOML_HOST=0.0.0.0``).
 """
 
 from __future__ import annotations
 
 import gc
+import json
 from pathlib import Path
 
 import bentoml
@@ -37,26 +46,41 @@ from workbench.serving.app import (
     BodyLimit,
     PredictorSlot,
     PredictRoute,
+    ServiceRoutes,
     cancel_bentoml_timeout_timers,
     direct_predict,
+    install_header_timeout,
     request_spec,
     respond,
     service_options,
 )
-from workbench.serving.observe import prediction_log_for, prometheus_hook
+from workbench.serving.observe import log_failure_hook, log_on_failure, prediction_log_for, prometheus_hook
+from workbench.serving.openapi import openapi_document
 from workbench.serving.schema import RequestSchema, ServingConfig, response_model
 
 # BentoML 1.4 arms a 30 s timer per request and never cancels it; the garbage collector's passes over those
 # timers stalled requests by up to 85 ms (p99 209 ms at 1 client). Cancel them once the response has started.
 cancel_bentoml_timeout_timers()
+install_header_timeout()  # uvicorn never closes a connection stalled in its request head
 
-# In a built Bento, its bento.yaml (one folder up) pins the model it was built with.
-MODEL = resolve_model(bento_dir=Path(__file__).resolve().parents[1])
-CONFIG = ServingConfig.load(MODEL.path / "serving.json")
-PredictRequest = request_spec(RequestSchema(CONFIG))
-# What /predict answers, for /docs: binary probability + label, multiclass label + probabilities, regression
-# prediction (serving.json's task).
-PredictResponse = response_model(CONFIG)
+# In a built Bento, its bento.yaml (one folder up) pins the model it was built with. pin=True: resolved once, in
+# `bentoml serve`'s first process; its workers (respawned ones too) inherit it.
+MODEL = resolve_model(bento_dir=Path(__file__).resolve().parents[1], pin=True)
+LOG_ON_FAILURE = log_on_failure()  # "refuse" (503) or "serve" (answer anyway, loudly): WORKBENCH_LOG_ON_FAILURE
+try:
+    CONFIG = ServingConfig.load(MODEL.path / "serving.json")  # for the schema; verified in __init__
+except Exception:  # an unreadable serving.json: __init__ reports it (the service starts unavailable)
+    CONFIG = None
+if CONFIG is None:  # documents nothing until the package is fixed; /predict answers 503 with the reason
+    from workbench.serving.schema import ErrorResponse as PredictResponse
+
+    class PredictRequest(bentoml.IODescriptor):
+        body: bytes = b""
+else:
+    PredictRequest = request_spec(RequestSchema(CONFIG))
+    # What /predict answers, for /docs: binary probability + label, multiclass label + probabilities, regression
+    # prediction (serving.json's task).
+    PredictResponse = response_model(CONFIG)
 # POST /predict is answered by a middleware with the same predictor, skipping BentoML's per-request route
 # machinery (~170 us of CPU per request); WORKBENCH_DIRECT_PREDICT=0 sends it through BentoML's route instead.
 DIRECT = direct_predict()
@@ -74,16 +98,21 @@ class Predict:
         self.predictor = load_predictor(MODEL)
         if self.predictor.ready:
             # Every answered request is in the prediction log before its answer leaves (workbench drift reads it);
-            # live counters by model version on /metrics.
+            # live counters by model version on /metrics. An unwritable log folder never crashes the worker: the
+            # service starts not ready, with the reason, and recovers once the folder is writable.
             self.predictor.log = prediction_log_for(self.predictor.tag)
+            self.predictor.log_policy = LOG_ON_FAILURE
+            if self.predictor.log is not None:
+                self.predictor.log.check()
             self.predictor.on_scored = prometheus_hook(self.predictor.tag)
+            self.predictor.on_log_failure = log_failure_hook(self.predictor.tag)
         SLOT.instance = self  # PredictRoute answers /predict with self.predictor from now on
         # Start-up objects (~90k: BentoML, pydantic, onnxruntime) never die; a full GC pass over them took
         # ~33 ms here, a stall on every request in flight. Freeze them out of the collector's scans.
         gc.freeze()
 
     def __is_ready__(self) -> bool:
-        return self.predictor.ready
+        return self.predictor.readiness()[0]
 
     @bentoml.api(route="/predict", input_spec=PredictRequest, output_spec=PredictResponse)
     async def predict(self, body: bytes, ctx: bentoml.Context) -> PredictResponse:  # type: ignore[valid-type]
@@ -93,6 +122,17 @@ class Predict:
         return await respond(self.predictor, body, ctx)
 
 
-Predict.add_asgi_middleware(BodyLimit, max_bytes=CONFIG.limits.max_body_bytes)
+def _document() -> dict:
+    """/docs.json: BentoML's document with /predict, the probes and the title as the service behaves."""
+    base = Predict.openapi_spec.asdict()
+    if CONFIG is None:
+        return base
+    profile_path = MODEL.path / "reference_profile.json"
+    profile = json.loads(profile_path.read_text()) if profile_path.is_file() else None
+    return openapi_document(base, CONFIG, PredictResponse, tag=MODEL.tag, profile=profile)
+
+
+Predict.add_asgi_middleware(BodyLimit, max_bytes=CONFIG.limits.max_body_bytes if CONFIG else 10 * 1024 * 1024)
+Predict.add_asgi_middleware(ServiceRoutes, slot=SLOT, document=_document)
 if DIRECT:  # inside BodyLimit and BentoML's metrics, tracing, access-log and timeout middlewares
     Predict.add_asgi_middleware(PredictRoute, slot=SLOT, path="/predict")

@@ -15,7 +15,8 @@ from workbench.runs import execute_run, read_manifest
 
 pytestmark = [pytest.mark.notebook, pytest.mark.timeout(600)]
 
-QUICK = {"sample_rows": "3000", "cv_folds": "3", "shap_sample": "200", "bootstrap_samples": "50"}
+QUICK = {"sample_rows": "3000", "cv_folds": "3", "shap_sample": "200", "bootstrap_samples": "50",
+         "candidates": "logreg,hgb"}
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +122,7 @@ def test_other_dataset_and_kill_criteria_stop_the_run(tmp_path, runs_dir):
     brief = write_brief(tmp_path / "churn.yaml", "churn.csv", success={"metric": "pr_auc", "threshold": 0.99},
                         kill_criteria=[{"id": "K1", "description": "PR-AUC below 0.99 on held-out data",
                                         "check": "success_threshold_missed"}])
-    r = execute_run(brief_path=brief, params={"cv_folds": "3", "shap_sample": "100", "bootstrap_samples": "30"},
+    r = execute_run(brief_path=brief, params={"cv_folds": "3", "shap_sample": "100", "bootstrap_samples": "30", "candidates": "logreg,hgb"},
                     cfg=Settings(root=ROOT))
     assert r.status == "stopped" and r.exit_code == 3
     m = read_manifest(r.run_dir)

@@ -228,3 +228,36 @@ def test_old_binary_run_with_calibration_figure_still_shows_it(tmp_path):
     html = run_report_html(d)
     assert html.index("calibration</figcaption>") < html.index("<h3 id='fairness'>")
     assert "<th>roc_auc</th>" in html and "positive label" in html
+
+
+# ------------------------------------------------------------------------------------------- for stakeholders
+def test_report_leads_with_plain_sentences_and_explains_its_terms(tmp_path):
+    html = run_report_html(_run_folder(tmp_path))
+    plain = html[html.index("<h2 id='plain'>"):html.index("<h2 id='gates'>")]
+    assert "The selected model, gradient-boosted trees (hgb), scores 0.810 on PR-AUC (" in plain
+    assert "the best simple rule, a one-question rule (rule), scores 0.420" in plain
+    assert "equalized-odds gap" in plain and "pr_auc" not in plain and "equalized_odds_difference" not in plain
+    assert "reported, not gated" in plain  # the glossary explains "no threshold"
+
+
+def test_parameters_show_the_values_the_run_used_and_where_they_came_from(tmp_path):
+    d = _run_folder(tmp_path)
+    m = json.loads((d / "manifest.json").read_text())
+    m["parameters"]["prototype"] = {"seed": 7, "sample_rows": 0, "candidates": "", "cv_folds": 5,
+                                    "shap_sample": 1000, "bootstrap_samples": 0, "run_dir": "/x"}
+    m["brief"]["content"]["fairness"] = {"bootstrap_samples": 200}
+    (d / "manifest.json").write_text(json.dumps(m))
+    (d / "params.yaml").write_text("prototype:\n  cv_folds: 5\n  run_dir: /x\n")
+    html = run_report_html(d)
+    params = html[html.index("<h3>Parameters</h3>"):html.index("<h3>Data</h3>")]
+    assert "bootstrap_samples=0" not in params and "<td>0</td>" not in params
+    # the fairness report ran 100 replicates: that is the value used, and the brief is where it came from
+    assert re.search(r"<td>bootstrap_samples</td><td>100</td><td>the brief \(fairness.bootstrap_samples\)", params)
+    assert re.search(r"<td>sample_rows</td><td>all rows \(100 train\)</td>", params)
+    assert re.search(r"<td>candidates</td><td>hgb</td>", params)
+    assert re.search(r"<td>shap_sample</td><td>50 \(asked for 1000", params)
+    assert re.search(r"<td>cv_folds</td><td>5</td><td>set for this run</td>", params)
+    assert re.search(r"<td>seed</td><td>7</td><td>notebook default</td>", params)
+    # without a fairness report, the brief's own value
+    (d / "reports" / "fairness.json").unlink()
+    assert re.search(r"<td>bootstrap_samples</td><td>200</td>", run_report_html(d))

@@ -164,3 +164,61 @@ def test_cli_bad_param_exit_code(churn_project, runs_dir):
                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
     assert out.returncode == 2
     assert "bogus" in out.stderr and "known parameters" in out.stderr
+
+
+# ----------------------------------------------------------------------------------------------- runs of briefs
+def _fake_run(runs_dir: Path, run_id: str, brief: str, status: str = "succeeded", selected: str | None = "logreg",
+              phases=("discovery", "prototype")) -> None:
+    d = runs_dir / run_id
+    d.mkdir(parents=True)
+    results = {"prototype": {"selected": selected}} if selected else {}
+    error = {"message": "gate 'kill_criteria' failed after the prototype phase"} if status == "stopped" else None
+    (d / "manifest.json").write_text(json.dumps({"run_id": run_id, "status": status, "brief": {"name": brief},
+                                                 "results": results, "phases": list(phases), "error": error}))
+
+
+def test_latest_resolves_within_the_brief_skipping_unpromotable_runs(runs_dir):
+    from workbench.errors import RunError
+    from workbench.runs import choose_run
+
+    _fake_run(runs_dir, "20260101-000001-a", "a")
+    _fake_run(runs_dir, "20260101-000002-b", "b")
+    _fake_run(runs_dir, "20260101-000003-a", "a", status="stopped")
+    _fake_run(runs_dir, "20260101-000004-a", "a", selected=None, phases=("discovery",))
+    with pytest.raises(RunError, match=r"runs of 2 briefs \(a, b\)") as e:
+        choose_run("latest", runs_dir)
+    assert e.value.exit_code == 2
+    c = choose_run("latest", runs_dir, brief="a")
+    assert c.run_id == "20260101-000001-a"
+    assert [rid for rid, _ in c.skipped] == ["20260101-000004-a", "20260101-000003-a"]
+    assert "discovery only" in c.note() and "stopped" in c.note()
+    assert resolve_run("latest", runs_dir, brief="a", promotable=True) == runs_dir / "20260101-000001-a"
+    assert choose_run("latest", runs_dir, brief="b").run_id == "20260101-000002-b"
+    with pytest.raises(RunError, match="no run of brief 'c'") as e:
+        choose_run("latest", runs_dir, brief="c")
+    assert e.value.exit_code == 2
+
+
+def test_named_runs_that_do_not_exist_or_cannot_be_promoted(runs_dir):
+    from workbench.errors import RunError
+    from workbench.runs import choose_run
+
+    _fake_run(runs_dir, "20260101-000003-a", "a", status="stopped")
+    _fake_run(runs_dir, "20260101-000004-a", "a", status="failed")
+    _fake_run(runs_dir, "20260101-000005-a", "a", selected=None, phases=("discovery",))
+    with pytest.raises(RunError, match="not found") as e:
+        resolve_run("20990101-nope", runs_dir)
+    assert e.value.exit_code == 2
+    with pytest.raises(RunError, match="cannot be promoted: stopped") as e:
+        choose_run("20260101-000003-a", runs_dir)
+    assert e.value.exit_code == 3
+    for rid in ("20260101-000004-a", "20260101-000005-a"):
+        with pytest.raises(RunError, match="cannot be promoted") as e:
+            choose_run(rid, runs_dir)
+        assert e.value.exit_code == 2
+    with pytest.raises(RunError, match="belongs to brief 'a', not 'b'"):
+        choose_run("20260101-000003-a", runs_dir, brief="b")
+    with pytest.raises(RunError, match="none promotable; the newest, 20260101-000005-a, is discovery only") as e:
+        choose_run("latest", runs_dir)
+    assert e.value.exit_code == 2
+    assert resolve_run("20260101-000004-a", runs_dir) == runs_dir / "20260101-000004-a"  # not promotable: still shown

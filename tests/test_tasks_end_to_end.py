@@ -19,6 +19,10 @@ from workbench.runs import execute_run
 pytestmark = [pytest.mark.notebook, pytest.mark.timeout(900)]
 
 QUICK = {"cv_folds": "3", "shap_sample": "100", "bootstrap_samples": "50"}
+# Wage fits the linear model and HGB with default parameters; penguins (344 rows) also runs the LightGBM/XGBoost
+# search through the notebook, on a small trial budget.
+TASK_PARAMS = {"regression": {"candidates": "ridge,hgb"},
+               "multiclass_classification": {"search_trials": "3", "search_timeout": "20"}}
 BRIEFS = {"regression": ROOT / "briefs" / "wage.yaml", "multiclass_classification": ROOT / "briefs" / "penguins.yaml"}
 
 
@@ -46,7 +50,7 @@ def promoted(request, env):
     from workbench.registry.promote import promote
 
     task = request.param
-    r = execute_run(brief_path=BRIEFS[task], params=QUICK, cfg=Settings(root=ROOT))
+    r = execute_run(brief_path=BRIEFS[task], params={**QUICK, **TASK_PARAMS[task]}, cfg=Settings(root=ROOT))
     assert r.status == "succeeded", r.error
     result = promote(r.run_id, cfg=Settings(root=ROOT), latency_calls=100)
     assert result.promoted, [(g.name, g.detail) for g in result.gates.failed]

@@ -10,7 +10,9 @@ import html
 import json
 import math
 import os
+import stat
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +45,41 @@ def jsonable(obj: Any) -> Any:
     return str(obj)
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux: ``/proc/self/status``); elsewhere
+    set-and-restore under a lock (``os.umask`` is the only portable way to read it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write to a temporary file in the same folder, fsync, then rename: readers never see half a file."""
+    """Write to a temporary file in the same folder, fsync, then rename: readers never see half a file.
+
+    The file gets the mode a plain ``open()`` would give it (``0o666`` less the umask: 0644 under umask 0022),
+    not the temporary file's private 0600, so a teammate can read a run and a service running as another user can
+    read the production pointer.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, (stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IWGRP | stat.S_IROTH | stat.S_IWOTH)
+                      & ~_umask())
+        else:  # pragma: no cover - Windows: mkstemp's mode is what the OS allows there
+            os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

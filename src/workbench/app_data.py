@@ -68,6 +68,22 @@ __all__ = [
     "drift_status",
     "prediction_drift_summary",
     "run_error",
+    "GLOSSARY",
+    "term",
+    "explain",
+    "glossary",
+    "model_name",
+    "gap_value_text",
+    "gap_sentence",
+    "lead_overview",
+    "lead_performance",
+    "lead_fairness",
+    "lead_shap",
+    "lead_whatif",
+    "lead_drift",
+    "gate_plain",
+    "gate_rows",
+    "records",
 ]
 
 MISSING_OPTION = "(missing)"
@@ -110,6 +126,11 @@ def task_of(*reports: dict | None) -> str:
     return BINARY
 
 _BLUE, _GREY, _ORANGE, _RED, _GREEN = "#1f77b4", "#9e9e9e", "#e6550d", "#c5221f", "#137333"
+_UP, _DOWN, _DARK = "#e6550d", "#1f77b4", "#444444"
+_GROUPS = ("#5e3c99", "#1b9e77", "#a6761d", "#e7298a", "#66a61e", "#666666", "#7570b3", "#b2abd2")
+"""Groups in a chart: colours that are neither the direction pair (orange/blue) nor red."""
+"""Colour convention: orange raises a score and blue lowers it (a direction, never good/bad); red only marks a
+failure; grey is a baseline or too little evidence."""
 
 
 def _cfg(cfg: Settings | None) -> Settings:
@@ -141,7 +162,7 @@ def prototype_runs(cfg: Settings | None = None) -> list[dict]:
             continue
         proto = (m.get("results") or {}).get("prototype") or {}
         selected, primary, value = proto.get("selected"), proto.get("primary_metric"), proto.get("primary_value")
-        detail = f" · {selected} {primary} {value:.3f}" if selected and primary and value is not None else ""
+        detail = f" · {selected} {term(primary)} {value:.3f}" if selected and primary and value is not None else ""
         out.append({"run_id": m["run_id"], "label": f"{m['run_id']}{detail}", "brief": m.get("brief", {}).get("name"),
                     "finished_at": m.get("finished_at"), "selected": selected, "primary": primary, "value": value})
     return out
@@ -390,8 +411,8 @@ def plot_performance(leaderboard: dict, *, success_threshold: float | None = Non
                    label=f"success threshold ({success_threshold:.3f})")
     lo, hi = min([0.0, *values]), max([1.0 if task.is_classifier else 0.0, *values])
     ax.set_xlim(lo * 1.12 if lo < 0 else 0, hi * 1.12 if hi > 0 else 1.0)
-    ax.set_xlabel(f"{primary} on the held-out split ({'higher' if higher else 'lower'} is better)")
-    ax.set_title(f"Performance against the baseline ({primary})")
+    ax.set_xlabel(f"{term(primary)} on test data ({'higher' if higher else 'lower'} is better)")
+    ax.set_title(f"Performance against the baseline ({term(primary)})")
     if ax.get_legend_handles_labels()[0]:
         fig.legend(fontsize=7, loc="outside lower center", ncols=2)
     return fig
@@ -492,7 +513,7 @@ def plot_fairness_slice(frame: pl.DataFrame, *, feature: str, metric: str, overa
     ax.set_yticks(range(n), [f"{g} (n={c})" for g, c in zip(frame["group"], frame["n"], strict=True)], fontsize=8)
     ax.invert_yaxis()
     if overall is not None:
-        ax.axvline(overall, color=_ORANGE, linestyle="--", linewidth=1, label=f"overall {overall:.3f}")
+        ax.axvline(overall, color=_DARK, linestyle="--", linewidth=1, label=f"everyone {overall:.3f}")
         ax.legend(fontsize=7, loc="best")
     level = f"{confidence_level:.0%} " if confidence_level else ""
     ax.set_xlabel(f"{label}: dot = estimate, line = {level}bootstrap interval", fontsize=8)
@@ -601,7 +622,7 @@ def plot_importance(importance: pl.DataFrame, *, title: str = "Global importance
     fig = Figure(figsize=(6.5, 0.32 * imp.height + 1.2), layout="constrained")
     ax = fig.add_subplot()
     ax.barh(imp["feature"].to_list()[::-1], imp["mean_abs_shap"].to_list()[::-1], color=_BLUE)
-    ax.set_xlabel(f"mean |SHAP value| ({unit})")
+    ax.set_xlabel(f"average size of the effect on the answer ({unit})")
     ax.set_title(title)
     return fig
 
@@ -620,9 +641,10 @@ def plot_group_drivers(drivers: pl.DataFrame, *, feature: str, top: int = 8, uni
     for i, (g, n) in enumerate(groups.iter_rows()):
         sub = {r["feature"]: r["mean_abs_shap"] for r in drivers.filter(pl.col("group") == g).iter_rows(named=True)}
         pos = np.arange(len(cols)) - 0.4 + height * (i + 0.5)
-        ax.barh(pos, [sub.get(c, 0.0) for c in cols], height=height, label=f"{g} (n={n})")
+        ax.barh(pos, [sub.get(c, 0.0) for c in cols], height=height, label=f"{g} (n={n})",
+                color=_GROUPS[i % len(_GROUPS)])
     ax.set_yticks(range(len(cols)), cols)
-    ax.set_xlabel(f"mean |SHAP value| ({unit})")
+    ax.set_xlabel(f"average size of the effect on the answer ({unit})")
     ax.set_title(f"What drives the score within groups of {feature}")
     ax.legend(fontsize=7, loc="lower right")
     return fig
@@ -885,7 +907,8 @@ def _show(v: Any) -> str:
 
 
 def plot_contributions(explanation: dict, *, top: int = 10) -> Any:
-    """Waterfall-style bars of one row's strongest contributions (red pushes up, blue pushes down), in the
+    """Waterfall-style bars of one row's strongest contributions (orange raises the answer, blue lowers it: a
+    direction, not a judgement; red is kept for failures), in the
     explanation's unit (log-odds, target units, or a class's raw score)."""
     from matplotlib.figure import Figure
 
@@ -894,8 +917,12 @@ def plot_contributions(explanation: dict, *, top: int = 10) -> Any:
     vals = t["contribution"].to_list()[::-1]
     fig = Figure(figsize=(6.5, 0.36 * len(vals) + 1.3), layout="constrained")
     ax = fig.add_subplot()
-    ax.barh(labels, vals, color=[_RED if v > 0 else _BLUE for v in vals])
+    ax.barh(labels, vals, color=[_UP if v > 0 else _DOWN for v in vals])
     ax.axvline(0, color="#555", linewidth=0.8)
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(color=_UP, label="raises it"), Patch(color=_DOWN, label="lowers it")], fontsize=7,
+              loc="lower right")
     unit = explanation.get("unit", "log-odds")
     what = "the prediction" if explanation.get("task") == "regression" else "the score"
     ax.set_xlabel(f"contribution to {what} ({unit}; > 0 raises it)")
@@ -908,6 +935,481 @@ def plot_contributions(explanation: dict, *, top: int = 10) -> Any:
     ax.set_title(title)
     ax.tick_params(axis="y", labelsize=8)
     return fig
+
+
+# =============================================================================================== plain language
+GLOSSARY: dict[str, tuple[str, str]] = {
+    # model quality, binary
+    "pr_auc": ("PR-AUC", "how well the scores put the real positive cases at the top of the list, from 0 to 1; "
+                         "higher is better, and it stays honest when positive cases are rare"),
+    "roc_auc": ("ROC-AUC", "the chance that a real positive case gets a higher score than a real negative one, "
+                           "from 0.5 (a coin toss) to 1"),
+    "f1": ("F1", "a balance of how many flagged cases are right and how many real cases are flagged, 0 to 1"),
+    "brier": ("Brier score", "the average squared gap between the predicted chance and what happened; lower is "
+                             "better"),
+    "accuracy": ("accuracy", "the share of cases the model gets right"),
+    "balanced_accuracy": ("balanced accuracy", "the share right within each class, averaged so that small classes "
+                                               "count as much as large ones"),
+    "log_loss": ("log loss", "how much confident mistakes are punished; lower is better"),
+    # multiclass
+    "macro_f1": ("macro F1", "how well each class is recognised (a balance of hits and false alarms), averaged "
+                             "with every class counting equally, 0 to 1"),
+    "weighted_f1": ("weighted F1", "how well each class is recognised, averaged by the size of each class"),
+    # regression
+    "mae": ("mean absolute error", "how far off a prediction typically is, in the target's own units; "
+                                         "lower is better"),
+    "rmse": ("RMSE", "like the mean absolute error but large misses weigh more; lower is better"),
+    "r2": ("R²", "how much of the variation in the target the model explains, from 0 (no better than the "
+                 "average) to 1 (perfect)"),
+    "median_ae": ("median absolute error", "half of the predictions miss by less than this"),
+    "mape": ("mean percentage error", "how far off a prediction typically is, as a share of the actual value"),
+    # per-group figures
+    "selection_rate": ("selection rate", "the share of a group the model flags"),
+    "tpr": ("true positive rate", "of the people who really are positive, the share the model finds"),
+    "fpr": ("false positive rate", "of the people who are not positive, the share the model wrongly flags"),
+    "recall": ("recall", "of the cases that really are a class, the share the model recognises"),
+    "mean_prediction": ("mean prediction", "the model's average prediction for the group"),
+    "mean_residual": ("mean residual", "actual minus predicted, on average: above zero means the model "
+                                       "under-estimates the group, below zero that it over-estimates it"),
+    # fairness gaps
+    "demographic_parity_difference": ("selection-rate gap", "the largest difference between groups in the share "
+                                                            "the model flags"),
+    "demographic_parity_ratio": ("selection-rate ratio", "the lowest group's selection rate divided by the "
+                                                         "highest's (1 means equal)"),
+    "equalized_odds_difference": ("equalized-odds gap", "the largest difference between groups in how often real "
+                                                        "positives are found or negatives wrongly flagged"),
+    "accuracy_difference": ("accuracy gap", "the largest difference in accuracy between groups"),
+    "recall_difference": ("recall gap", "for the class where it is largest, the difference between groups in the "
+                                        "share of that class the model recognises"),
+    "selection_rate_difference": ("prediction-share gap", "for the class where it is largest, the difference "
+                                                          "between groups in the share predicted as that class"),
+    "mae_difference": ("error gap", "the largest difference between groups in the typical size of a miss, in the "
+                                    "target's units"),
+    "mae_relative_difference": ("relative error gap", "the error gap as a share of the overall typical miss"),
+    "mean_residual_difference": ("bias gap", "the largest difference between groups in how much the model under- "
+                                             "or over-estimates them, in the target's units"),
+    # other words the app uses
+    "baseline": ("baseline", "a simple rule (such as always giving the most common answer) that a model must beat "
+                             "to be worth using"),
+    "confidence_interval": ("confidence interval", "the range the true figure is likely to lie in, given how many "
+                                                   "people the test data had"),
+    "shap": ("contribution (SHAP)", "how much one input moved the model's answer up or down for a person"),
+    "no_threshold": ("reported, not gated", "the brief sets no limit for this figure, so it is shown for "
+                                            "information and cannot stop the model"),
+}
+"""Plain names and one-line meanings, for readers who are not data scientists: ``key -> (name, meaning)``."""
+
+MODEL_NAMES = {"majority": "always the most common answer", "rule": "a one-question rule",
+               "median": "always the median", "mean": "always the average", "logreg": "logistic regression",
+               "ridge": "linear regression", "hgb": "gradient-boosted trees", "lgbm": "LightGBM trees",
+               "lightgbm": "LightGBM trees", "xgb": "XGBoost trees"}
+"""Model names as a reader says them (the run's own names stay beside them)."""
+
+GAP_VERDICTS = {"within threshold": "within the limit", "exceeds threshold": "over the limit",
+                "insufficient evidence": "too few people to tell: a person must review",
+                "insufficient evidence — review": "too few people to tell: a person must review",
+                "no threshold": "reported, not gated (the brief sets no limit for it)"}
+
+
+def _base_key(key: str) -> tuple[str, str | None]:
+    if key.endswith("]") and "[" in key:
+        name, cls = key[:-1].split("[", 1)
+        return name, cls
+    return key, None
+
+
+def term(key: str) -> str:
+    """A metric or figure by its plain name: ``pr_auc`` -> "PR-AUC", ``recall[Adelie]`` -> "recall of Adelie"."""
+    name, cls = _base_key(key)
+    if cls is not None:
+        if name == "selection_rate":
+            return f"share predicted {cls}"
+        return f"{GLOSSARY.get(name, (name.replace('_', ' '),))[0]} of {cls}"
+    return GLOSSARY.get(key, (key.replace("_", " "),))[0]
+
+
+def explain(key: str) -> str:
+    """A metric named and explained for a first use: "PR-AUC (how well the scores put ...)"."""
+    name, cls = _base_key(key)
+    entry = GLOSSARY.get(name)
+    return f"{term(key)} ({entry[1]})" if entry else term(key)
+
+
+def glossary(keys: list[str]) -> list[dict[str, str]]:
+    """Glossary rows (``term``, ``meaning``) for the given keys, each once, unknown keys left out."""
+    out, seen = [], set()
+    for k in keys:
+        name, _ = _base_key(k)
+        if name in GLOSSARY and name not in seen:
+            seen.add(name)
+            out.append({"term": GLOSSARY[name][0], "meaning": GLOSSARY[name][1]})
+    return out
+
+
+def model_name(name: str | None) -> str:
+    """A model as a reader says it, with the run's own name: "gradient-boosted trees (hgb)"."""
+    if not name:
+        return "no model"
+    plain = MODEL_NAMES.get(name)
+    return f"{plain} ({name})" if plain else name
+
+
+def _pct(v: float | None, digits: int = 1) -> str:
+    return "n/a" if v is None else f"{100 * v:.{digits}f}".removesuffix(".0") + "%"
+
+
+def _num_text(v: float | None, digits: int = 3) -> str:
+    return "n/a" if v is None else f"{v:.{digits}g}"
+
+
+def gap_value_text(metric: str, value: float | None, *, units: str = "") -> str:
+    """A fairness gap's value in reading units: rate gaps in percentage points, ratios as ratios, regression gaps
+    in the target's units, the relative error gap as a percentage."""
+    if value is None:
+        return "n/a"
+    if metric == "demographic_parity_ratio":
+        return f"{value:.2f}"
+    if metric == "mae_relative_difference":
+        return f"{100 * value:.0f}%"
+    if metric in ("mae_difference", "mean_residual_difference"):
+        return f"{value:.3g}{' ' + units if units else ''}"
+    pp = f"{100 * value:.1f}".removesuffix(".0")
+    return f"{pp} percentage points"
+
+
+def gap_sentence(gap: dict, *, confidence_level: float | None = 0.95, units: str = "") -> str:
+    """One fairness gap in a sentence, with its verdict in plain words (and "no threshold" explained)."""
+    m = gap.get("metric", "")
+    cls = f", largest for {gap['class']}," if gap.get("class") else ""
+    what = f"The {term(m)}{cls}"
+    value = gap_value_text(m, _num(gap.get("value")), units=units)
+    verdict = gap.get("verdict", "")
+    if verdict == "no threshold" or gap.get("threshold") is None:
+        return f"{what} is {value}: reported, not gated (the brief sets no limit for it)."
+    level = f"{confidence_level:.0%}" if confidence_level else "95%"
+    limit = gap_value_text(m, _num(gap.get("threshold")), units=units)
+    upper = gap_value_text(m, _num(gap.get("ci_high")), units=units)
+    said = GAP_VERDICTS.get(verdict, verdict)
+    if _num(gap.get("value")) is None:
+        return f"The brief allows the {term(m)} to be at most {limit}; here it cannot be measured: {said}."
+    return (f"The brief allows the {term(m)} to be at most {limit}; here it is {value}{cls} (at most {upper} with "
+            f"{level} confidence): {said}.")
+
+
+def _group_phrase(metric: str, value: float, group: str, *, positive: str | None, task: str, units: str = "",
+                  first: bool = True) -> str:
+    """How the model treats one group on one figure; ``first=False`` gives the short form that follows the first
+    group in a list ("and 24.8% of Male")."""
+    name, cls = _base_key(metric)
+    u = f" {units}" if units else ""
+    if task == "regression":
+        if name == "mean_residual":
+            if abs(value) < 1e-9:
+                return f"gets {group} right on average"
+            how = "under-estimates" if value > 0 else "over-estimates"
+            return f"{how} {group} by {abs(value):.3g}{u} on average"
+        if name == "mae":
+            return f"misses {group} by {value:.3g}{u} on average" if first else f"{group} by {value:.3g}{u}"
+        return f"predicts {value:.3g}{u} on average for {group}" if first else f"{value:.3g}{u} for {group}"
+    if name == "selection_rate":
+        what = f"“{cls}”" if cls else (f"“{positive}”" if positive else "positive")
+        return f"predicts {what} for {_pct(value)} of {group}" if first else f"{_pct(value)} of {group}"
+    if name == "tpr":
+        real = f"who really are “{positive}”" if positive else "who really are positive"
+        return f"finds {_pct(value)} of the {group} {real}" if first else f"{_pct(value)} of the {group}"
+    if name == "fpr":
+        return (f"wrongly flags {_pct(value)} of the {group} who are not “{positive}”" if first and positive
+                else f"wrongly flags {_pct(value)} of the {group} who are not" if first
+                else f"{_pct(value)} of the {group}")
+    if name == "recall":
+        return f"recognises {_pct(value)} of the {cls} among {group}" if first else f"{_pct(value)} among {group}"
+    if name == "accuracy":
+        return f"is right for {_pct(value)} of {group}" if first else f"{_pct(value)} of {group}"
+    return f"has a {term(metric)} of {value:.3g} for {group}" if first else f"{value:.3g} for {group}"
+
+
+def _and(items: list[str]) -> str:
+    items = [str(i) for i in items]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def lead_fairness(fairness: dict, feature: str, metric: str, *, positive_label: str | None = None,
+                  units: str = "") -> str:
+    """The lead sentence of the fairness screen: how the model treats each group of ``feature`` on ``metric``
+    ("By sex, the model predicts “>50K” for 8.1% of Female and 24.8% of Male"), then the gated gap(s) of the
+    feature with their verdicts in plain words."""
+    task = task_of(fairness)
+    rows = [r for r in (fairness.get("groups") or {}).get(feature, []) if _num(r.get(metric)) is not None]
+    ok = sorted([r for r in rows if r.get("evidence") == "ok"] or rows, key=lambda r: float(r[metric]))
+
+    def phrase(r: dict, first: bool) -> str:
+        return _group_phrase(metric, float(r[metric]), str(r["group"]), positive=positive_label, task=task,
+                             units=units, first=first or (task == "regression" and metric == "mean_residual"))
+
+    if not ok:
+        head = f"No group of {feature} has a {term(metric)} to show."
+    elif len(ok) <= 3:
+        head = f"By {feature}, the model " + _and([phrase(r, i == 0) for i, r in enumerate(ok)]) + "."
+    else:
+        head = (f"By {feature}, the model {phrase(ok[0], True)}, and {phrase(ok[-1], False)}; the other "
+                f"{len(ok) - 2} groups lie between.")
+    small = [str(r["group"]) for r in rows if r.get("evidence") != "ok"]
+    if small:
+        head += f" {_and(small)} {'has' if len(small) == 1 else 'have'} too few people in the test data to compare."
+    gaps = [g for g in fairness.get("gaps", []) if g.get("feature") == feature]
+    gated = [g for g in gaps if g.get("threshold") is not None] or gaps[:1]
+    level = fairness.get("confidence_level", 0.95)
+    return " ".join([head, *[gap_sentence(g, confidence_level=level, units=units) for g in gated]])
+
+
+def _metric_value_text(metric: str, value: float | None, units: str = "") -> str:
+    if value is None:
+        return "n/a"
+    if metric in ("mae", "rmse", "median_ae"):
+        return f"{value:.3g}{' ' + units if units else ''}"
+    if metric == "mape":
+        return _pct(value)
+    return f"{value:.3f}"
+
+
+def lead_performance(leaderboard: dict, *, brief: dict | None = None, evaluation: dict | None = None) -> str:
+    """The lead sentence of the performance screen: the selected model against the best simple rule and the
+    brief's bar, in the task's words; multiclass adds how often each class is recognised, regression how far off
+    a prediction typically is."""
+    from .tasks import get_task
+
+    brief = brief or {}
+    task = get_task(task_of(leaderboard))
+    primary, sel, best = leaderboard.get("primary"), leaderboard.get("selected"), leaderboard.get("best_baseline")
+    models = leaderboard.get("models") or {}
+    target = ((brief.get("target") or {}).get("column") or "") if task.name == "regression" else ""
+    units = ""
+    unit_txt = ""
+    if not sel or sel not in models:
+        return (f"No model beat the simple rules by the margin the brief asks for, so this run selected none "
+                f"(measured by {explain(primary)}).")
+    v = ((models[sel].get("test") or {}).get("metrics") or {}).get(primary)
+    b = ((models.get(best, {}).get("test") or {}).get("metrics") or {}).get(primary) if best else None
+    higher = task.greater_is_better(primary) if primary in task.metrics else True
+    thr = (brief.get("success") or {}).get("threshold")
+    margin = leaderboard.get("min_improvement")
+    s = (f"The selected model, {model_name(sel)}, scores {_metric_value_text(primary, v, units)} on "
+         f"{explain(primary)}, on test data it never saw")
+    if b is not None and v is not None:
+        diff = (v - b) if higher else (b - v)
+        word = "better" if diff > 0 else "worse"
+        s += (f"; the best simple rule, {model_name(best)}, scores {_metric_value_text(primary, b, units)}, so the "
+              f"model is {_metric_value_text(primary, abs(diff), units)} {word}")
+    bar = []
+    if margin is not None:
+        bar.append(f"beat the rule by more than {margin:g}")
+    if thr is not None:
+        bar.append(f"reach {'at least' if higher else 'at most'} {thr:g}")
+    s += f" (the brief asks it to {' and '.join(bar)})." if bar else "."
+    ev = evaluation or {}
+    if task.name == "multiclass_classification" and ev.get("per_class"):
+        per = sorted(ev["per_class"], key=lambda r: -(r.get("recall") or 0))
+        parts = [f"{r['class']} {_pct(r.get('recall'), 0)}" for r in per[1:]]
+        s += (f" {per[0]['class']} is recognised {_pct(per[0].get('recall'), 0)} of the time"
+              + (f", {', '.join(parts)}" if parts else "") + f"{unit_txt}.")
+    elif task.name == "regression" and (ev.get("residual") or {}).get("mean") is not None:
+        r = ev["residual"]["mean"]
+        how = "under-estimates" if r > 0 else "over-estimates"
+        s += f" Across everyone, the model {how} {target or 'the target'} by {abs(r):.3g} on average."
+    if target:
+        s += f" Amounts are in the units of {target}."
+    return s
+
+
+def lead_shap(shap: dict, *, sensitive: list[str] | None = None) -> str:
+    """The lead sentence of the drivers screen: which inputs move the answers most, and where the sensitive
+    features rank."""
+    imp = list((shap.get("importance") or {}).items())
+    if not imp:
+        return "This run has no explanation of its answers."
+    names = [k.replace("_", " ") for k, _ in imp]
+    top = names[:3]
+    what = {"regression": "predictions depend", "multiclass_classification": "choice of class depends"}.get(
+        shap.get("task") or BINARY, "scores depend")
+    s = (f"The model's {what} most on {', '.join(top[:-1])} and {top[-1]}." if len(top) > 1
+         else f"The model's {what} most on {top[0]}.")
+    ranks = [(f, [k for k, _ in imp].index(f) + 1) for f in (sensitive or []) if f in dict(imp)]
+    if ranks:
+        s += " " + "; ".join(f"{f.replace('_', ' ').capitalize()} ranks {_ordinal(r)} of {len(imp)} inputs"
+                             for f, r in ranks) + "."
+    return s
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def lead_whatif(score: dict, *, submitted: bool) -> str:
+    """The lead sentence of the what-if screen: the production model's answer for one person, in words."""
+    who = "the case you entered" if submitted else "the typical case (change the form and submit to try another)"
+    task = score.get("task", BINARY)
+    if task == "regression":
+        return f"For {who}, the model predicts {score.get('target') or 'a value'} of {score['prediction']:.4g}."
+    if task == "multiclass_classification":
+        others = sorted(((c, p) for c, p in score["probabilities"].items() if c != score["label"]),
+                        key=lambda kv: -kv[1])
+        runner = f"; next most likely is {others[0][0]} ({_pct(others[0][1], 0)})" if others else ""
+        return f"For {who}, the model answers {score['label']} with {_pct(score['probability'], 0)} confidence{runner}."
+    above = score["probability"] > score["threshold"]
+    return (f"For {who}, the model gives a {_pct(score['probability'], 0)} chance of “{score['positive_label']}”, "
+            f"{'above' if above else 'below'} the {_pct(score['threshold'], 0)} line, so its answer is "
+            f"“{score['label']}”.")
+
+
+def lead_drift(status: dict) -> str:
+    """The lead sentence of the drift screen."""
+    if status.get("report") is None:
+        if status.get("status") == "no log":
+            return ("The production model has not answered any request yet, so there is nothing to compare with "
+                    "the training data.")
+        return f"Drift cannot be measured: {status.get('message', '')}."
+    r = status["report"]
+    moved = [f["feature"] for f in r.features if f.get("severity") not in ("ok", None)]
+    if r.severity == "ok":
+        return (f"Over {r.rows} logged requests, the people scored look like the training data: no input has "
+                "shifted enough to act on.")
+    return (f"Over {r.rows} logged requests, {len(moved)} input(s) differ from the training data "
+            f"({', '.join(moved[:5])}): {r.action}")
+
+
+def gate_plain(name: str, verdict: str, value: Any, threshold: Any, detail: Any) -> str:
+    """What a go/no-go gate checked and found, in plain words (no fingerprints, no error magnitudes)."""
+    v, t, d = _text(value), _text(threshold), _text(detail)
+    low = name.lower()
+    ok = verdict == "pass"
+    if low.startswith("integrity"):
+        what = name.split(":", 1)[-1].strip()
+        what = ("the model file" if what.startswith("model artifact") else what).replace(
+            "train data", "the training data").replace("test data", "the test data")
+        return (f"{what[0].upper() + what[1:]} is exactly the one the run tested (its fingerprint matches)." if ok
+                else f"{what} changed after the run: its fingerprint does not match.")
+    if low.startswith("data quality") or low == "data quality":
+        return f"The data scored {v} of 30 for quality (at least {t} needed)."
+    if low.startswith("kill criteria"):
+        return ("None of the brief's stop conditions was triggered." if ok
+                else f"A stop condition of the brief was triggered: {v}.")
+    if low.startswith("beats baseline"):
+        m = name[name.find("(") + 1:name.rfind(")")] if "(" in name else ""
+        return (f"Better than the best simple rule by {v} on {term(m)} (the brief asks for {t.replace('> ', 'more than ')})."
+                if ok else f"Not better than the best simple rule by enough on {term(m)} ({v}; needs {t}).")
+    if low.startswith("success threshold"):
+        m = name[name.find("(") + 1:name.rfind(")")] if "(" in name else ""
+        return f"{_cap(term(m))} on the test data is {v} (the brief asks for {t.replace('>= ', 'at least ').replace('<= ', 'at most ')})."
+    if low.startswith("fairness"):
+        rest = name.split(":", 1)[-1].strip()
+        metric, _, feature = rest.partition(" by ")
+        if verdict == "info":
+            return (f"Groups of {feature}: too few people in some groups to check the {term(metric)}; reported, "
+                    "not counted as a pass.")
+        vv, tt = gap_value_text(metric, _float(value)), gap_value_text(metric, _float(t.replace("<= ", "")))
+        return (f"Groups of {feature} are treated alike within the brief's limit: the {term(metric)} is at most "
+                f"{vv} with 95% confidence, the limit is {tt}." if ok
+                else f"The {term(metric)} between groups of {feature} may be over the brief's limit ({vv}; the "
+                     f"limit is {tt}).")
+    if low.startswith("onnx parity"):
+        return ("The copy of the model that serves requests gives the same answers as the one tested." if ok
+                else "The serving copy of the model does not give the same answers as the one tested.")
+    if "latency" in low:
+        v = _num_text(_float(value), 2) if _float(value) is not None else v
+        return (f"Answers one request in {v} ms (limit {t.replace('<= ', '')} ms)." if ok
+                else f"Too slow: {v} ms per request (limit {t.replace('<= ', '')} ms).")
+    if low.startswith("model size"):
+        return f"The model file is {v}: reported, not gated."
+    if low.startswith("leakage"):
+        return ("No sign that an input gives the answer away." if ok
+                else f"An input may give the answer away: {d or v}.")
+    return f"{d or v}" if verdict != "info" else f"{d or v} (reported, not gated)."
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _float(v: Any) -> float | None:
+    try:
+        return float(str(v).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def gate_rows(gates: dict | None, manifest: dict | None = None) -> list[dict]:
+    """Gate verdicts for the stakeholder table: ``stage``, ``check``, ``result`` (PASS / FAIL / info) and
+    ``in plain words``; the technical values stay in :func:`gate_frame`."""
+    icons = {"pass": "PASS", "fail": "FAIL", "info": "info"}
+    out = []
+    for r in gate_frame(gates, manifest).iter_rows(named=True):
+        out.append({"stage": "run" if r["stage"] == "run" else "promotion", "check": _gate_title(r["gate"]),
+                    "result": icons.get(r["verdict"], r["verdict"]),
+                    "in plain words": gate_plain(r["gate"], r["verdict"], r["value"], r["threshold"], r["detail"])})
+    return out
+
+
+def _gate_title(name: str) -> str:
+    low = name.lower()
+    if low.startswith("integrity"):
+        what = name.split(":", 1)[-1].strip()
+        return "unchanged " + ("model file" if what.startswith("model artifact") else what)
+    if low.startswith("fairness"):
+        rest = name.split(":", 1)[-1].strip()
+        metric, _, feature = rest.partition(" by ")
+        return f"fairness by {feature} ({term(metric)})"
+    if "(" in name and name.endswith(")"):
+        head, m = name[:-1].split("(", 1)
+        return f"{head.strip()} ({term(m)})"
+    if low.startswith("onnx parity"):
+        return "serving copy agrees"
+    return name
+
+
+def lead_overview(run: dict, promotion: dict) -> str:
+    """The lead sentence of the first screen: what the run is for, the model it chose and what became of it."""
+    gates = gate_frame(promotion.get("gates"), run.get("manifest"))
+    failed = gates.filter(pl.col("verdict") == "fail")["gate"].to_list()
+    sel = run.get("selected")
+    status = promotion.get("status")
+    if not sel:
+        return "This run chose no model: none beat the simple rules by the margin the brief asks for."
+    s = f"This run chose {model_name(sel)}. "
+    if status == "production":
+        s += f"It passed every go/no-go check below and is the model in production ({promotion.get('tag')})."
+    elif status == "certified":
+        s += "It passed every go/no-go check below but is not the model in production."
+    elif status == "refused":
+        s += ("It was refused at promotion: " + ", ".join(_gate_title(g) for g in failed) + " failed."
+              if failed else "It was refused at promotion.")
+    else:
+        s += "It has not been through the promotion checks yet, so it is not in production."
+    return s
+
+
+def records(frame: pl.DataFrame | list[dict], *, columns: dict[str, str] | None = None,
+            formats: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Rows for a stakeholder table: plain dicts (so no data-type labels under the headers), only ``columns``
+    (key -> header shown, in that order) when given, numbers formatted with ``formats`` (column -> format spec),
+    missing values as "" rather than ``None``."""
+    rows = frame.to_dicts() if isinstance(frame, pl.DataFrame) else list(frame)
+    columns = columns or {k: k for k in (rows[0] if rows else {})}
+    formats = formats or {}
+    out = []
+    for r in rows:
+        row = {}
+        for key, header in columns.items():
+            v = r.get(key)
+            if v is None or (isinstance(v, float) and not math.isfinite(v)):
+                row[header] = ""
+            elif key in formats and isinstance(v, (int, float)) and not isinstance(v, bool):
+                row[header] = format(v, formats[key])
+            elif isinstance(v, bool):
+                row[header] = "yes" if v else "no"
+            else:
+                row[header] = v
+        out.append(row)
+    return out
 
 
 # =============================================================================================== drift

@@ -9,16 +9,59 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
+from typer.core import TyperCommand, TyperGroup
 
-from .config import settings
-from .errors import WorkbenchError
+from .config import DEFAULT_CELL_TIMEOUT_S, DEFAULT_KERNEL_START_TIMEOUT_S, settings
+from .errors import ParameterError, WorkbenchError
+
+
+def _plain_help(text: str | None) -> str | None:
+    """Help text as literal text: rich markup escaped (``[row,]`` stays visible) and single line breaks of the
+    source joined, so a docstring reflows to the terminal's width instead of breaking where the source did."""
+    if not text:
+        return text
+    paragraphs = [" ".join(line.strip() for line in para.splitlines()) for para in text.strip().split("\n\n")]
+    return escape("\n\n".join(paragraphs))
+
+
+class _LiteralHelp:
+    """Help shown as written: no markup parsing of help text, and flags without a ``<bool>`` type column."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        import inspect
+
+        self.help = _plain_help(inspect.cleandoc(self.help)) if self.help else self.help
+        for p in self.params:
+            if getattr(p, "help", None):
+                p.help = _plain_help(p.help)
+
+    def get_params(self, ctx: Any) -> list:
+        params = super().get_params(ctx)
+        for p in params:
+            if getattr(p, "is_flag", False) and p.metavar is None:
+                p.metavar = ""  # typer would show "<bool>" for a flag (and for --help)
+        return params
+
+
+class _Command(_LiteralHelp, TyperCommand):
+    pass
+
+
+class _Group(_LiteralHelp, TyperGroup):
+    pass
+
 
 app = typer.Typer(
     name="workbench",
@@ -26,16 +69,89 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_Group,
 )
-console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+_command = functools.partial(app.command, cls=_Command)
+
+
+def _make_console(stderr: bool = False) -> Console:
+    """A console as wide as the terminal (or ``$COLUMNS``); 160 columns when writing to a pipe or file."""
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if (stream.isatty() or os.environ.get("COLUMNS")) else 160
+    return Console(stderr=stderr, width=width)
+
+
+console = _make_console()
+err_console = _make_console(stderr=True)
 
 
 def _fail(exc: WorkbenchError) -> None:
-    err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
     if exc.hint:
-        err_console.print(f"[bold]fix:[/] {exc.hint}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold]fix:[/] {escape(exc.hint)}", highlight=False, soft_wrap=True)
     raise typer.Exit(exc.exit_code)
+
+
+def _out(text: str, **kwargs: Any) -> None:
+    """Print a line whose markup is ours and whose data is already escaped; never re-wrapped (paths, ids)."""
+    console.print(text, highlight=False, soft_wrap=True, **kwargs)
+
+
+def _table(title: str | None, columns: list[tuple[str, dict]], rows: list[list[Any]]) -> Table:
+    """A compact table whose cells are literal text (never parsed as markup). Columns marked ``id`` are never
+    wrapped (folded only if the terminal is narrower than the id itself); the others wrap first, and columns marked
+    ``drop`` (a priority, lowest first) are left out while the table cannot fit the terminal otherwise."""
+    width = console.width
+    cols = list(columns)
+
+    def min_width(i: int, spec: dict) -> int:
+        cells = [str(r[i].plain if isinstance(r[i], Text) else r[i]) for r in rows]
+        if spec.get("id"):
+            return max([len(spec["header"])] + [len(c) for c in cells])
+        words = [len(w) for c in cells for w in c.split()] or [0]
+        return max(min(max(words), 10), min(len(spec["header"]), 8))
+
+    keep = list(range(len(cols)))
+    while True:
+        need = sum(min_width(i, cols[i][1] | {"header": cols[i][0]}) for i in keep) + 2 * (len(keep) - 1)
+        droppable = [i for i in keep if cols[i][1].get("drop") is not None]
+        if need <= width or not droppable:
+            break
+        keep.remove(min(droppable, key=lambda i: cols[i][1]["drop"]))
+    table = Table(title=escape(title) if title else None, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1),
+                  title_justify="left", highlight=False)
+    for i in keep:
+        name, spec = cols[i]
+        if spec.get("id"):
+            table.add_column(name, no_wrap=True, overflow="fold", min_width=min(min_width(i, spec | {"header": name}),
+                                                                               width))
+        else:
+            table.add_column(name, overflow="fold", justify=spec.get("justify", "left"))
+    for r in rows:
+        table.add_row(*[r[i] if isinstance(r[i], Text) else Text(str(r[i])) for i in keep])
+    return table
+
+
+def _styled(text: Any, style: str) -> Text:
+    return Text(str(text), style=style)
+
+
+def _plain_rows(rows: list[list[Any]]) -> None:
+    """Tab-separated lines for scripts: no header, no colour, nothing clipped."""
+    for r in rows:
+        print("\t".join(("" if v is None else str(v.plain if isinstance(v, Text) else v)).replace("\t", " ")
+                        for v in r))
+
+
+def _existing_run(ref: str) -> str:
+    """Refuse a run id that names no run folder as bad input (exit 2) before anything else is read."""
+    if ref == "latest":
+        return ref
+    runs_dir = settings().runs_dir
+    if not ((Path(ref).is_dir() and (Path(ref) / "manifest.json").exists()) or (runs_dir / ref).is_dir()):
+        raise ParameterError(f"run '{ref}' not found in {runs_dir}", parameter="run",
+                             hint="`workbench runs` lists the runs (ids are the folder names)")
+    return ref
 
 
 def handles_errors(fn):
@@ -62,10 +178,12 @@ def _parse_kv(items: list[str]) -> dict[str, str]:
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show library log messages.")] = False
           ) -> None:
+    global console, err_console
+    console, err_console = _make_console(), _make_console(stderr=True)  # the width of this invocation's terminal
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-@app.command()
+@_command()
 @handles_errors
 def run(
     brief: Annotated[Path, typer.Option("--brief", "-b", help="Problem brief (YAML).")] = None,  # type: ignore[assignment]
@@ -73,10 +191,12 @@ def run(
                                                                    "(repeatable). `workbench params` lists them.")] = [],  # noqa: B006
     phase: Annotated[list[str], typer.Option("--phase", help="Run only these phases (repeatable): "
                                                              "discovery, prototype. Default: all.")] = [],  # noqa: B006
-    run_id: Annotated[str, typer.Option(help="Name of the run folder (default: timestamp + brief name).")] = "",
-    cell_timeout: Annotated[int, typer.Option(help="Seconds a single cell may run (default 1800, "
-                                                   "or WORKBENCH_CELL_TIMEOUT).")] = 0,
-    kernel_timeout: Annotated[int, typer.Option(help="Seconds the kernel may take to start.")] = 0,
+    run_id: Annotated[str, typer.Option(help="Name of the run folder (default: timestamp + brief name).",
+                                        show_default=False)] = "",
+    cell_timeout: Annotated[int, typer.Option(help="Seconds a single cell may run.",
+                                              envvar="WORKBENCH_CELL_TIMEOUT")] = DEFAULT_CELL_TIMEOUT_S,
+    kernel_timeout: Annotated[int, typer.Option(help="Seconds the kernel may take to start.",
+                                                envvar="WORKBENCH_KERNEL_START_TIMEOUT")] = DEFAULT_KERNEL_START_TIMEOUT_S,
 ) -> None:
     """Execute the phase notebooks with papermill into papermill_runs/<run-id>/.
 
@@ -86,6 +206,9 @@ def run(
     """
     from .runs import execute_run
 
+    for name, value in (("--cell-timeout", cell_timeout), ("--kernel-timeout", kernel_timeout)):
+        if value <= 0:
+            raise ParameterError(f"must be a positive number of seconds, got {value}", parameter=name)
     cfg = settings()
     brief_path = brief or cfg.default_brief
     tty = sys.stdout.isatty()
@@ -93,55 +216,70 @@ def run(
 
     def on_event(event: str, info: dict) -> None:
         if event == "run_start":
-            console.print(f"[bold]run[/] {info['run_id']} -> {info['run_dir']}")
+            _out(f"[bold]run[/] {escape(str(info['run_id']))} -> {escape(str(info['run_dir']))}")
         elif event == "notebook_start":
             state.update(phase=info["phase"], cells=info["cells"])
-            console.print(f"[cyan]{info['phase']}[/]: executing {info['notebook']} ({info['cells']} code cells)")
+            _out(f"[cyan]{escape(str(info['phase']))}[/]: executing {escape(str(info['notebook']))} "
+                 f"({info['cells']} code cells)")
         elif event == "cell_start":
-            msg = f"  [{info['phase']}] cell {info['cell']}/{info['cells']}"
+            msg = escape(f"  [{info['phase']}] cell {info['cell']}/{info['cells']}")
             if tty:
-                console.print(msg, end="\r", highlight=False)
+                _out(msg, end="\r")
             else:
-                console.print(msg, highlight=False)
+                _out(msg)
         elif event == "notebook_end":
             style = "green" if info["status"] == "succeeded" else "red"
-            console.print(f"  [{style}]{info['phase']} {info['status']}[/] in {info['duration_s']:.1f} s" + " " * 20)
+            _out(f"  [{style}]{escape(str(info['phase']))} {escape(str(info['status']))}[/] in "
+                 f"{info['duration_s']:.1f} s" + " " * 20)
 
     result = execute_run(brief_path=brief_path, phases=phase or None, params=_parse_kv(param),
-                         run_id=run_id or None, cfg=cfg, cell_timeout=cell_timeout or None,
-                         kernel_timeout=kernel_timeout or None, on_event=on_event)
+                         run_id=run_id or None, cfg=cfg, cell_timeout=cell_timeout,
+                         kernel_timeout=kernel_timeout, on_event=on_event)
     m = result.manifest
     _print_results(m)
     if (m.get("report") or {}).get("path"):
-        console.print(f"report: {result.run_dir / m['report']['path']}", highlight=False)
+        _out(f"report: {escape(str(result.run_dir / m['report']['path']))}")
     if result.status == "succeeded":
-        console.print(f"[bold green]run succeeded[/] in {m['duration_s']:.1f} s: {result.run_dir}")
+        _out(f"[bold green]run succeeded[/] in {m['duration_s']:.1f} s: {escape(str(result.run_dir))}")
         return
     err = result.error
     label = {"stopped": "run stopped at a gate", "failed": "run failed"}.get(result.status, result.status)
-    err_console.print(f"[bold red]{label}[/]: {err.message if err else ''}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]{escape(label)}[/]: {escape(err.message) if err else ''}", highlight=False,
+                      soft_wrap=True)
     if err is not None and err.hint:
-        err_console.print(f"[bold]fix:[/] {err.hint}", highlight=False, soft_wrap=True)
-    err_console.print(f"run folder (kept): {result.run_dir}", highlight=False)
+        err_console.print(f"[bold]fix:[/] {escape(err.hint)}", highlight=False, soft_wrap=True)
+    err_console.print(f"run folder (kept): {escape(str(result.run_dir))}", highlight=False, soft_wrap=True)
     raise typer.Exit(result.exit_code)
 
 
+def _gate_rows(m: dict) -> list[dict]:
+    return [{"gate": name, "verdict": "pass" if g.get("passed") else "FAIL", "value": g.get("value"),
+             "threshold": g.get("threshold"), "message": g.get("message")} for name, g in (m.get("gates") or {}).items()]
+
+
 def _print_results(m: dict) -> None:
-    res = m.get("results", {})
+    res = m.get("results", {}) or {}
     audit = res.get("audit")
     if audit:
         dims = ", ".join(f"{k} {v}" for k, v in audit.get("quality_dimensions", {}).items())
-        console.print(f"data quality {audit['quality_score']}/30 ({audit['quality_verdict']}): {dims}")
-    for name, gate in m.get("gates", {}).items():
-        mark = "[green]pass[/]" if gate.get("passed") else "[red]FAIL[/]"
-        console.print(f"gate {name}: {mark} (value {gate.get('value')}, threshold {gate.get('threshold')})")
+        _out(escape(f"data quality {audit['quality_score']}/30 ({audit['quality_verdict']}): {dims}"))
+    for g in _gate_rows(m):
+        mark = "[green]pass[/]" if g["verdict"] == "pass" else "[red]FAIL[/]"
+        detail = f"(value {_s(g['value'])}, threshold {_s(g['threshold'])})"
+        _out(f"gate {escape(str(g['gate']))}: {mark} {escape(detail)}")
 
 
-@app.command("runs")
+_RUN_STATUS_COLORS = {"succeeded": "green", "failed": "red", "crashed": "red", "stopped": "yellow", "running": "cyan"}
+
+
+@_command("runs")
 @handles_errors
 def runs_cmd(
     limit: Annotated[int, typer.Option(help="Show at most this many runs.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifests' key fields as JSON.")] = False,
+    plain: Annotated[bool, typer.Option("--plain", help="Tab-separated lines for scripts, no header: run id, "
+                                                        "status, started (UTC), brief, phases, seconds, quality, "
+                                                        "key result.")] = False,
 ) -> None:
     """List runs, newest first: id, status, brief, phases, duration and key results."""
     from .runs import list_runs
@@ -151,34 +289,37 @@ def runs_cmd(
         keys = ("run_id", "status", "created_at", "duration_s", "phases", "results", "gates", "error")
         print(json.dumps([{k: m.get(k) for k in keys} for m in rows], indent=2))
         return
-    if not rows:
-        console.print("no runs yet: `workbench run` starts one")
-        return
-    table = Table(title=f"runs in {settings().runs_dir}")
-    for col in ("run id", "status", "started (UTC)", "brief", "phases", "seconds", "quality", "key result"):
-        table.add_column(col)
-    colors = {"succeeded": "green", "failed": "red", "crashed": "red", "stopped": "yellow", "running": "cyan"}
+    table_rows = []
     for m in rows:
         res = m.get("results", {}) or {}
-        q = res.get("audit", {}).get("quality_score")
-        key = _key_result(res)
+        q = (res.get("audit") or {}).get("quality_score")
         st = m.get("status", "?")
-        table.add_row(m.get("run_id", "?"), f"[{colors.get(st, 'white')}]{st}[/]",
-                      (m.get("started_at") or "")[:19].replace("T", " "), (m.get("brief") or {}).get("name", ""),
-                      ",".join(m.get("phases") or []), f"{m['duration_s']:.1f}" if m.get("duration_s") else "",
-                      f"{q}/30" if q is not None else "", key)
-    console.print(table)
+        table_rows.append([m.get("run_id", "?"), _styled(st, _RUN_STATUS_COLORS.get(st, "white")),
+                           (m.get("started_at") or "")[:19].replace("T", " "), (m.get("brief") or {}).get("name", ""),
+                           ",".join(m.get("phases") or []), f"{m['duration_s']:.1f}" if m.get("duration_s") else "",
+                           f"{q}/30" if q is not None else "", _key_result(res)])
+    if plain:
+        _plain_rows(table_rows)
+        return
+    if not rows:
+        _out("no runs yet: `workbench run` starts one")
+        return
+    columns = [("run id", {"id": True}), ("status", {}), ("started (UTC)", {"drop": 1}), ("brief", {"drop": 2}),
+               ("phases", {"drop": 0}), ("seconds", {"drop": 3, "justify": "right"}), ("quality", {"drop": 4}),
+               ("key result", {})]
+    console.print(_table(f"runs in {settings().runs_dir}", columns, table_rows))
 
 
 def _key_result(res: dict) -> str:
-    proto = res.get("prototype") or {}
+    proto = res.get("prototype") or res.get("leaderboard") or {}
     if proto.get("selected"):
-        return f"{proto['selected']} {proto.get('primary_metric', '')}={proto.get('primary_value', '')}"
+        value = proto.get("primary_value", "")
+        return f"{proto['selected']} {proto.get('primary_metric', '')}={_s(value)}"
     audit = res.get("audit") or {}
     return audit.get("quality_verdict", "")
 
 
-@app.command()
+@_command()
 @handles_errors
 def check(brief: Annotated[Path, typer.Argument(help="Problem brief (YAML).")]) -> None:
     """Validate a brief and the data it names, without running anything."""
@@ -190,34 +331,31 @@ def check(brief: Annotated[Path, typer.Argument(help="Problem brief (YAML).")]) 
     contract = infer_contract(data.train, b)
     target = (f"target '{b.target.column}' positive {b.target.positive_label!r}" if b.task == "binary_classification"
               else f"target '{b.target.column}'")
-    console.print(f"[green]brief ok[/]: {b.name} ({b.task}), {target}, primary metric {b.primary_metric}",
-                  highlight=False)
-    console.print(f"data: train {data.train.height} rows, test {data.test.height} rows ({data.split} split)")
-    console.print(f"features ({len(contract.features)}): {', '.join(contract.features)}")
+    _out(f"[green]brief ok[/]: {escape(f'{b.name} ({b.task}), {target}, primary metric {b.primary_metric}')}")
+    _out(escape(f"data: train {data.train.height} rows, test {data.test.height} rows ({data.split} split)"))
+    _out(escape(f"features ({len(contract.features)}): {', '.join(contract.features)}"))
     if contract.excluded:
-        console.print("excluded: " + ", ".join(f"{k} ({v})" for k, v in contract.excluded.items()))
+        _out(escape("excluded: " + ", ".join(f"{k} ({v})" for k, v in contract.excluded.items())))
     from .data.sensitive import sensitive_bin_edges
 
     edges = sensitive_bin_edges(data.train, b)
     if not b.sensitive_features:
-        console.print("sensitive: (none)")
+        _out("sensitive: (none)")
     for c in b.sensitive_features:
         how = (f"binned at {', '.join(f'{e:g}' for e in edges[c])} "
                f"({'from the brief' if c in b.sensitive_bins and b.sensitive_bins[c].bins else 'training quantiles'})"
                if c in edges else "one group per value")
-        console.print(f"sensitive: {c}: {how}; missing values form the group '(missing)'", highlight=False)
+        _out(escape(f"sensitive: {c}: {how}; missing values form the group '(missing)'"))
 
 
-@app.command()
+@_command()
 @handles_errors
 def params(phase: Annotated[str, typer.Argument(help="discovery or prototype (default: all).")] = "") -> None:
     """List the notebook parameters that `workbench run -p key=value` accepts."""
     from .runs import PHASES, notebook_parameters
 
     cfg = settings()
-    table = Table(title="notebook parameters")
-    for col in ("phase", "name", "type", "default", "help"):
-        table.add_column(col)
+    rows = []
     for ph, nb in PHASES.items():
         if phase and ph != phase:
             continue
@@ -227,30 +365,142 @@ def params(phase: Annotated[str, typer.Argument(help="discovery or prototype (de
         for name, spec in notebook_parameters(path).items():
             if name in ("run_dir", "brief_path"):
                 continue
-            table.add_row(ph, name, spec.get("inferred_type_name", ""), spec.get("default", ""), spec.get("help", ""))
-    console.print(table)
+            rows.append([ph, name, spec.get("inferred_type_name", ""), spec.get("default", ""), spec.get("help", "")])
+    columns = [("phase", {"drop": 0}), ("name", {"id": True}), ("type", {"drop": 1}), ("default", {}), ("help", {})]
+    console.print(_table("notebook parameters", columns, rows))
 
 
-@app.command()
+@_command()
 @handles_errors
-def show(run: Annotated[str, typer.Argument(help="Run id, run folder, or 'latest'.")] = "latest") -> None:
-    """Show one run's manifest: status, timings, environment, results."""
+def show(
+    run: Annotated[str, typer.Argument(help="Run id, run folder, or 'latest'.")] = "latest",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the headline and the whole manifest as JSON.")] = False,
+    plain: Annotated[bool, typer.Option("--plain", help="The headline as tab-separated key/value lines.")] = False,
+) -> None:
+    """One run: the headline (selected model, held-out primary metric against the best baseline, gate verdicts,
+    promotion status, report), then timings and provenance."""
     from .runs import read_manifest, resolve_run
 
-    d = resolve_run(run, settings().runs_dir, status="succeeded") if run == "latest" else resolve_run(run, settings().runs_dir)
+    ref = _existing_run(run)
+    d = resolve_run(ref, settings().runs_dir, status="succeeded") if ref == "latest" else resolve_run(ref, settings().runs_dir)
     m = read_manifest(d)
-    console.print(f"[bold]{m['run_id']}[/] [{m['status']}] {d}")
-    console.print(f"brief {m['brief']['name']} sha256 {str(m['brief']['sha256'])[:12]}; git {str(m['git'].get('commit'))[:10]}"
-                  f"{' (dirty)' if m['git'].get('dirty') else ''}; seed {m.get('seed')}")
+    head = _headline(m, d)
+    if as_json:
+        print(json.dumps({**head, "manifest": m}, indent=2, default=str))
+        return
+    if plain:
+        for k, v in head.items():
+            if k == "gates":
+                for g in v:
+                    print(f"gate.{g['gate']}\t{g['verdict']}\t{_s(g['value'])}\t{_s(g['threshold'])}")
+            elif k == "promotion":
+                print(f"promotion\t{v['state']}\t{v.get('tag') or ''}")
+            elif v is not None:
+                print(f"{k}\t{v}")
+        return
+    st = head["status"]
+    _out(f"[bold]{escape(head['run_id'])}[/] ([{_RUN_STATUS_COLORS.get(st, 'white')}]{escape(st)}[/]) "
+         f"{escape(head['task'] or '')} brief {escape(head['brief'] or '')}")
+    _out(f"folder: {escape(str(d))}")
+    if head["selected"]:
+        _out(f"selected model: [bold]{escape(head['selected'])}[/]")
+        _out(escape(_metric_line(head)))
+    elif "prototype" in (m.get("phases") or []):
+        _out("selected model: none (the prototype phase did not finish)")
+    else:
+        _out(escape("selected model: none (discovery only; run the prototype phase: workbench run --phase prototype)"))
+    for g in head["gates"]:
+        mark = "[green]pass[/]" if g["verdict"] == "pass" else "[red]FAIL[/]"
+        detail = f"(value {_s(g['value'])}, threshold {_s(g['threshold'])})"
+        _out(f"gate {escape(g['gate'])}: {mark} {escape(detail)}")
+    if head.get("fairness"):
+        _out(escape(f"fairness: {head['fairness']}"))
+    _out(escape(f"promotion: {head['promotion']['summary']}"))
+    if head["report"]:
+        _out(f"report: {escape(head['report'])}")
+    elif m.get("report", {}) and m["report"].get("error"):
+        _out(escape(f"report: not written ({m['report']['error']})"))
+    console.print()
+    brief = m.get("brief") or {}
+    git = m.get("git") or {}
+    _out(escape(f"brief sha256 {str(brief.get('sha256'))[:12]}; git {str(git.get('commit'))[:10]}"
+                f"{' (dirty)' if git.get('dirty') else ''}; seed {m.get('seed')}"))
     for nb in m.get("notebooks", []):
-        console.print(f"  {nb['phase']:<10} {nb['status']:<10} {nb.get('duration_s', 0):6.1f} s "
-                      f"(kernel start {nb.get('kernel_start_s', 0):.1f} s) -> {nb['output']}")
-    _print_results(m)
+        _out(escape(f"  {nb['phase']:<10} {nb['status']:<10} {nb.get('duration_s', 0):6.1f} s "
+                    f"(kernel start {nb.get('kernel_start_s', 0):.1f} s) -> {nb['output']}"))
+    audit = (m.get("results") or {}).get("audit")
+    if audit:
+        dims = ", ".join(f"{k} {v}" for k, v in audit.get("quality_dimensions", {}).items())
+        _out(escape(f"data quality {audit['quality_score']}/30 ({audit['quality_verdict']}): {dims}"))
     if m.get("error"):
-        console.print(f"[red]error[/]: {m['error'].get('message')}")
+        _out(f"[red]error[/]: {escape(str(m['error'].get('message')))}")
 
 
-@app.command()
+def _metric_line(head: dict) -> str:
+    metric, value, base, base_value = (head["primary_metric"], head["primary_value"], head["best_baseline"],
+                                       head["baseline_value"])
+    line = f"held-out {metric}: {_s(value)}"
+    if base is not None and base_value is not None:
+        better = head.get("greater_is_better")
+        word = "" if better is None else (" (higher is better)" if better else " (lower is better)")
+        line += f" vs best baseline {base} {_s(base_value)}{word}"
+    if head.get("success_threshold") is not None:
+        line += f"; success threshold {_s(head['success_threshold'])}"
+    return line
+
+
+def _headline(m: dict, run_dir: Path) -> dict:
+    """What a person wants first from a run, for every task: the selected model, its held-out primary metric
+    against the best baseline, the gate verdicts, whether it was promoted, and where the report is."""
+    res = m.get("results") or {}
+    board = res.get("leaderboard") or res.get("prototype") or {}
+    content = (m.get("brief") or {}).get("content") or {}
+    task_name = content.get("task") or ("binary_classification" if board else None)
+    metric = board.get("primary_metric")
+    greater = None
+    if task_name and metric:
+        try:
+            from .tasks import get_task
+
+            greater = get_task(task_name).greater_is_better(metric)
+        except (ValueError, KeyError):
+            greater = None
+    report = (m.get("report") or {}).get("path")
+    fairness = (res.get("fairness") or {}).get("fairness_verdict") or (res.get("prototype") or {}).get(
+        "fairness_verdict")
+    return {"run_id": m.get("run_id", run_dir.name), "status": m.get("status", "?"), "run_dir": str(run_dir),
+            "task": task_name, "brief": (m.get("brief") or {}).get("name"),
+            "selected": board.get("selected"), "primary_metric": metric, "primary_value": board.get("primary_value"),
+            "best_baseline": board.get("best_baseline"), "baseline_value": board.get("baseline_value"),
+            "greater_is_better": greater, "success_threshold": (content.get("success") or {}).get("threshold"),
+            "fairness": fairness, "gates": _gate_rows(m), "promotion": _promotion_status(m.get("run_id")),
+            "report": str(run_dir / report) if report and (run_dir / report).exists() else None}
+
+
+def _promotion_status(run_id: str | None) -> dict:
+    """The ledger's last word on a run: promoted (and whether still in production), refused, or not yet."""
+    from .registry.ledger import read_ledger
+    from .serving.pointer import production_pointer
+
+    try:
+        events = [e for e in read_ledger() if e.get("run_id") == run_id and e.get("action") in ("promote", "refused")]
+        prod = (production_pointer() or {}).get("tag")
+    except (WorkbenchError, OSError, ValueError):
+        return {"state": "unknown", "summary": "unknown (the ledger cannot be read)"}
+    if not events:
+        return {"state": "not promoted", "summary": f"not promoted yet (workbench promote {run_id})"}
+    last = events[-1]
+    if last["action"] == "refused":
+        failed = ", ".join(last.get("failed_gates") or [])
+        return {"state": "refused", "at": last.get("at"), "failed_gates": last.get("failed_gates"),
+                "summary": f"refused {str(last.get('at', ''))[:19]} (failed: {failed})"}
+    tag = last.get("tag")
+    where = "in production" if tag == prod else "certified, not in production"
+    return {"state": "promoted", "tag": tag, "in_production": tag == prod, "at": last.get("at"),
+            "summary": f"promoted as {tag} ({where})"}
+
+
+@_command()
 @handles_errors
 def promote(
     run: Annotated[str, typer.Argument(help="Run id, run folder, or 'latest' (newest succeeded run).")] = "latest",
@@ -264,22 +514,21 @@ def promote(
     """
     from .registry.promote import promote as do_promote
 
-    result = do_promote(run, cfg=settings(), latency_calls=latency_calls,
-                        on_step=lambda msg: console.print(f"[cyan]>[/] {msg}", highlight=False))
-    table = Table(title=f"promotion gates: run {result.run_id}, model {result.gates.model}")
-    for col in ("gate", "value", "threshold", "verdict", "detail"):
-        table.add_column(col, overflow="fold")
+    result = do_promote(_existing_run(run), cfg=settings(), latency_calls=latency_calls,
+                        on_step=lambda msg: _out(f"[cyan]>[/] {escape(str(msg))}"))
     colors = {"pass": "green", "fail": "red", "info": "white"}
-    for g in result.gates.gates:
-        table.add_row(g.name, _s(g.value), _s(g.threshold), f"[{colors[g.verdict]}]{g.verdict}[/]", g.detail)
-    console.print(table)
-    console.print(f"gate report, parity certificate and model card: {result.attempt_dir}", highlight=False)
+    rows = [[g.name, _s(g.value), _s(g.threshold), _styled(g.verdict, colors.get(g.verdict, "white")), g.detail]
+            for g in result.gates.gates]
+    columns = [("gate", {}), ("value", {}), ("threshold", {}), ("verdict", {}), ("detail", {"drop": 0})]
+    console.print(_table(f"promotion gates: run {result.run_id}, model {result.gates.model}", columns, rows))
+    _out(f"gate report, parity certificate and model card: {escape(str(result.attempt_dir))}")
     if result.promoted:
-        console.print(f"[bold green]promoted[/] {result.tag} (now in production)")
-        console.print("serve it: cd bento && ../.venv/bin/bentoml serve --host 127.0.0.1 --port 3000")
+        _out(f"[bold green]promoted[/] {escape(str(result.tag))} (now in production)")
+        _out("serve it: cd bento && ../.venv/bin/bentoml serve --host 127.0.0.1 --port 3000")
         return
     failed = ", ".join(g.name for g in result.gates.failed)
-    err_console.print(f"[bold red]refused[/]: failed gate(s): {failed}. Nothing was registered.", highlight=False)
+    err_console.print(f"[bold red]refused[/]: failed gate(s): {escape(failed)}. Nothing was registered.",
+                      highlight=False, soft_wrap=True)
     raise typer.Exit(3)
 
 
@@ -289,44 +538,61 @@ def _s(v: Any) -> str:
     return "" if v is None else str(v)
 
 
-@app.command()
+@_command()
 @handles_errors
 def rollback(reason: Annotated[str, typer.Option(help="Why (recorded in the ledger).")] = "") -> None:
     """Return production to the previously certified model (the one before the current promotion)."""
     from .registry.ledger import rollback as do_rollback
 
     entry = do_rollback(reason=reason)
-    console.print(f"[bold yellow]rolled back[/]: production is now {entry['tag']} (was {entry['from_tag']}); "
-                  "restart `bentoml serve` to load it")
+    _out(f"[bold yellow]rolled back[/]: production is now {escape(str(entry['tag']))} "
+         f"(was {escape(str(entry['from_tag']))}); restart `bentoml serve` to load it")
 
 
-@app.command()
+@_command()
 @handles_errors
-def models() -> None:
+def models(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the models and the ledger as JSON.")] = False,
+    plain: Annotated[bool, typer.Option("--plain", help="Tab-separated lines for scripts, no header: tag, stage, "
+                                                        "run, model, primary metric, value, created.")] = False,
+) -> None:
     """Certified models in the BentoML store, the production one marked, and the ledger's history."""
     from .registry.ledger import read_ledger
     from .registry.store import list_models
     from .serving.pointer import production_pointer
 
     prod = (production_pointer() or {}).get("tag")
-    table = Table(title="certified models (BentoML store)")
-    for col in ("tag", "stage", "run", "model", "primary", "created"):
-        table.add_column(col)
+    found = []
     for m in sorted(list_models(), key=lambda m: m.info.creation_time, reverse=True):
         if m.info.labels.get("stage") != "certified":
             continue
         md = m.info.metadata
         pm = md.get("primary_metric", "")
-        table.add_row(str(m.tag), "[green]production[/]" if str(m.tag) == prod else "certified", md.get("run_id", ""),
-                      md.get("model", ""), f"{pm} {md.get('metrics', {}).get(pm, 0):.4f}" if pm else "",
-                      m.info.creation_time.strftime("%Y-%m-%d %H:%M"))
-    console.print(table)
+        found.append({"tag": str(m.tag), "stage": "production" if str(m.tag) == prod else "certified",
+                      "run_id": md.get("run_id", ""), "model": md.get("model", ""), "primary_metric": pm,
+                      "primary_value": md.get("metrics", {}).get(pm) if pm else None,
+                      "created": m.info.creation_time.strftime("%Y-%m-%d %H:%M")})
     events = read_ledger()[-10:]
+    if as_json:
+        print(json.dumps({"production": prod, "models": found, "ledger": events}, indent=2, default=str))
+        return
+    rows = [[f["tag"], _styled(f["stage"], "green" if f["stage"] == "production" else ""), f["run_id"], f["model"],
+             f["primary_metric"], "" if f["primary_value"] is None else f"{f['primary_value']:.4f}", f["created"]]
+            for f in found]
+    if plain:
+        _plain_rows(rows)
+        return
+    if not rows:
+        _out("no certified models yet: `workbench promote latest` certifies one")
+    columns = [("tag", {"id": True}), ("stage", {}), ("run", {"id": True, "drop": 1}), ("model", {"drop": 2}),
+               ("primary", {"drop": 3}), ("value", {"drop": 4, "justify": "right"}), ("created", {"drop": 0})]
+    if rows:
+        console.print(_table("certified models (BentoML store)", columns, rows))
     if events:
-        console.print("ledger (last 10):")
+        _out("ledger (last 10):")
         for e in events:
-            console.print(f"  {e['at'][:19]} {e['action']:<9} {e.get('tag') or e.get('run_id')} "
-                          f"{'failed: ' + ', '.join(e['failed_gates']) if e.get('failed_gates') else ''}", highlight=False)
+            _out(escape(f"  {e['at'][:19]} {e['action']:<9} {e.get('tag') or e.get('run_id')} "
+                        f"{'failed: ' + ', '.join(e['failed_gates']) if e.get('failed_gates') else ''}"))
 
 
 def _package(model: str) -> tuple[str, Path]:
@@ -353,7 +619,24 @@ def _out_dir(out: Path | None, kind: str) -> Path:
     return d
 
 
-@app.command()
+def _require_log(log_dir: Path | None, tag: str) -> None:
+    """Say where the log was looked for, with the folder named as it is on disk (a tag's ``:`` and other
+    characters unsafe in file names become ``_``: ``adult_income:abc`` logs to ``adult_income_abc/``)."""
+    from .errors import DataError
+    from .monitoring import log as plog
+
+    root = Path(log_dir) if log_dir else plog.log_dir()
+    if plog.list_segments(root, tag):
+        return
+    folder = root / plog._SAFE.sub("_", tag)  # the folder PredictionLog writes (monitoring.log)
+    present = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    hint = "serve the model and send requests first (or pass --log-dir)"
+    if present:
+        hint += "; logs present for: " + ", ".join(present[:5]) + (" ..." if len(present) > 5 else "")
+    raise DataError(f"no prediction log for model {tag}: {folder} holds no log segments", file=None, hint=hint)
+
+
+@_command()
 @handles_errors
 def drift(
     model: Annotated[str, typer.Option(help="Model tag (default: the production model).")] = "",
@@ -375,6 +658,7 @@ def drift(
     tag, path = _package(model)
     profile = json.loads((path / "reference_profile.json").read_text())
     mon = json.loads((path / "monitoring.json").read_text())
+    _require_log(log_dir, tag)
     live = read_log(log_dir, model_version=tag, since=since or None,
                     input_kinds={f: r["kind"] for f, r in profile["features"].items()})
     report = drift_report(live, profile, psi_warning=psi_warning or mon["psi_warning"],
@@ -392,25 +676,24 @@ def drift(
 
     atomic_write_text(d / "drift.html", f"<!doctype html><meta charset='utf-8'><title>drift {tag}</title>{STYLE}"
                                         f"{report._repr_html_()}<img src='data:image/png;base64,{img}'>")
-    table = Table(title=f"drift of {tag} over {report.rows} logged rows")
-    for col in ("feature", "kind", "PSI", "KS", "severity", "largest change"):
-        table.add_column(col)
     colors = {"ok": "green", "warning": "yellow", "critical": "red"}
     p = report.prediction
     ks = p.get("ks_stat")
-    table.add_row("(prediction)", str(p.get("kind", "probability")), f"{p['psi']:.4f}",
-                  "" if ks is None else f"{ks:.4f}", f"[{colors[p['severity']]}]{p['severity']}[/]",
-                  str(p.get("top_change", "")))
+    rows = [["(prediction)", str(p.get("kind", "probability")), f"{p['psi']:.4f}", "" if ks is None else f"{ks:.4f}",
+             _styled(p["severity"], colors.get(p["severity"], "white")), str(p.get("top_change", ""))]]
     for f in report.features:
-        table.add_row(f["feature"], f["kind"], f"{f['psi']:.4f}", "" if f["ks_stat"] is None else f"{f['ks_stat']:.4f}",
-                      f"[{colors[f['severity']]}]{f['severity']}[/]", f["top_change"])
-    console.print(table)
-    console.print(f"[bold {colors[report.severity]}]{report.severity}[/]: {report.action}")
-    console.print(f"report: {d / 'drift.html'}", highlight=False)
+        rows.append([f["feature"], f["kind"], f"{f['psi']:.4f}", "" if f["ks_stat"] is None else f"{f['ks_stat']:.4f}",
+                     _styled(f["severity"], colors.get(f["severity"], "white")), str(f["top_change"])])
+    columns = [("feature", {}), ("kind", {"drop": 1}), ("PSI", {"justify": "right"}),
+               ("KS", {"justify": "right", "drop": 2}), ("severity", {}), ("largest change", {"drop": 0})]
+    console.print(_table(f"drift of {tag} over {report.rows} logged rows", columns, rows))
+    sev = colors.get(report.severity, "white")
+    _out(f"[bold {sev}]{escape(str(report.severity))}[/]: {escape(str(report.action))}")
+    _out(f"report: {escape(str(d / 'drift.html'))}")
     raise typer.Exit(report.exit_code)
 
 
-@app.command()
+@_command()
 @handles_errors
 def feedback(
     labels_file: Annotated[Path, typer.Argument(help="CSV/Parquet with request_id, [row,] and the label column.")],
@@ -437,11 +720,11 @@ def feedback(
     report.save(d / "feedback.json")
     report.save_html(d / "feedback.html")
     color = "red" if report.concept_drift else "green"
-    console.print(f"{report.rows} labelled rows; {report.primary}: certified {report.certified_value:.4f}, live "
-                  f"{report.live_value:.4f} (tolerance {report.tolerance:g}) -> "
-                  f"[bold {color}]{'concept drift' if report.concept_drift else 'ok'}[/]")
-    console.print(f"live fairness: {report.fairness_verdict}")
-    console.print(f"report: {d / 'feedback.html'}", highlight=False)
+    head = (f"{report.rows} labelled rows; {report.primary}: certified {report.certified_value:.4f}, live "
+            f"{report.live_value:.4f} (tolerance {report.tolerance:g}) ->")
+    _out(f"{escape(head)} [bold {color}]{'concept drift' if report.concept_drift else 'ok'}[/]")
+    _out(escape(f"live fairness: {report.fairness_verdict}"))
+    _out(f"report: {escape(str(d / 'feedback.html'))}")
     raise typer.Exit(report.exit_code)
 
 

@@ -6,7 +6,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Settings", "find_project_root", "settings"]
+__all__ = ["Settings", "find_project_root", "settings", "resolve_brief_path", "DEFAULT_CELL_TIMEOUT_S",
+           "DEFAULT_KERNEL_START_TIMEOUT_S"]
+
+DEFAULT_CELL_TIMEOUT_S = 1800
+"""Longest a notebook cell may run unless ``WORKBENCH_CELL_TIMEOUT`` or ``--cell-timeout`` says otherwise."""
+DEFAULT_KERNEL_START_TIMEOUT_S = 120
+"""Longest a kernel may take to start unless ``WORKBENCH_KERNEL_START_TIMEOUT`` or ``--kernel-timeout`` says so."""
 
 
 def find_project_root(start: Path | None = None) -> Path:
@@ -59,14 +65,45 @@ class Settings:
     @property
     def cell_timeout_s(self) -> int:
         """Longest a single notebook cell may run before the run fails (``WORKBENCH_CELL_TIMEOUT``)."""
-        return int(os.environ.get("WORKBENCH_CELL_TIMEOUT", "1800"))
+        return int(os.environ.get("WORKBENCH_CELL_TIMEOUT", str(DEFAULT_CELL_TIMEOUT_S)))
 
     @property
     def kernel_start_timeout_s(self) -> int:
         """Longest the kernel may take to start (``WORKBENCH_KERNEL_START_TIMEOUT``)."""
-        return int(os.environ.get("WORKBENCH_KERNEL_START_TIMEOUT", "120"))
+        return int(os.environ.get("WORKBENCH_KERNEL_START_TIMEOUT", str(DEFAULT_KERNEL_START_TIMEOUT_S)))
 
 
 def settings() -> Settings:
     """Settings for the project found from the current directory (see :func:`find_project_root`)."""
     return Settings(root=find_project_root())
+
+
+def resolve_brief_path(path: str | Path, *, root: Path | None = None) -> Path:
+    """The brief a notebook parameter names, wherever the notebook is run from.
+
+    A notebook's default ``brief_path`` (``"../briefs/adult.yaml"``) is relative to ``notebooks/``, which is right
+    in JupyterLab and wrong for ``papermill notebooks/01_discovery.ipynb out.ipynb`` run from the repository root.
+    A relative path is tried against the current folder, then the project's ``notebooks/`` folder, then the
+    project root (:func:`find_project_root`, or ``root``); the first that exists wins. An absolute path is
+    returned as it is.
+
+    Raises
+    ------
+    BriefError
+        No candidate exists (the message lists every place tried).
+    """
+    from .errors import BriefError
+
+    p = Path(path).expanduser()
+    if p.is_absolute():
+        if not p.is_file():
+            raise BriefError("the brief does not exist", file=p, hint="pass the path of a brief YAML file")
+        return p
+    base = root or find_project_root()
+    tried = [Path.cwd() / p, base / "notebooks" / p, base / p]
+    for candidate in tried:
+        if candidate.is_file():
+            return candidate.resolve()
+    raise BriefError("the brief does not exist", file=p,
+                     hint="relative paths are tried against: " + ", ".join(str(t) for t in dict.fromkeys(tried))
+                          + "; pass an existing path (e.g. -p brief_path=briefs/adult.yaml)")

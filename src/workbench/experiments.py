@@ -29,7 +29,9 @@ from .modeling import FittedModel, candidates_for, column_roles, fit_model, make
 from .tasks import get_task
 
 __all__ = ["ModelFrames", "model_frames", "predictions_frame", "sensitive_groups", "ModelResult", "Leaderboard",
-           "ExperimentRecord", "KillCriteriaReport", "evaluate_model", "evaluate_on", "build_leaderboard", "experiment_records",
+           "ExperimentRecord", "KillCriteriaReport", "evaluate_model", "evaluate_on", "evaluate_searched", "apply_calibration",
+           "calibrate_selected",
+           "build_leaderboard", "experiment_records",
            "evaluate_kill_criteria", "next_experiment_number"]
 
 
@@ -154,9 +156,12 @@ class ModelResult:
 
 def evaluate_model(name: str, X_train: pd.DataFrame, y_train: np.ndarray, X_test: pd.DataFrame, y_test: np.ndarray,
                    *, contract: Any, seed: int, cv_folds: int, primary: str, threshold: float | None = None,
-                   task: str = "binary_classification", classes: list[str] | None = None) -> ModelResult:
+                   task: str = "binary_classification", classes: list[str] | None = None,
+                   params: dict | None = None, extra: dict | None = None) -> ModelResult:
     """Cross-validate ``name`` on the training split, fit it on all of it and evaluate it on the test split,
-    the way the task says (:meth:`workbench.tasks.Task.cross_validate` and :meth:`~workbench.tasks.Task.evaluate`)."""
+    the way the task says (:meth:`workbench.tasks.Task.cross_validate` and :meth:`~workbench.tasks.Task.evaluate`).
+    ``params`` overrides a candidate's parameters (a search's best); ``extra`` lands in the fitted model's record
+    (``FittedModel.extra``, e.g. the search summary)."""
     spec = get_task(task)
     roles = column_roles(contract)
     if spec.is_classifier and len(y_train):
@@ -171,24 +176,79 @@ def evaluate_model(name: str, X_train: pd.DataFrame, y_train: np.ndarray, X_test
                             hint=f"use -p cv_folds={max(2, int(counts[k]))} or fewer, or merge the rare class")
     if name in candidates_for(spec.name):
         def build() -> Any:
-            return make_candidate(name, roles, seed=seed, task=spec.name)
+            return make_candidate(name, roles, seed=seed, task=spec.name, params=params)
     else:
         def build() -> Any:
             return make_baseline(name, roles, seed=seed, task=spec.name, classes=classes)
     cv = spec.cross_validate(build, X_train[roles.features], y_train, n_splits=cv_folds, seed=seed,
                              threshold=threshold)
-    fitted = fit_model(name, X_train, y_train, seed=seed, contract=contract, task=spec.name, classes=classes)
+    fitted = fit_model(name, X_train, y_train, seed=seed, contract=contract, task=spec.name, classes=classes,
+                       params=params if name in candidates_for(spec.name) else None)
+    if extra:
+        fitted.extra.update(extra)
     scores = fitted.scores(X_test)
     test = spec.evaluate(y_test, scores, primary=primary, threshold=threshold, classes=classes)
     return ModelResult(fitted=fitted, cv=cv, test=test, test_scores=scores)
 
 
 def evaluate_on(name: str, frames: ModelFrames, *, contract: Any, seed: int, cv_folds: int, primary: str,
-                threshold: float | None = None) -> ModelResult:
+                threshold: float | None = None, params: dict | None = None, extra: dict | None = None
+                ) -> ModelResult:
     """:func:`evaluate_model` on a run's :class:`ModelFrames` (its task and classes included)."""
     return evaluate_model(name, frames.X_train, frames.y_train, frames.X_test, frames.y_test, contract=contract,
                           seed=seed, cv_folds=cv_folds, primary=primary, threshold=threshold, task=frames.task,
-                          classes=frames.classes)
+                          classes=frames.classes, params=params, extra=extra)
+
+
+def evaluate_searched(search: Any, frames: ModelFrames, *, contract: Any, seed: int, cv_folds: int, primary: str,
+                      threshold: float | None = None) -> dict[str, ModelResult]:
+    """Each searched family's best parameters evaluated exactly like every other candidate (the run's CV folds,
+    one fit on the training split, one held-out evaluation): one leaderboard row per family, under the family's
+    name, with the search's summary in its record (``extra["search"]``)."""
+    out = {}
+    for family, fs in search.families.items():
+        lift = fs.lift(search.greater_is_better)
+        summary = {"trials": len(fs.trials), "pruned": fs.n_pruned, "seconds": round(fs.seconds, 2),
+                   "stopped_by": fs.stopped_by, "search_cv": fs.best_value, "default_search_cv": fs.default_value,
+                   "lift_over_default": lift, "search_folds": search.plan.cv_folds, "metric": search.metric}
+        out[family] = evaluate_on(family, frames, contract=contract, seed=seed, cv_folds=cv_folds, primary=primary,
+                                  threshold=threshold, params=fs.best_params, extra={"search": summary})
+    return out
+
+
+def calibrate_selected(board: Leaderboard, frames: ModelFrames, brief: Brief, *, seed: int, primary: str,
+                       threshold: float | None = None, cv_folds: int | None = None) -> tuple[Leaderboard, Any, Any]:
+    """Calibrate the selected classifier when its CV ECE exceeds ``brief.calibration.ece_tolerance`` (see
+    :func:`workbench.modeling.calibration.calibrate`). Returns ``(board, report, uncalibrated fitted model)``:
+    when calibration is kept, the board holds the calibrated model under the same name (selection unchanged,
+    held-out figures recomputed); the uncalibrated model is what SHAP explains (the calibrator is a monotone map
+    of its output). ``report`` is None when nothing was selected."""
+    from .modeling.calibration import calibrate
+
+    if board.selected is None:
+        return board, None, None
+    base = board.results[board.selected].fitted
+    new, report = calibrate(base, frames.X_train, frames.y_train, task=frames.task, seed=seed,
+                            cv_folds=cv_folds or brief.search.cv_folds,
+                            ece_tolerance=brief.calibration.ece_tolerance, threshold=threshold)
+    if report.applied:
+        results = dict(board.results)
+        apply_calibration(results, board.selected, new, frames, primary=primary, threshold=threshold)
+        board = build_leaderboard(results, primary=board.primary, min_improvement=board.min_improvement,
+                                  task=board.task, classes=board.classes)
+    return board, report, base
+
+
+def apply_calibration(results: dict[str, ModelResult], name: str, calibrated: FittedModel, frames: ModelFrames, *,
+                      primary: str, threshold: float | None = None) -> ModelResult:
+    """Replace ``results[name]`` by the calibrated model: its held-out evaluation is recomputed (that is what gets
+    saved, gated and certified); its CV report stays the uncalibrated one the selection was made on (the
+    calibration's own CV figures are in ``fitted.extra["calibration"]``)."""
+    spec = get_task(frames.task)
+    scores = calibrated.scores(frames.X_test)
+    test = spec.evaluate(frames.y_test, scores, primary=primary, threshold=threshold, classes=frames.classes)
+    results[name] = r = ModelResult(fitted=calibrated, cv=results[name].cv, test=test, test_scores=scores)
+    return r
 
 
 def _better(a: float, b: float, metric: str, task: str = "binary_classification") -> bool:
@@ -327,6 +387,10 @@ _HYPOTHESES = {
               "well enough to beat the baselines, and stays easy to explain.",
     "hgb": "Gradient-boosted trees capture non-linear effects and interactions the linear model misses, "
            "improving the primary metric over the baselines.",
+    "lgbm": "LightGBM's leaf-wise boosted trees, tuned by a seeded TPE search on the training split's CV folds, "
+            "beat the default-parameter models on the primary metric.",
+    "xgb": "XGBoost's depth-wise boosted trees, tuned by a seeded TPE search on the training split's CV folds, "
+           "beat the default-parameter models on the primary metric.",
     "ridge": "A regularised linear model on one-hot categoricals and scaled numerics predicts the target well "
              "enough to beat the baselines, and stays easy to explain.",
 }

@@ -3,7 +3,8 @@
 :func:`join_labels` matches a labels file to the prediction log by request id (and row, for batch requests);
 :func:`feedback_report` then computes live performance and live fairness slices with the Prototype phase's own
 functions for the model's task (binary, multiclass or regression: ``monitoring.json`` ``task``), and calls a drop
-of the primary metric beyond the brief's ``monitoring.metric_tolerance`` concept drift.
+of the primary metric beyond the brief's ``monitoring.metric_tolerance`` concept drift. :func:`read_logged` reads
+the log for it, compacted (Parquet) and not yet compacted (JSON lines) segments alike.
 """
 
 from __future__ import annotations
@@ -18,7 +19,21 @@ import polars as pl
 from ._report import Report, esc, html_table
 from .errors import DataError
 
-__all__ = ["FeedbackReport", "join_labels", "feedback_report", "read_labels"]
+__all__ = ["FeedbackReport", "join_labels", "feedback_report", "read_labels", "read_logged"]
+
+
+def read_logged(log_dir: str | Path | None = None, *, model_version: str) -> pl.DataFrame:
+    """Every logged row of a model version with every column (request id, row, inputs, outputs, flags), from the
+    compacted Parquet and the JSON-lines segments not yet compacted (:func:`workbench.monitoring.compact.read_columns`).
+
+    Raises
+    ------
+    DataError
+        There is no log for this model version, or it holds no rows.
+    """
+    from .monitoring.compact import read_columns
+
+    return read_columns(log_dir, model_version, None)
 
 
 def read_labels(path: str | Path, *, label_column: str | None = None) -> pl.DataFrame:

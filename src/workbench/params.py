@@ -31,9 +31,13 @@ class _Params(BaseModel):
     @field_validator("brief_path")
     @classmethod
     def _brief_exists(cls, v: str) -> str:
-        if not Path(v).is_file():
-            raise ValueError(f"brief file not found: {v}")
-        return v
+        from .config import resolve_brief_path
+        from .errors import BriefError
+
+        try:
+            return str(resolve_brief_path(v))
+        except BriefError as exc:
+            raise ValueError(exc.message) from None
 
 
 class DiscoveryParams(_Params):
@@ -57,6 +61,10 @@ class PrototypeParams(_Params):
     cv_folds: int = Field(5, ge=2, le=20, description="stratified CV folds on the training split")
     shap_sample: int = Field(1000, ge=10, description="rows explained by SHAP")
     bootstrap_samples: int = Field(0, ge=0, description="fairness bootstrap replicates; 0 = the brief's value")
+    search_trials: int = Field(0, ge=0, le=1000, description="search trials per family; 0 = the brief's "
+                                                             "search.n_trials")
+    search_timeout: float = Field(0.0, ge=0, description="search wall time per family, seconds; 0 = the brief's "
+                                                         "search.timeout_s")
 
     @field_validator("candidates")
     @classmethod

@@ -21,7 +21,7 @@ from ._report import atomic_write_text, esc, html_table
 from .registry.card import METRIC_TEXT, figure_label, shap_unit
 from .tasks import get_task
 
-__all__ = ["REPORT_NAME", "write_run_report", "run_report_html"]
+__all__ = ["REPORT_NAME", "write_run_report", "run_report_html", "effective_parameters"]
 
 REPORT_NAME = "report.html"
 
@@ -50,6 +50,7 @@ table.wb th,table.wb td{border:1px solid #ddd;padding:3px 8px;text-align:left;ve
 table.wb th{background:#f4f4f4}
 .wb-ok{color:#137333;font-weight:600}.wb-warn{color:#b06000;font-weight:600}.wb-bad{color:#c5221f;font-weight:600}
 .wb-report h3{font-size:14px}
+p.lead{font-size:15px;line-height:1.5;border-left:4px solid #1f77b4;background:#f3f7fb;padding:6px 12px;margin:6px 0}
 </style>"""
 
 
@@ -345,20 +346,98 @@ def _prototype(reports: dict, reports_dir: Path, figs: _Figures) -> str:
     return "".join(out)
 
 
-def _provenance(m: dict) -> str:
+def effective_parameters(m: dict, reports: dict | None = None, passed: dict | None = None) -> list[dict]:
+    """The parameters each notebook really ran with, one row per parameter: ``phase``, ``parameter``,
+    ``value used`` and ``where it came from``.
+
+    A notebook default that means "decide later" is resolved to what the run used: ``bootstrap_samples=0`` is the
+    brief's ``fairness.bootstrap_samples`` (or the replicate count the fairness report records), ``sample_rows=0``
+    every row, an empty ``candidates`` the task's candidates, an empty ``as_of`` the run's date; ``shap_sample``
+    shows the rows SHAP explained when the test split had fewer. ``passed`` (``params.yaml``: what the run was
+    given) tells a value set for the run from a notebook default.
+    """
+    reports = reports or {}
+    passed = passed or {}
+    brief = (m.get("brief") or {}).get("content") or {}
+    fair, shap, lb = reports.get("fairness") or {}, reports.get("shap") or {}, reports.get("leaderboard") or {}
+    data = m.get("data") or {}
+    rows = []
+    for phase, params in (m.get("parameters") or {}).items():
+        given = passed.get(phase) or {}
+        for key, value in sorted(params.items()):
+            if key in ("run_dir", "brief_path"):
+                continue
+            source = "set for this run" if key in given else "notebook default"
+            shown: Any = value
+            if key == "bootstrap_samples" and not value:
+                brief_n = (brief.get("fairness") or {}).get("bootstrap_samples")
+                shown = fair.get("n_bootstrap") or brief_n
+                source = ("the brief (fairness.bootstrap_samples): the notebook's 0 means “use the brief's value”")
+            elif key == "sample_rows" and not value:
+                counts = ", ".join(f"{v.get('rows')} {k}" for k, v in data.items() if v.get("rows") is not None)
+                shown = f"all rows ({counts})" if counts else "all rows"
+                source += ": 0 means every row"
+            elif key == "candidates" and not value:
+                names = [n for n, mdl in (lb.get("models") or {}).items() if mdl.get("kind") == "candidate"]
+                shown = ", ".join(names) or "the task's candidates"
+                source += ": empty means every candidate of the task"
+            elif key == "as_of" and not value:
+                shown = (m.get("started_at") or "")[:10] or "the run's date"
+                source += ": empty means the day of the run"
+            elif key == "shap_sample" and shap.get("sample_size") is not None and shap["sample_size"] != value:
+                shown = f"{shap['sample_size']} (asked for {value}; the test split had fewer rows)"
+            elif key == "seed" and value is None:
+                shown = m.get("seed")
+            rows.append({"phase": phase, "parameter": key, "value used": shown, "where it came from": source})
+    return rows
+
+
+def _plain(m: dict, reports: dict) -> str:
+    """The run in plain sentences, for readers without Python (the stakeholder app's lead sentences)."""
+    from . import app_data as ad
+
+    brief = (m.get("brief") or {}).get("content") or {}
+    lb, fair, shap = reports.get("leaderboard"), reports.get("fairness"), reports.get("shap")
+    target = brief.get("target") or {}
+    out = []
+    if lb:
+        out.append(ad.lead_performance(lb, brief=brief, evaluation=reports.get("evaluation")))
+    gates = m.get("gates") or {}
+    if gates:
+        failed = [n.replace("_", " ") for n, g in gates.items() if not g.get("passed")]
+        out.append("The run's own checks (data quality, the brief's stop conditions) "
+                   + (f"failed: {', '.join(failed)}." if failed else "all passed.")
+                   + " Promotion to production adds its own checks later.")
+    if fair:
+        task = ad.task_of(fair, lb)
+        figure = {"regression": "mean_residual", "multiclass_classification": "accuracy"}.get(task, "selection_rate")
+        for feature in [f for f in fair.get("features", []) if " & " not in f]:
+            out.append(ad.lead_fairness(fair, feature, figure, positive_label=target.get("positive_label")))
+        if task == "regression" and target.get("column"):
+            out.append(f"Amounts are in the units of {target['column']}.")
+    if shap:
+        out.append(ad.lead_shap(shap, sensitive=(fair or {}).get("features")))
+    if not out:
+        return ""
+    keys = [k for k in ((lb or {}).get("primary"),) if k] + [g.get("metric") for g in (fair or {}).get("gaps", [])]
+    terms = ad.glossary([k for k in keys if k] + ["baseline", "confidence_interval", "no_threshold"])
+    return ("<h2 id='plain'>In plain words</h2>" + "".join(f"<p class='lead'>{esc(t)}</p>" for t in out)
+            + "<details><summary>what the terms mean</summary>" + html_table(terms) + "</details>")
+
+
+def _provenance(m: dict, reports: dict | None = None, passed: dict | None = None) -> str:
     nbs = [{"notebook": n.get("output"), "phase": n.get("phase"), "status": n.get("status"),
             "seconds": n.get("duration_s"), "kernel start (s)": n.get("kernel_start_s")}
            for n in m.get("notebooks") or []]
     data = [{"split": k, "file": Path(v.get("path", "")).name, "rows": v.get("rows"),
              "sha256": (v.get("sha256") or "")[:16] + "…"} for k, v in (m.get("data") or {}).items()]
-    params = [{"phase": ph, "parameters": ", ".join(f"{k}={v}" for k, v in sorted(p.items())
-                                                     if k not in ("run_dir", "brief_path"))}
-              for ph, p in (m.get("parameters") or {}).items()]
+    params = effective_parameters(m, reports, passed)
     py = m.get("python") or {}
     pk = m.get("packages") or {}
     return ("<h2 id='provenance'>Provenance</h2>"
             + "<h3>Notebooks</h3>" + html_table(nbs, formats={"seconds": ".2f", "kernel start (s)": ".2f"})
-            + "<h3>Parameters</h3>" + html_table(params)
+            + "<h3>Parameters</h3><p class='muted'>The values each notebook really used, and where each came from "
+              "(set for this run, the notebook's default, or the brief).</p>" + html_table(params)
             + "<h3>Data</h3>" + html_table(data)
             + f"<p class='small muted'>Python {esc(py.get('version'))} on {esc(py.get('platform'))}; uv.lock sha256 "
               f"{esc(((m.get('lock') or {}).get('sha256') or '')[:16])}…; "
@@ -374,14 +453,22 @@ def run_report_html(run_dir: str | Path) -> str:
         if reports_dir.is_dir() else {}
     results = m.get("results") or {}
     figs = _Figures(run_dir / "figures")
-    nav = " · ".join(f"<a href='#{a}'>{t}</a>" for a, t in (("gates", "Gates"), ("discovery", "Discovery"),
+    try:
+        import yaml
+
+        passed = yaml.safe_load((run_dir / "params.yaml").read_text()) or {}
+    except (OSError, ValueError, AttributeError):
+        passed = {}
+    passed = passed if isinstance(passed, dict) else {}
+    nav = " · ".join(f"<a href='#{a}'>{t}</a>" for a, t in (("plain", "In plain words"), ("gates", "Gates"),
+                                                             ("discovery", "Discovery"),
                                                              ("prototype", "Prototype"), ("provenance", "Provenance")))
-    body = (_header(m, results) + f"<p class='small'>{nav}</p>" + _gates(m)
+    body = (_header(m, results) + f"<p class='small'>{nav}</p>" + _plain(m, reports) + _gates(m)
             + _discovery(reports, reports_dir, figs) + _prototype(reports, reports_dir, figs))
     rest = figs.rest()
     if rest:
         body += "<h2>Other figures</h2>" + rest
-    body += _provenance(m)
+    body += _provenance(m, reports, passed)
     body += ("<p class='small muted'>Written by workbench from manifest.json, reports/*.json and figures/*.png of "
              "this run folder; self-contained (figures embedded), opens without Jupyter.</p>")
     title = f"workbench run {m.get('run_id', run_dir.name)}"

@@ -37,12 +37,15 @@ from .errors import NotebookCellError, ParameterError, RunError, WorkbenchError
 
 __all__ = [
     "PHASES",
+    "RunChoice",
     "RunContext",
     "RunResult",
     "execute_run",
     "list_runs",
+    "promotable_reason",
     "read_manifest",
     "resolve_run",
+    "choose_run",
 ]
 
 log = logging.getLogger(__name__)
@@ -111,20 +114,27 @@ class RunContext:
         return dest
 
     def save_model(self, name: str, model: Any) -> dict | None:
-        """Pickle a fitted notebook-side model to ``artifacts/<name>.pkl`` and return its path and sha256.
+        """Save a fitted notebook-side model with skops to ``artifacts/<name>.skops``; return its path and sha256.
 
-        Only the promotion step reads it back (to convert it to ONNX, after checking the sha256 recorded here);
-        the serving path never unpickles anything.
+        Never pickle: promotion and the app load it back with :meth:`workbench.artifacts.RunFolder.load_model`,
+        which verifies the sha256 and loads only trusted types; the serving path never reads it at all.
+
+        Raises
+        ------
+        UntrustedModelError
+            The model holds a type :data:`workbench.artifacts.TRUSTED_TYPES` does not list (it could not be loaded
+            back at promotion): refused now, when the run is made, rather than later.
         """
         if not self.dir:
             return None
-        import pickle
-
         from ._report import atomic_write_bytes
+        from .artifacts import MODEL_SUFFIX, dump_model, load_model_bytes
 
-        blob = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
-        dest = atomic_write_bytes(self.dir / "artifacts" / f"{name}.pkl", blob)
-        info = {"path": str(dest.relative_to(self.dir)), "sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
+        blob = dump_model(model)
+        load_model_bytes(blob, source=f"model {name}")  # the types must be loadable at promotion: check now
+        dest = atomic_write_bytes(self.dir / "artifacts" / f"{name}{MODEL_SUFFIX}", blob)
+        info = {"path": dest.relative_to(self.dir).as_posix(), "sha256": hashlib.sha256(blob).hexdigest(),
+                "bytes": len(blob), "format": "skops"}
         results = self._results()
         results.setdefault("artifacts", {})[name] = info
         self._write_results(results)
@@ -465,6 +475,7 @@ def execute_run(*, brief_path: str | Path, phases: list[str] | None = None, para
         manifest["results"] = results.get("reports", manifest["results"])
         manifest["gates"] = results.get("gates", manifest["gates"])
         manifest["artifacts"] = results.get("artifacts", manifest.get("artifacts", {}))
+        manifest["evidence"] = _evidence(run_dir)
         _write_manifest(run_dir, manifest)
         _write_report(run_dir, manifest)
         emit("run_end", {"run_id": run_id, "status": status, "duration_s": manifest["duration_s"]})
@@ -485,6 +496,17 @@ def _write_report(run_dir: Path, manifest: dict) -> None:
         _write_manifest(run_dir, manifest)
     except Exception:  # noqa: BLE001 - the manifest written before the report already holds the outcome
         log.warning("could not record the report outcome in %s/manifest.json", run_dir.name, exc_info=True)
+
+
+def _evidence(run_dir: Path) -> dict[str, str]:
+    """The sha256 of every file a gate or the model card reads (:data:`workbench.artifacts.EVIDENCE_GLOBS`)."""
+    from .artifacts import collect_evidence
+
+    try:
+        return collect_evidence(run_dir)
+    except OSError as exc:  # an unreadable file: record no evidence, so the run cannot be promoted
+        log.warning("could not hash the evidence of %s: %s", run_dir.name, exc)
+        return {}
 
 
 def _kernel_manager_class() -> type:
@@ -565,19 +587,149 @@ def list_runs(runs_dir: str | Path | None = None) -> list[dict]:
     return out
 
 
-def resolve_run(ref: str, runs_dir: str | Path | None = None, *, status: str = "succeeded") -> Path:
-    """A run folder from a run id, a path, or ``latest`` (the newest run with ``status``)."""
+def promotable_reason(m: dict) -> str | None:
+    """Why a run (its manifest) cannot be promoted, or None when it can (succeeded, with a selected candidate)."""
+    status = m.get("status")
+    if status != "succeeded":
+        err = (m.get("error") or {}).get("message")
+        return f"{status}" + (f": {_one_line(err)}" if err and status in ("stopped", "failed") else "")
+    if not ((m.get("results") or {}).get("prototype") or {}).get("selected"):
+        phases = m.get("phases") or []
+        return ("discovery only (no selected candidate)" if "prototype" not in phases
+                else "no selected candidate")
+    return None
+
+
+def _one_line(text: str, limit: int = 120) -> str:
+    line = str(text).splitlines()[0] if text else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _brief_name(brief: str | Path | None) -> str | None:
+    """A brief's name from its name or its YAML file."""
+    if brief is None:
+        return None
+    p = Path(brief)
+    if p.suffix.lower() in (".yaml", ".yml") or p.is_file():
+        from .brief import load_brief
+
+        return load_brief(p).name
+    return str(brief)
+
+
+@dataclass
+class RunChoice:
+    """What ``latest`` resolved to: the run, the brief it belongs to, and the newer runs skipped (with why)."""
+
+    path: Path
+    run_id: str
+    brief: str | None
+    skipped: list[tuple[str, str]]
+
+    def note(self) -> str | None:
+        """One line for the user about the skipped runs, or None."""
+        if not self.skipped:
+            return None
+        shown = "; ".join(f"{rid} ({why})" for rid, why in self.skipped[:3])
+        more = f"; and {len(self.skipped) - 3} more" if len(self.skipped) > 3 else ""
+        return f"skipped {len(self.skipped)} newer run(s) of {self.brief} that cannot be promoted: {shown}{more}"
+
+
+def _run_error(message: str, *, exit_code: int, hint: str | None = None) -> RunError:
+    err = RunError(message, hint=hint)
+    err.exit_code = exit_code
+    return err
+
+
+def choose_run(ref: str, runs_dir: str | Path | None = None, *, brief: str | Path | None = None,
+               promotable: bool = True) -> RunChoice:
+    """Resolve ``ref`` (a run id, a run folder, or ``latest``) to a run.
+
+    ``latest`` looks only at runs of one brief: ``brief`` (a name, or the brief's YAML file), else the only brief
+    the runs folder holds runs of. With ``promotable`` (the default) it is the newest run that can be promoted
+    (succeeded, with a selected candidate; :func:`promotable_reason`) and the newer runs it skipped are in
+    :attr:`RunChoice.skipped`; without, the newest succeeded run.
+
+    Raises
+    ------
+    RunError
+        Exit code 2: the run id does not exist, runs of several briefs and no ``brief``, no run of the brief, or
+        (``promotable``) a named run that cannot be promoted because it failed or has no candidate. Exit code 3: a
+        named run that stopped at a go/no-go gate. Exit code 2 also when no run of the brief can be promoted
+        (the message names the newest one and why).
+    """
     runs_dir = Path(runs_dir) if runs_dir else _settings().runs_dir
-    if ref == "latest":
-        for m in list_runs(runs_dir):
-            if m.get("status") == status:
-                return runs_dir / m["run_id"]
-        raise RunError(f"no {status} run in {runs_dir}", hint="run `workbench run` first")
+    name = _brief_name(brief)
+    if ref != "latest":
+        path = _find_run(ref, runs_dir)
+        m = read_manifest(path)
+        run_brief = (m.get("brief") or {}).get("name")
+        if name is not None and run_brief != name:
+            raise _run_error(f"run {m.get('run_id', path.name)} belongs to brief {run_brief!r}, not {name!r}",
+                             exit_code=2, hint="drop --brief, or choose a run of that brief (`workbench runs`)")
+        if promotable:
+            why = promotable_reason(m)
+            if why is not None:
+                raise _run_error(f"run {m.get('run_id', path.name)} cannot be promoted: {why}",
+                                 exit_code=3 if m.get("status") == "stopped" else 2,
+                                 hint=f"`workbench show {m.get('run_id', path.name)}` says why; promote a "
+                                      "succeeded prototype run (`workbench promote latest`)")
+        return RunChoice(path=path, run_id=m.get("run_id", path.name), brief=run_brief, skipped=[])
+    runs = [m for m in list_runs(runs_dir) if m.get("status") != "unreadable"]
+    briefs = sorted({(m.get("brief") or {}).get("name") for m in runs} - {None})
+    if name is None:
+        if len(briefs) > 1:
+            raise _run_error(f"{runs_dir} holds runs of {len(briefs)} briefs ({', '.join(briefs)}): 'latest' needs "
+                             "one", exit_code=2, hint="pass --brief NAME (or the brief's YAML), or a run id")
+        name = briefs[0] if briefs else None
+    mine = [m for m in runs if (m.get("brief") or {}).get("name") == name] if name else runs
+    if not mine:
+        raise _run_error(f"no run of brief {name!r} in {runs_dir}" if name else f"no run in {runs_dir}",
+                         exit_code=2, hint="run `workbench run --brief <brief.yaml>` first"
+                         + (f" (briefs with runs: {', '.join(briefs)})" if briefs and name else ""))
+    skipped: list[tuple[str, str]] = []
+    for m in mine:
+        why = promotable_reason(m) if promotable else (None if m.get("status") == "succeeded" else m.get("status"))
+        if why is None:
+            return RunChoice(path=runs_dir / m["run_id"], run_id=m["run_id"], brief=name, skipped=skipped)
+        skipped.append((m["run_id"], why))
+    newest_id, newest_why = skipped[0]
+    what = "promotable" if promotable else "succeeded"
+    of = f" of brief {name!r}" if name else ""
+    raise _run_error(f"no {what} run{of} in {runs_dir}: {len(skipped)} run(s), none {what}; the newest, "
+                     f"{newest_id}, is {newest_why}", exit_code=2,
+                     hint=f"`workbench show {newest_id}` says why; fix it and `workbench run` again")
+
+
+def _find_run(ref: str, runs_dir: Path) -> Path:
     p = Path(ref)
     if p.is_dir() and (p / "manifest.json").exists():
         return p
     if (runs_dir / ref).is_dir():
         return runs_dir / ref
-    raise RunError(f"run '{ref}' not found in {runs_dir}", hint="`workbench runs` lists the runs")
+    raise _run_error(f"run '{ref}' not found in {runs_dir}", exit_code=2, hint="`workbench runs` lists the runs")
 
 
+def resolve_run(ref: str, runs_dir: str | Path | None = None, *, status: str = "succeeded",
+                brief: str | Path | None = None, promotable: bool = False) -> Path:
+    """A run folder from a run id, a path, or ``latest``.
+
+    With ``promotable``, ``latest`` is the newest run of one brief (``brief``, or the only brief in use) that can
+    be promoted, the skipped ones logged, and a named run must be promotable (see :func:`choose_run`); without,
+    ``latest`` is the newest run with ``status`` (of ``brief`` when given).
+    A run id that does not exist is a :class:`RunError` with exit code 2.
+    """
+    runs_dir = Path(runs_dir) if runs_dir else _settings().runs_dir
+    if promotable:
+        choice = choose_run(ref, runs_dir, brief=brief, promotable=True)
+        if choice.note():
+            log.warning(choice.note())
+        return choice.path
+    if ref != "latest":
+        return _find_run(ref, runs_dir)
+    name = _brief_name(brief)
+    for m in list_runs(runs_dir):
+        if m.get("status") == status and (name is None or (m.get("brief") or {}).get("name") == name):
+            return runs_dir / m["run_id"]
+    raise _run_error(f"no {status} run" + (f" of brief {name!r}" if name else "") + f" in {runs_dir}",
+                     exit_code=2, hint="run `workbench run` first")

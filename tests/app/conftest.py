@@ -13,7 +13,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 ADULT_BRIEF = ROOT / "briefs" / "adult.yaml"
 APP = ROOT / "notebooks" / "stakeholder_app.py"
-QUICK = {"sample_rows": "3000", "cv_folds": "2", "shap_sample": "200", "bootstrap_samples": "50"}
+QUICK = {"sample_rows": "3000", "cv_folds": "2", "shap_sample": "200", "bootstrap_samples": "50",
+         "candidates": "logreg,hgb"}
 ENV_KEYS = ("WORKBENCH_RUNS_DIR", "BENTOML_HOME", "WORKBENCH_PROMOTIONS_DIR", "WORKBENCH_MODEL_TAG",
             "WORKBENCH_LOG_DIR")
 
@@ -62,9 +63,10 @@ def promoted(tmp_path_factory) -> PromotedRun:
 # ---------------------------------------------------------------------------------------------- other tasks
 TASK_BRIEFS = {"regression": ROOT / "briefs" / "wage.yaml",
                "multiclass_classification": ROOT / "briefs" / "penguins.yaml"}
-TASK_QUICK = {"regression": {"sample_rows": "1500", "cv_folds": "3", "shap_sample": "100", "bootstrap_samples": "50"},
+TASK_QUICK = {"regression": {"sample_rows": "1500", "cv_folds": "3", "shap_sample": "100", "bootstrap_samples": "50",
+                             "candidates": "ridge,hgb"},
               "multiclass_classification": {"sample_rows": "0", "cv_folds": "3", "shap_sample": "100",
-                                            "bootstrap_samples": "50"}}
+                                            "bootstrap_samples": "50", "candidates": "logreg,hgb"}}
 
 
 def _test_brief(task: str, dest: Path) -> Path:

@@ -279,3 +279,59 @@ def test_static_export_without_runs_or_promotion(promoted, tmp_path):
     assert out.returncode == 0 and "failed to execute" not in out.stderr, out.stdout + out.stderr
     html = (tmp_path / "unpromoted.html").read_text()
     assert "Nothing to score with" in html and "Fairness slices" in html and "not been through the promotion" in html
+
+
+# ----------------------------------------------------------------------------------------------- plain language
+def test_glossary_names_and_explains_every_metric_the_app_shows():
+    from workbench.tasks import get_task
+
+    for task in ("binary_classification", "multiclass_classification", "regression"):
+        for metric in get_task(task).metrics:
+            assert metric in ad.GLOSSARY, metric
+            assert ad.term(metric) != metric or metric in ("accuracy", "recall"), metric
+            assert ad.explain(metric).startswith(ad.term(metric) + " (")
+    for gap in ("equalized_odds_difference", "demographic_parity_ratio", "mean_residual_difference",
+                "recall_difference", "mae_relative_difference"):
+        assert "_" not in ad.term(gap)
+    assert ad.term("recall[Chinstrap]") == "recall of Chinstrap"
+    assert ad.term("zodiac_sign") == "zodiac sign"  # unknown keys are never shown raw
+    rows = ad.glossary(["pr_auc", "pr_auc", "nope", "tpr"])
+    assert [r["term"] for r in rows] == ["PR-AUC", "true positive rate"]
+
+
+def test_gap_sentences_explain_verdicts_and_no_threshold():
+    no_limit = {"metric": "demographic_parity_ratio", "value": 0.33, "threshold": None, "verdict": "no threshold"}
+    assert ad.gap_sentence(no_limit) == ("The selection-rate ratio is 0.33: reported, not gated (the brief sets no "
+                                         "limit for it).")
+    over = {"metric": "equalized_odds_difference", "value": 0.25, "ci_high": 0.35, "threshold": 0.3,
+            "verdict": "exceeds threshold"}
+    s = ad.gap_sentence(over)
+    assert "at most 30 percentage points" in s and "at most 35 percentage points with 95% confidence" in s
+    assert s.endswith("over the limit.")
+    unknown = {"metric": "equalized_odds_difference", "value": None, "threshold": 0.3,
+               "verdict": "insufficient evidence — review"}
+    assert "cannot be measured" in ad.gap_sentence(unknown) and "review" in ad.gap_sentence(unknown)
+
+
+def test_records_have_no_dtypes_or_nones():
+    frame = pl.DataFrame({"a": [1.23456, None], "b": ["x", None], "c": [True, False]})
+    rows = ad.records(frame, columns={"a": "value", "b": "name", "c": "ok"}, formats={"a": ".2f"})
+    assert rows == [{"value": "1.23", "name": "x", "ok": "yes"}, {"value": "", "name": "", "ok": "no"}]
+
+
+def test_lead_sentences_of_a_binary_run(loaded):
+    prod, run = loaded
+    fair = run["reports"]["fairness"]
+    female = next(g for g in fair["groups"]["sex"] if g["group"] == "Female")
+    lead = ad.lead_fairness(fair, "sex", "selection_rate", positive_label=">50K")
+    assert lead.startswith(f"By sex, the model predicts “>50K” for {100 * female['selection_rate']:.1f}".rstrip("0"))
+    assert "The brief allows the equalized-odds gap to be at most 30 percentage points" in lead
+    perf = ad.lead_performance(run["reports"]["leaderboard"], brief=run["brief"])
+    assert perf.startswith("The selected model") and "PR-AUC (" in perf and "pr_auc" not in perf
+    st = ad.promotion_status(run, prod)
+    assert ad.lead_overview(run, st).endswith(f"is the model in production ({prod['tag']}).")
+    rows = ad.gate_rows(st["gates"], run["manifest"])
+    text = " ".join(r["in plain words"] + r["check"] for r in rows)
+    assert run["manifest"]["data"]["train"]["sha256"][:12] not in text and "pr_auc" not in text
+    assert {r["result"] for r in rows} <= {"PASS", "info"}
+    assert "Sex ranks" in ad.lead_shap(run["reports"]["shap"], sensitive=["sex", "race"])

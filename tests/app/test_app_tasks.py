@@ -179,5 +179,26 @@ def test_static_export_shows_the_tasks_answer(task_env, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     html = out.read_text()
     assert "Traceback" not in html and "decision threshold" not in html
+    for screen in ("overview", "performance", "fairness", "drivers", "whatif", "drift"):
+        assert f"wb-lead-{screen}" in html, screen
     assert ("Prediction for the typical person" in html) if "wage" in task_env.run_id else (
         "Class for the typical person" in html)
+
+
+def test_lead_sentences_speak_the_tasks_language(loaded):
+    _, prod, run = loaded
+    fair, lb = run["reports"]["fairness"], run["reports"]["leaderboard"]
+    feature = ad.fairness_choices(fair)["features"][0]
+    perf = ad.lead_performance(lb, brief=run["brief"], evaluation=run["reports"].get("evaluation"))
+    if _regression(run):
+        lead = ad.lead_fairness(fair, feature, "mean_residual")
+        assert lead.startswith(f"By {feature}, the model ") and ("under-estimates" in lead or "over-estimates" in lead)
+        assert "mean absolute error (" in perf and "Amounts are in the units of wage" in perf
+    else:
+        lead = ad.lead_fairness(fair, feature, "accuracy")
+        assert lead.startswith(f"By {feature}, the model is right for ")
+        assert any(f"{c} is recognised " in perf for c in run["classes"]) and "macro F1 (" in perf
+    assert "_difference" not in lead and "_" not in perf.split("(")[0]
+    pkg = prod["package"]
+    score = ad.score_whatif(pkg, ad.whatif_row(ad.whatif_fields(pkg["serving"], pkg["profile"]), {}))
+    assert ad.lead_whatif(score, submitted=False).startswith("For the typical case")

@@ -159,7 +159,7 @@ def test_point_inside_threshold_but_interval_outside_exceeds():
     assert g["value"] == pytest.approx(0.05) and g["ci_high"] > 0.1 and g["verdict"] == "exceeds threshold"
 
 
-def test_small_slice_is_insufficient_and_excluded():
+def test_small_slice_is_insufficient_and_never_dropped():
     y, p, s = make_data(600, biased=False)
     s = relabel_first(s, "group", 10, "C")
     p = np.where(np.arange(600) < 10, 0.99, p)  # C: every prediction positive, which would dominate any gap
@@ -172,6 +172,12 @@ def test_small_slice_is_insufficient_and_excluded():
     assert dp["value"] == pytest.approx(demographic_parity_difference(
         y[rest], (p[rest] > 0.5).astype(int), sensitive_features=s["group"].to_numpy()[rest]))
     assert set(r.summary()["insufficient_groups"]["group & region"]) == {"C & north", "C & south"}
+    # ... but C is in the all-groups gap, which is Fairlearn's, and its 100% selection rate fails the gap
+    assert dp["groups_insufficient"] == ["C"] and c["ci"]["selection_rate"][0] is not None
+    assert dp["value_all_groups"] == pytest.approx(demographic_parity_difference(
+        y, (p > 0.5).astype(int), sensitive_features=s["group"].to_numpy()), abs=1e-12)
+    assert dp["fairlearn_value"] == pytest.approx(dp["value_all_groups"], abs=1e-12)
+    assert dp["verdict"] == "exceeds threshold" and dp["insufficient_group"] == "C"
 
 
 def test_one_sufficient_group_gives_insufficient_evidence():
@@ -180,8 +186,11 @@ def test_one_sufficient_group_gives_insufficient_evidence():
     s = pd.DataFrame({"g": ["A"] * 100 + ["C"] * 10})
     r = fairness_report(y, p, s, thresholds=THRESHOLDS, min_slice_size=30)
     for g in r.gaps:
-        assert g["verdict"] == "insufficient evidence" and g["value"] is None and g["groups_used"] == ["A"]
-    assert r.verdict == "insufficient evidence"
+        gated = g["metric"] in THRESHOLDS
+        assert g["verdict"] == ("insufficient evidence — review" if gated else "no threshold")
+        assert g["value"] is None and g["groups_used"] == ["A"]
+        assert g["groups_insufficient"] == ["C"] and g["groups_unacknowledged"] == ["C"]
+    assert r.verdict == "insufficient evidence — review"
 
 
 def test_group_without_positives_is_left_out_of_equalized_odds_only():
@@ -192,7 +201,11 @@ def test_group_without_positives_is_left_out_of_equalized_odds_only():
     assert b["evidence"] == "ok" and b["evidence_tpr_fpr"] == "insufficient evidence" and b["tpr"] is None
     assert gap(r, "group", "demographic_parity_difference")["groups_used"] == ["A", "B"]
     eo = gap(r, "group", "equalized_odds_difference")
-    assert eo["groups_used"] == ["A"] and eo["verdict"] == "insufficient evidence"
+    # B is kept in the all-groups gap through its FPR (its TPR is undefined, and the report says so): B's rows
+    # that would have been positives are now false positives, so even the lower bound of the gap exceeds.
+    assert eo["groups_used"] == ["A"] and eo["groups_insufficient"] == ["B"] and "TPR undefined" in b["note"]
+    assert eo["verdict"] == "exceeds threshold" and eo["insufficient_group"] == "B"
+    assert eo["ci_low_insufficient"] > 0.2 and eo["value_all_groups"] > 0.2
     json.loads(r.to_json())  # no NaN leaks into the JSON
 
 
@@ -239,7 +252,8 @@ def test_report_views(biased, tmp_path):
     *_, r = biased
     rows = r.gaps_table()
     assert len(rows) == 9 and set(rows[0]) == {"feature", "metric", "value", "ci_low", "ci_high", "threshold",
-                                               "verdict", "groups_used"}
+                                               "verdict", "groups_used", "groups_insufficient",
+                                               "value_all_groups", "ci_high_all_groups", "fairlearn_value"}
     assert json.loads(r.save(tmp_path / "fairness.json").read_text())["verdict"] == "exceeds threshold"
     html = r._repr_html_()
     assert "exceeds threshold" in html and "By group &amp; region" in html
@@ -268,4 +282,5 @@ def test_few_positives_excluded_from_equalized_odds_only():
     assert b["evidence"] == "ok" and b["evidence_tpr_fpr"] == "insufficient evidence" and "3 positives" in b["note"]
     assert gap(r, "g", "demographic_parity_difference")["groups_used"] == ["A", "B"]
     eo = gap(r, "g", "equalized_odds_difference")
-    assert eo["groups_used"] == ["A"] and eo["verdict"] == "insufficient evidence"
+    assert eo["groups_used"] == ["A"] and eo["verdict"] == "insufficient evidence — review"
+    assert eo["groups_insufficient"] == ["B"] and b["ci"]["tpr"][0] is not None  # B keeps its (wide) interval

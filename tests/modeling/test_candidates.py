@@ -137,10 +137,10 @@ def test_roles_from_model_frame_match_contract(synthetic):
 
 
 def test_unknown_candidate_name_lists_valid_ones(synthetic):
-    with pytest.raises(ModelError, match="logreg, hgb") as info:
+    with pytest.raises(ModelError, match="logreg, hgb, lgbm, xgb") as info:
         make_candidate("xgboost", synthetic[0], seed=0)
     assert isinstance(info.value, WorkbenchError) and info.value.model == "xgboost"
-    with pytest.raises(ModelError, match="logreg, hgb, majority, rule"):
+    with pytest.raises(ModelError, match="logreg, hgb, lgbm, xgb, majority, rule"):
         fit_model("forest", synthetic[1], synthetic[2], seed=0)
 
 

@@ -29,7 +29,8 @@ def test_fairness_gate_uses_upper_bound_and_never_passes_small_slices():
     assert gates["fairness: equalized_odds_difference by sex"].verdict == "pass"
     assert gates["fairness: equalized_odds_difference by race"].verdict == "fail"
     assert gates["fairness: equalized_odds_difference by race"].value == 0.31
-    assert gates["fairness: equalized_odds_difference by tiny"].verdict == "info"
+    assert gates["fairness: equalized_odds_difference by tiny"].verdict != "pass"  # never passes (the verdict
+    # vocabulary is registry/fairness_gate.py's: "info" before round 2, a refusal after)
     only_small = {"confidence_level": 0.95, "gaps": [_gap("tiny", "insufficient evidence", 0.9)]}
     assert any(g.verdict == "fail" for g in fairness_gates(only_small))
 
@@ -72,3 +73,99 @@ def test_rollback_with_nothing_in_production(home):
         ledger.rollback()
     with pytest.raises(LookupError, match="workbench promote latest"):
         production_tag()
+
+
+# ----------------------------------------------------------------------------------------------- concurrency
+_ROLLBACK_SCRIPT = """
+import os, sys, time
+from workbench.registry import ledger
+real = ledger.certified_history
+def slow():
+    out = real()
+    time.sleep(0.4)  # widen the read-then-write window: without the lock both read the same state
+    return out
+ledger.certified_history = slow
+go = sys.argv[1]
+while not os.path.exists(go):
+    time.sleep(0.005)
+try:
+    e = ledger.rollback(reason=sys.argv[2])
+    print("ok", e["from_tag"], e["tag"])
+except Exception as exc:
+    print("refused", type(exc).__name__, exc)
+"""
+
+
+def _three_promotions():
+    from workbench.registry.store import save_model_package
+
+    tags = []
+    for i in range(3):
+        tag = save_model_package({"model.onnx": bytes([i])}, name="workbench-t", labels={"stage": "certified"},
+                                 metadata={})
+        ledger.append({"action": "promote", "tag": tag, "sha256": f"s{i}", "run_id": f"r{i}", "brief": "t"})
+        ledger.set_production(tag, sha256=f"s{i}", run_id=f"r{i}", brief="t")
+        tags.append(tag)
+    return tags
+
+
+def test_two_concurrent_rollbacks_serialise_and_the_ledger_replays_to_the_pointer(home, tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    tags = _three_promotions()
+    go = tmp_path / "go"
+    env = {**os.environ, "BENTOML_HOME": str(home)}
+    procs = [subprocess.Popen([sys.executable, "-c", _ROLLBACK_SCRIPT, str(go), f"p{i}"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    time.sleep(1.5)  # both imported and waiting
+    go.write_text("go")
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    lines = sorted(o.strip() for o, _ in outs)
+    assert lines == sorted([f"ok {tags[2]} {tags[1]}", f"ok {tags[1]} {tags[0]}"]), lines
+    rollbacks = [e for e in ledger.read_ledger() if e["action"] == "rollback"]
+    assert [(e["from_tag"], e["tag"]) for e in rollbacks] == [(tags[2], tags[1]), (tags[1], tags[0])]
+    assert production_tag() == tags[0] == ledger.replay()
+    ledger.check_consistent()
+
+
+def test_ledger_pointer_mismatch_is_detected(home):
+    tags = _three_promotions()
+    ledger.check_consistent()
+    ledger.set_production(tags[0], sha256="s0", run_id="r0", brief="t")  # moved without a ledger line
+    with pytest.raises(WorkbenchError, match="replays to"):
+        ledger.check_consistent()
+
+
+def test_lock_times_out_with_a_clear_message(home):
+    import fcntl
+    import os
+
+    ledger.lock_path().parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(ledger.lock_path(), os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        import subprocess
+        import sys
+
+        code = ("from workbench.registry import ledger\n"
+                "try:\n    ledger.transition(timeout_s=0.3).__enter__()\n"
+                "except Exception as e:\n    print(e)\n")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "BENTOML_HOME": str(home)})
+        assert "another promote or rollback holds" in out.stdout, out
+    finally:
+        os.close(fd)
+
+
+def test_attempt_folders_are_unique_under_concurrency(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from workbench.registry.promote import attempt_folder
+
+    with ThreadPoolExecutor(8) as pool:
+        folders = list(pool.map(lambda _: attempt_folder(tmp_path / "promotions", "run-x"), range(16)))
+    assert len(set(folders)) == 16 and all(f.is_dir() for f in folders)

@@ -1,9 +1,13 @@
-"""Promotion end to end: a real run (papermill), real ONNX export and parity, the real BentoML model store."""
+"""Promotion end to end: a real run (papermill), real ONNX export and parity, the real BentoML model store.
+
+The run is of a small churn data set whose truth passes every gate (the Adult brief's own verdicts are the brief's
+business: its race gap now asks for review), so these tests are about promotion, not about one data set."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,21 +16,23 @@ import numpy as np
 import polars as pl
 import pytest
 
-from testkit import ADULT_BRIEF, ROOT, make_churn, write_brief
+from testkit import ROOT, make_churn, write_brief
 from workbench.config import Settings
 from workbench.runs import execute_run
 
 pytestmark = [pytest.mark.notebook, pytest.mark.timeout(900)]
 
-QUICK = {"sample_rows": "3000", "cv_folds": "3", "shap_sample": "100", "bootstrap_samples": "50"}
+QUICK = {"cv_folds": "3", "shap_sample": "50", "bootstrap_samples": "50", "candidates": "logreg,hgb"}
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     base = tmp_path_factory.mktemp("promo")
-    saved = {k: os.environ.get(k) for k in ("WORKBENCH_RUNS_DIR", "BENTOML_HOME", "WORKBENCH_MODEL_TAG")}
+    saved = {k: os.environ.get(k) for k in ("WORKBENCH_RUNS_DIR", "BENTOML_HOME", "WORKBENCH_MODEL_TAG",
+                                            "WORKBENCH_PROMOTIONS_DIR")}
     os.environ["WORKBENCH_RUNS_DIR"] = str(base / "runs")
     os.environ["BENTOML_HOME"] = str(base / "bentoml")
+    os.environ["WORKBENCH_PROMOTIONS_DIR"] = str(base / "promotions")
     os.environ.pop("WORKBENCH_MODEL_TAG", None)
     yield base
     for k, v in saved.items():
@@ -38,7 +44,11 @@ def env(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def adult_run(env):
-    r = execute_run(brief_path=ADULT_BRIEF, params=QUICK, cfg=Settings(root=ROOT))
+    (env / "data").mkdir()
+    make_churn(2000, seed=1).write_csv(env / "data" / "churn.csv")
+    brief = write_brief(env / "data" / "churn.yaml", "churn.csv",
+                        fairness={"min_slice_size": 30, "thresholds": {"demographic_parity_difference": 0.3}})
+    r = execute_run(brief_path=brief, params=QUICK, cfg=Settings(root=ROOT))
     assert r.status == "succeeded", r.error
     return r
 
@@ -60,7 +70,7 @@ def test_promote_latest_registers_certified_model(adult_run, env):
     assert m.info.labels["stage"] == "certified" and m.info.metadata["run_id"] == adult_run.run_id
     files = {p.name for p in Path(m.path).iterdir()}
     assert {"model.onnx", "serving.json", "contract.json", "parity.json", "model_card.md", "model_card.html",
-            "gates.json"} <= files
+            "gates.json", "package.json"} <= files
     serving = json.loads((Path(m.path) / "serving.json").read_text())
     import hashlib
 
@@ -88,17 +98,17 @@ def test_broken_parity_is_refused_and_registers_nothing(adult_run, env, monkeypa
 
     def wrong_model_export(pipeline, *, features, numeric, target_opset=None, **kw):
         # Export a different model (trained on shuffled labels) in place of the certified one.
-        from workbench.brief import load_brief
-        from workbench.data import infer_contract, load_dataset
-        from workbench.data.io import target_vector
-        from workbench.modeling import to_model_frame
+        from workbench.artifacts import RunFolder
+        from workbench.data import load_dataset
+        from workbench.experiments import model_frames
 
-        b = load_brief(ADULT_BRIEF)
-        d = load_dataset(b, sample_rows=2000, seed=1)
-        c = infer_contract(d.train, b)
-        y = np.random.default_rng(0).permutation(target_vector(d.train, b))
-        other = fit_model("logreg", to_model_frame(d.train, c), y, seed=0, contract=c)
-        return real(other.model, features=features, numeric=numeric)
+        run = RunFolder(adult_run.run_dir)
+        b = run.brief()
+        c = run.contract()
+        f = model_frames(load_dataset(b), b, c)
+        y = np.random.default_rng(0).permutation(f.y_train)
+        other = fit_model("logreg", f.X_train, y, seed=0, contract=c)
+        return real(other.model, features=features, numeric=numeric, **kw)
 
     monkeypatch.setattr("workbench.export.export_onnx", wrong_model_export)
     before = {str(m.tag) for m in list_models()}
@@ -111,7 +121,7 @@ def test_broken_parity_is_refused_and_registers_nothing(adult_run, env, monkeypa
     assert read_ledger()[-1]["action"] == "refused"
 
 
-def test_tampered_artifact_fails_integrity_without_unpickling(adult_run, env, tmp_path):
+def test_tampered_artifact_fails_integrity_without_loading(adult_run, env, tmp_path):
     import shutil
 
     from workbench.registry.promote import promote
@@ -125,6 +135,37 @@ def test_tampered_artifact_fails_integrity_without_unpickling(adult_run, env, tm
     assert not result.promoted
     failed = [g.name for g in result.gates.failed]
     assert f"integrity: model artifact model_{sel}" in failed and "ONNX export" in failed
+    evidence = next(g for g in result.gates.failed if g.name == "integrity: evidence")
+    assert m["artifacts"][f"model_{sel}"]["path"] in evidence.value
+
+
+def test_promote_latest_needs_one_brief_and_skips_unpromotable_runs(adult_run, env, tmp_path):
+    """With runs of two briefs, `latest` needs --brief; a stopped newer run of the brief is skipped, and said."""
+    from workbench.errors import RunError
+    from workbench.registry.promote import certify
+
+    runs = Path(os.environ["WORKBENCH_RUNS_DIR"])
+    stopped = runs / "29990101-000000-churn-demo"
+    stopped.mkdir()
+    (stopped / "manifest.json").write_text(json.dumps({"run_id": stopped.name, "status": "stopped",
+                                                       "brief": {"name": "churn-demo"}, "error": {"message": "x"}}))
+    other = runs / "29990101-000001-other"
+    other.mkdir()
+    (other / "manifest.json").write_text(json.dumps({"run_id": other.name, "status": "succeeded",
+                                                     "brief": {"name": "other"}}))
+    try:
+        with pytest.raises(RunError, match="briefs") as e:
+            certify("latest", cfg=Settings(root=ROOT))
+        assert e.value.exit_code == 2
+        steps = []
+        c = certify("latest", cfg=Settings(root=ROOT), brief="churn-demo", latency_calls=10, on_step=steps.append)
+        assert c.run_id == adult_run.run_id
+        assert any("skipped 1 newer run" in s and stopped.name in s for s in steps)
+        out = _cli("promote", "nope-no-such-run", env_dir=env)
+        assert out.returncode == 2, out.stdout + out.stderr
+    finally:
+        shutil.rmtree(stopped)
+        shutil.rmtree(other)
 
 
 def test_planted_fairness_violation_is_refused(env, tmp_path):
@@ -148,12 +189,18 @@ def test_planted_fairness_violation_is_refused(env, tmp_path):
 
 
 def test_rollback_cli_after_two_promotions(adult_run, env):
+    from workbench.registry import ledger
+
     for _ in range(2):
         done = _cli("promote", adult_run.run_id, "--latency-calls", "50", env_dir=env)
         assert done.returncode == 0, done.stderr
+    attempts = sorted(Path(os.environ["WORKBENCH_PROMOTIONS_DIR"]).iterdir())
+    assert len(attempts) == len(set(attempts)) and all((a / "gates.json").is_file() for a in attempts)
     from workbench.serving.pointer import production_tag
 
     current = production_tag()
     out = _cli("rollback", "--reason", "test", env_dir=env)
     assert out.returncode == 0, out.stderr
     assert production_tag() != current and "rolled back" in out.stdout
+    ledger.check_consistent()
+    assert ledger.production_pointer()["package_sha256"]

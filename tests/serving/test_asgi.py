@@ -65,7 +65,7 @@ def test_large_batch_is_scored_off_the_event_loop_with_the_same_answers(client, 
 
     body = json.dumps(serving_package.records)
     assert len(body) > INLINE_BODY_BYTES
-    r = client.post("/predict", content=body, headers={"X-Request-ID": "big"})
+    r = client.post("/predict", content=body, headers={"X-Request-ID": "big", "Content-Type": "application/json"})
     direct = service.load_predictor(service.MODEL).handle(body.encode(), request_id="big")
     assert r.status_code == 200 and r.content == direct.body
 
@@ -118,14 +118,54 @@ def test_oversized_chunked_body_is_413(client, serving_package):
     assert r.status_code == 413 and "more than" in r.json()["error"]
 
 
-def test_content_type_never_selects_pickle(client, serving_package):
+@pytest.mark.parametrize("content_type", ["application/vnd.bentoml+pickle", "text/plain", None,
+                                          "multipart/form-data; boundary=x"])
+def test_content_type_must_be_json_415(client, serving_package, content_type, caplog):
+    """Only application/json is scored: text/plain (postable cross-origin without a preflight), BentoML's pickle
+    type (never unpickled), no header -> 415 in the service's error body, with the request id, logged."""
+    import logging
     import pickle
 
-    r = client.post("/predict", content=pickle.dumps(serving_package.records[0]),
-                    headers={"Content-Type": "application/vnd.bentoml+pickle"})
-    assert 400 <= r.status_code < 500  # BentoML refuses the media type (415); nothing is unpickled
-    r = client.post("/predict", content=json.dumps(serving_package.records[0]), headers={"Content-Type": "text/plain"})
-    assert r.status_code == 200  # the body is JSON whatever the header says
+    body = pickle.dumps(serving_package.records[0]) if content_type and "pickle" in content_type \
+        else json.dumps(serving_package.records[0]).encode()
+    headers = {"X-Request-ID": "ct-1", **({"Content-Type": content_type} if content_type else {})}
+    with caplog.at_level(logging.INFO, logger="bentoml.access"):
+        r = client.post("/predict", content=body, headers=headers)
+    assert r.status_code == 415, r.text
+    out = r.json()
+    assert out["errors"][0]["type"] == "unsupported_media_type" and out["request_id"] == "ct-1"
+    assert r.headers["x-request-id"] == "ct-1" and "Traceback" not in r.text
+    assert any("status=415" in m and "ct-1" in m for m in caplog.messages)
+    ok = client.post("/predict", content=json.dumps(serving_package.records[0]),
+                     headers={"Content-Type": "application/json; charset=utf-8"})
+    assert ok.status_code == 200
+
+
+def test_duplicate_keys_are_400_naming_the_key(client, serving_package):
+    rec = json.dumps(serving_package.records[0])
+    body = rec[:-1] + ', "age": 99}'
+    r = client.post("/predict", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "'age' appears twice" in r.json()["error"], r.text
+    r = client.post("/predict", content=f"[{rec}, {body}]", headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "'age'" in r.json()["error"]
+    # a ':' inside a value (a time, a URL) takes the exact check, and passes
+    r = client.post("/predict", content=json.dumps(dict(serving_package.records[0], occupation="a:b:c")),
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 200
+
+
+def test_a_huge_category_string_is_refused_and_never_echoed(client, serving_package, caplog):
+    import logging
+
+    big = "x" * (1 << 20)
+    with caplog.at_level(logging.INFO):
+        r = client.post("/predict", content=json.dumps(dict(serving_package.records[0], occupation=big)),
+                        headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and "too long" in r.json()["error"] and r.json()["errors"][0]["field"] == "occupation"
+    assert len(r.content) < 2000 and all(len(m) < 2000 for m in caplog.messages)
+    # an unseen category of ordinary length is still scored (and flagged)
+    r = client.post("/predict", json=dict(serving_package.records[0], occupation="Astronaut"))
+    assert r.status_code == 200 and r.json()["predictions"][0]["flags"] == {"occupation": "unseen_category"}
 
 
 def test_openapi_documents_the_record_schema(client):
@@ -219,7 +259,8 @@ def test_refusals_are_in_the_access_log_and_answers_are_not(client, serving_pack
 
     with caplog.at_level(logging.INFO, logger="bentoml.access"):
         client.post("/predict", json=serving_package.records[0])
-        client.post("/predict", content=b'{"age": 1}', headers={"X-Request-ID": "bad-one"})
+        client.post("/predict", content=b'{"age": 1}', headers={"X-Request-ID": "bad-one",
+                                                               "Content-Type": "application/json"})
     lines = [r.getMessage() for r in caplog.records if r.name == "bentoml.access" and "/predict" in r.getMessage()]
     assert len(lines) == 1, lines
     assert "status=422" in lines[0] and "request_id=bad-one" in lines[0] and "'workclass'" in lines[0]

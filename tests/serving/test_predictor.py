@@ -103,10 +103,13 @@ def test_pointer_sha_mismatch_is_refused(package_copy):
 
 def test_missing_files_are_refused(package_copy):
     (package_copy / "model.onnx").unlink()
-    with pytest.raises(ModelVerificationError, match="not found"):
+    with pytest.raises(ModelVerificationError, match="model.onnx.* is missing"):
         Predictor.load(package_copy)
     (package_copy / "serving.json").unlink()
-    with pytest.raises(ModelVerificationError, match="serving.json not found"):
+    with pytest.raises(ModelVerificationError, match="is missing"):
+        Predictor.load(package_copy)
+    (package_copy / "package.json").unlink()  # an old package (no manifest): the same refusals
+    with pytest.raises(ModelVerificationError, match="serving.json is missing"):
         Predictor.load(package_copy)
 
 

@@ -131,9 +131,9 @@ def test_regression_baselines_and_candidates_fit_and_describe():
     X, rng = _frame()
     y = 3 * X["a"].fillna(0).to_numpy() + np.where(X["c"] == "x", 2.0, 0.0) + rng.normal(size=len(X))
     assert list(baselines_for("regression")) == ["median", "mean", "rule"]
-    assert list(candidates_for("regression")) == ["ridge", "hgb"]
-    fitted = {n: fit_model(n, X, y, seed=0, task="regression") for n in [*baselines_for("regression"),
-                                                                          *candidates_for("regression")]}
+    assert {"ridge", "hgb"} <= set(candidates_for("regression"))
+    fitted = {n: fit_model(n, X, y, seed=0, task="regression") for n in [*baselines_for("regression"), "ridge",
+                                                                          "hgb"]}
     assert "training median" in fitted["median"].description
     assert fitted["rule"].description.startswith("one-feature rule on a:")
     mae = {n: float(np.mean(np.abs(f.scores(X) - y))) for n, f in fitted.items()}
@@ -146,7 +146,7 @@ def test_multiclass_baselines_and_candidates_fit_and_describe():
     y = np.where(X["a"].fillna(0) > 0.5, 2, np.where(X["c"] == "x", 1, 0))
     classes = ["low", "mid", "high"]
     fitted = {n: fit_model(n, X, y, seed=0, task="multiclass_classification", classes=classes)
-              for n in [*baselines_for("multiclass_classification"), *candidates_for("multiclass_classification")]}
+              for n in [*baselines_for("multiclass_classification"), "logreg", "hgb"]}
     assert "low" in fitted["majority"].description and "class shares" in fitted["majority"].description
     assert "high" in fitted["rule"].description
     for f in fitted.values():

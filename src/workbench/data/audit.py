@@ -30,7 +30,8 @@ from .io import Dataset
 if TYPE_CHECKING:
     from .contract import DataContract
 
-__all__ = ["AuditReport", "QualityScore", "DimensionScore", "audit_dataset", "leakage_scores",
+__all__ = ["AuditReport", "QualityScore", "DimensionScore", "audit_dataset", "blocked_columns", "leakage_levels",
+           "leakage_scores", "mirror_signals", "name_mirrors_target", "post_time_signals", "single_feature_signals",
            "univariate_auc"]
 
 DIMENSIONS = ("completeness", "accuracy", "consistency", "timeliness", "relevance", "volume")
@@ -118,6 +119,13 @@ class AuditReport(Report):
     #: the brief's task; ``class_balance`` is filled for classification, ``target_distribution`` for regression
     task: str = "binary_classification"
     target_distribution: dict = field(default_factory=dict)
+    #: every leakage signal found in Discovery (the shape of ``reports/leakage.json``'s signals)
+    leakage_signals: list[dict] = field(default_factory=list)
+
+    @property
+    def leakage_blocking(self) -> list[str]:
+        """Columns with a block-level leakage signal the brief does not acknowledge."""
+        return list(blocked_columns(self.leakage_signals))
 
     def to_dict(self) -> dict:
         out = {
@@ -125,6 +133,7 @@ class AuditReport(Report):
             "duplicates": self.duplicates, "class_balance": self.class_balance,
             "target_by_group": self.target_by_group, "overlap": self.overlap, "leakage": self.leakage,
             "validity": self.validity, "quality": self.quality.to_dict(), "warnings": self.warnings,
+            "leakage_signals": self.leakage_signals, "leakage_blocking": self.leakage_blocking,
         }
         if self.task != "binary_classification":  # binary reports keep exactly the keys they always had
             out = {"task": self.task, **out, "target_distribution": self.target_distribution}
@@ -148,6 +157,7 @@ class AuditReport(Report):
             out["target_rows_dropped"] = td["missing_dropped"]
         out["duplicate_rows_train"] = self.duplicates["duplicate_rows"]
         out["leakage_flags"] = [x["column"] for x in self.leakage if x["flagged"]]
+        out["leakage_blocking"] = self.leakage_blocking
         return out
 
     def _html_body(self) -> str:
@@ -172,6 +182,12 @@ class AuditReport(Report):
             what = "rate" if self.task == "binary_classification" else (
                 "class shares" if self.class_balance else "mean")
             parts.append(f"<h4>Target {what} by {esc(key)}</h4>" + html_table(shown))
+        if self.leakage_signals:
+            blocking = self.leakage_blocking
+            head = (f"<p><span class='wb-bad'>blocking: {esc(', '.join(blocking))}</span> (exclude them in "
+                    "features.exclude, or acknowledge each in leakage.acknowledge with a reason)</p>"
+                    if blocking else "")
+            parts.append("<h4>Leakage signals</h4>" + head + html_table(self.leakage_signals))
         parts.append("<h4>Single-feature separation (leakage check)</h4>" + html_table(self.leakage))
         if self.validity:
             parts.append("<h4>Validity findings</h4>" + html_table(self.validity))
@@ -361,11 +377,14 @@ def _q(x: float | None, nd: int = 6) -> float | None:
 class _TaskAudit:
     """How the audit treats one task's target; one subclass per task, and the audit never asks the task name.
 
-    score_name / leak / informative:
-        the single-feature score reported per column, the value from which it flags possible leakage, and the
-        value from which a feature counts as carrying signal (relevance).
+    score_name / leak / warn / informative:
+        the single-feature score reported per column, the default block and warn levels of possible leakage
+        (``brief.leakage.block_score`` / ``warn_score`` override them), and the value from which a feature
+        counts as carrying signal (relevance). Measured: Adult's strongest honest feature (relationship) 0.78,
+        penguins' flipper_length 0.894 (multiclass), Wage's education R² 0.24; COMPAS's post-outcome columns
+        0.975-0.976 and Wage's logwage R² 0.98 must block.
     exclude_leaks:
-        the contract keeps a flagged column out of the features (binary keeps it in and warns, as it always did).
+        the contract keeps a column with a block-level signal out of the features (every task).
     conflicts_count:
         identical inputs with different targets count against consistency (not for a continuous target, where
         they are noise).
@@ -374,6 +393,7 @@ class _TaskAudit:
     task: ClassVar[str]
     score_name: ClassVar[str]
     leak: ClassVar[float]
+    warn: ClassVar[float]
     informative: ClassVar[float]
     exclude_leaks: ClassVar[bool]
     conflicts_count: ClassVar[bool] = True
@@ -412,9 +432,10 @@ class _TaskAudit:
 class _BinaryAudit(_TaskAudit):
     task: ClassVar[str] = "binary_classification"
     score_name: ClassVar[str] = "separation_auc"
-    leak: ClassVar[float] = 0.98
+    leak: ClassVar[float] = 0.95
+    warn: ClassVar[float] = 0.90
     informative: ClassVar[float] = 0.55
-    exclude_leaks: ClassVar[bool] = False
+    exclude_leaks: ClassVar[bool] = True
     needs_halves: ClassVar[bool] = False
     leak_words: ClassVar[str] = "AUC"
     leak_verb: ClassVar[str] = "separates"
@@ -445,7 +466,8 @@ class _BinaryAudit(_TaskAudit):
 class _MulticlassAudit(_TaskAudit):
     task: ClassVar[str] = "multiclass_classification"
     score_name: ClassVar[str] = "separation_auc_ovr"
-    leak: ClassVar[float] = 0.98
+    leak: ClassVar[float] = 0.97
+    warn: ClassVar[float] = 0.93
     informative: ClassVar[float] = 0.55
     exclude_leaks: ClassVar[bool] = True
     leak_words: ClassVar[str] = "one-vs-rest macro AUC, cross-fitted,"
@@ -478,6 +500,7 @@ class _RegressionAudit(_TaskAudit):
     task: ClassVar[str] = "regression"
     score_name: ClassVar[str] = "r2_cross_fit"
     leak: ClassVar[float] = 0.9
+    warn: ClassVar[float] = 0.7
     informative: ClassVar[float] = 0.01
     exclude_leaks: ClassVar[bool] = True
     conflicts_count: ClassVar[bool] = False
@@ -552,6 +575,149 @@ def leak_excluding_tasks() -> set[str]:
     return {name for name, a in _AUDITS.items() if a.exclude_leaks}
 
 
+# ---------------------------------------------------------------------------------------------- leakage signals
+_GENERIC_TOKENS = frozenset({
+    "is", "has", "was", "the", "of", "and", "to", "in", "on", "at", "by", "for", "id", "no", "num", "number",
+    "count", "two", "one", "year", "years", "month", "day", "days", "date", "time", "type", "code", "flag",
+    "score", "value", "total", "rate", "level", "status", "class", "label", "target", "desc", "name", "log",
+})
+#: post_prediction_time: the share of rows (with both dates) whose date is later than the prediction time from
+#: which the column warns, and from which it blocks
+POST_TIME_WARN, POST_TIME_BLOCK = 0.005, 0.05
+#: name_mirror: |Spearman| between a numeric column and a numeric target from which the column is read as a
+#: monotone transform of the target (Wage's logwage: 1.0)
+MIRROR_RANK_CORR = 0.995
+#: below this many labelled rows a single-feature score is noise: no single_feature or value-mirror signal
+MIN_ROWS_FOR_SIGNALS = 30
+
+
+def leakage_levels(brief: Brief) -> tuple[float, float]:
+    """The (warn, block) levels of the task's single-feature score: the brief's ``leakage`` section, or the
+    task's defaults (binary ROC-AUC 0.90 / 0.95, multiclass macro one-vs-rest AUC 0.93 / 0.97, regression
+    cross-fitted R² 0.70 / 0.90)."""
+    spec = _AUDITS[brief.task]
+    lk = brief.leakage
+    block = lk.block_score if lk.block_score is not None else spec.leak
+    warn = lk.warn_score if lk.warn_score is not None else min(spec.warn, block)
+    return min(warn, block), block
+
+
+def _signal(signal: str, column: str | None, value: float | None, threshold: float | None, level: str,
+            evidence: str, brief: Brief) -> dict:
+    ack = brief.leakage.acknowledge.get(column if column is not None else "held_out_metric")
+    return {"signal": signal, "column": column, "value": None if value is None else _r(value, 4),
+            "threshold": threshold, "level": level, "evidence": evidence, "acknowledged": ack}
+
+
+def _tokens(name: str) -> list[str]:
+    return [t for t in name.lower().split("_") if t]
+
+
+def name_mirrors_target(column: str, target: str) -> str | None:
+    """Why a column's name mirrors the target's (``<target>_...``, ``..._<target>``, or a distinctive word of
+    the target's name inside it: ``is_recid`` vs ``two_year_recid``, ``logwage`` vs ``wage``), else None."""
+    if column == target:
+        return None
+    if column.startswith(target + "_") or column.endswith("_" + target):
+        return f"its name is the target's ('{target}') with a prefix or suffix"
+    words = [t for t in _tokens(target) if len(t) >= 3 and t not in _GENERIC_TOKENS]
+    for w in words:
+        for c in _tokens(column):
+            if c == w or (min(len(c), len(w)) >= 4 and (w in c or c in w)):
+                return f"its name shares the word '{w}' with the target's ('{target}')"
+    return None
+
+
+def _score_words(brief: Brief) -> str:
+    return {"binary_classification": "ROC-AUC", "multiclass_classification": "one-vs-rest macro AUC "
+            "(cross-fitted)", "regression": "R² (cross-fitted)"}[brief.task]
+
+
+def single_feature_signals(scores: dict[str, float], brief: Brief) -> list[dict]:
+    """``single_feature`` signals: a column whose single-feature score reaches the warn or the block level."""
+    warn, block = leakage_levels(brief)
+    out: list[dict] = []
+    for c, v in scores.items():
+        if v >= block:
+            level, cut = "block", block
+        elif v >= warn:
+            level, cut = "warn", warn
+        else:
+            continue
+        out.append(_signal("single_feature", c, v, cut, level,
+                           f"alone it predicts the target with {_score_words(brief)} {v:.3f} "
+                           f"(>= the {level} level {cut:g})", brief))
+    return out
+
+
+def mirror_signals(df: pl.DataFrame, brief: Brief, columns: dict[str, str], *, values: bool = True) -> list[dict]:
+    """``name_mirror`` signals: a name that mirrors the target's (warn), a numeric column that is a monotone
+    transform of a numeric target (block; |Spearman| >= :data:`MIRROR_RANK_CORR`)."""
+    t = brief.target.column
+    out = []
+    numeric_target = values and not get_task(brief.task).is_classifier
+    rank = {}
+    if numeric_target:
+        num = [c for c, k in columns.items() if k == "numeric"]
+        if num:
+            y = pl.col(t).cast(pl.Float64)
+            row = df.filter(pl.col(t).is_not_null()).select(
+                [pl.corr(pl.col(c).cast(pl.Float64), y, method="spearman").alias(c) for c in num]).row(0, named=True)
+            rank = {c: v for c, v in row.items() if v is not None and np.isfinite(v)}
+    for c in columns:
+        why = name_mirrors_target(c, t)
+        rho = rank.get(c)
+        if rho is not None and abs(rho) >= MIRROR_RANK_CORR:
+            out.append(_signal("name_mirror", c, abs(rho), MIRROR_RANK_CORR, "block",
+                               f"its values are a monotone transform of the target (|Spearman| {abs(rho):.4f})"
+                               + (f"; {why}" if why else ""), brief))
+        elif why:
+            out.append(_signal("name_mirror", c, None, None, "warn", why, brief))
+    return out
+
+
+def post_time_signals(df: pl.DataFrame, brief: Brief, candidates: list[str], derived: list[dict]) -> list[dict]:
+    """``post_prediction_time`` signals: a date column later than ``data.prediction_time`` on some rows (warn) or
+    on :data:`POST_TIME_BLOCK` of them (block), and the derived features computed from it (same level)."""
+    from .dates import as_datetime, is_date_dtype
+
+    pt = brief.data.prediction_time
+    if not pt or pt not in df.columns or not is_date_dtype(df.schema[pt]):
+        return []
+    dates = [c for c in candidates if c != pt and c in df.columns and is_date_dtype(df.schema[c])]
+    if not dates:
+        return []
+    ref = as_datetime(df, pt)
+    row = df.select([e for c in dates for e in (
+        (as_datetime(df, c) > ref).sum().alias(f"after{c}"),
+        (as_datetime(df, c).is_not_null() & ref.is_not_null()).sum().alias(f"both{c}"))]).row(0, named=True)
+    out = []
+    for c in dates:
+        after, both = int(row[f"after{c}"] or 0), int(row[f"both{c}"] or 0)
+        share = after / both if both else 0.0
+        if share < POST_TIME_WARN or after == 0:
+            continue
+        level, cut = ("block", POST_TIME_BLOCK) if share >= POST_TIME_BLOCK else ("warn", POST_TIME_WARN)
+        ev = (f"later than the prediction time {pt} on {share:.1%} of the rows with both dates "
+              f"({after:,} of {both:,}): recorded after the prediction is made")
+        out.append(_signal("post_prediction_time", c, share, cut, level, ev, brief))
+        for d in derived:
+            srcs = d.get("days_between") or [d.get("column")]
+            if c in srcs:
+                out.append(_signal("post_prediction_time", d["name"], share, cut, level,
+                                   f"derived from {c}, which is {ev}", brief))
+    return out
+
+
+def blocked_columns(signals: list[dict]) -> dict[str, str]:
+    """Columns with an unacknowledged block-level signal -> the evidence (the first such signal's)."""
+    out: dict[str, str] = {}
+    for s in signals:
+        if s["level"] == "block" and not s["acknowledged"] and s["column"] and s["column"] not in out:
+            out[s["column"]] = f"{s['signal']}: {s['evidence']}"
+    return out
+
+
 def _group_key(brief: Brief, c: str, train: pl.DataFrame) -> pl.Expr:
     """A sensitive feature's group label (:mod:`workbench.data.sensitive`); nulls stay null."""
     from .sensitive import group_expr, sensitive_bin_edges
@@ -599,7 +765,7 @@ def _band(value: float, cuts: tuple[float, ...]) -> int:
 
 # ----------------------------------------------------------------------------------------------- the audit
 def audit_dataset(data: Dataset, brief: Brief, contract: DataContract, *, as_of: _dt.date | None = None,
-                  leakage_auc: float = 0.98, informative_auc: float = 0.55, leakage_r2: float = 0.9,
+                  leakage_auc: float | None = None, informative_auc: float = 0.55, leakage_r2: float | None = None,
                   informative_r2: float = 0.01, timings: dict[str, float] | None = None) -> AuditReport:
     """Audit the dataset and score its quality.
 
@@ -610,9 +776,10 @@ def audit_dataset(data: Dataset, brief: Brief, contract: DataContract, *, as_of:
     as_of:
         The date timeliness is judged against (default: today). Fix it to make audits comparable across days.
     leakage_auc:
-        Classification: a single feature whose separation reaches this is flagged as possible leakage
-        (binary: max(AUC, 1-AUC) in-sample; multiclass: the cross-fitted one-vs-rest macro AUC of the
-        feature's per-value class rates).
+        Classification: a single feature whose separation reaches this is flagged as possible leakage, a
+        block-level signal (binary: max(AUC, 1-AUC) in-sample; multiclass: the cross-fitted one-vs-rest macro
+        AUC of the feature's per-value class rates). Default: ``brief.leakage.block_score`` or the task's level
+        (:func:`leakage_levels`); the warn level is ``brief.leakage.warn_score`` or the task's.
     informative_auc:
         Classification: a feature whose separation reaches this counts as carrying signal (relevance).
     leakage_r2, informative_r2:
@@ -625,8 +792,11 @@ def audit_dataset(data: Dataset, brief: Brief, contract: DataContract, *, as_of:
     lap = _Laps(timings)
     as_of = as_of or _dt.date.today()
     spec = _AUDITS[brief.task]
-    leak_cut, info_cut = ((leakage_r2, informative_r2) if spec.score_name == "r2_cross_fit"
-                          else (leakage_auc, informative_auc))
+    warn_cut, leak_cut = leakage_levels(brief)
+    given = leakage_r2 if spec.score_name == "r2_cross_fit" else leakage_auc
+    if given is not None:
+        leak_cut, warn_cut = given, min(warn_cut, given)
+    info_cut = informative_r2 if spec.score_name == "r2_cross_fit" else informative_auc
     t = brief.target.column
     train, test = data.train, data.test
     classes = contract.classes
@@ -751,15 +921,22 @@ def audit_dataset(data: Dataset, brief: Brief, contract: DataContract, *, as_of:
     # ---- per-column profiles: separation (leakage / relevance), sentinels, numbers stored as text
     leakage, validity = [], []
     informative = 0
+    screened_scores: dict[str, float] = {}
+    enough_rows = labelled_rows >= MIN_ROWS_FOR_SIGNALS
     for c in profile_cols:
         cspec = contract.column(c)
         prof = profiles[c]
         sep = spec.score(prof, c, cspec.kind, k)
         screened = cspec.role == "feature" or (cspec.reason or "").startswith("possible leakage")
-        flagged = sep >= leak_cut and screened
+        flagged = sep >= leak_cut and screened and enough_rows
+        level = (("block" if sep >= leak_cut else "warn" if sep >= warn_cut else None)
+                 if screened and enough_rows else None)
+        if screened:
+            screened_scores[c] = sep
         if cspec.role == "feature" and sep >= info_cut:
             informative += 1
-        leakage.append({"column": c, "role": cspec.role, spec.score_name: _r(sep, 4), "flagged": flagged})
+        leakage.append({"column": c, "role": cspec.role, spec.score_name: _r(sep, 4), "flagged": flagged,
+                        "level": level})
         if flagged:
             warnings.append(spec.describe_leak(c, sep) + ("" if cspec.role == "feature"
                                                           else "; the data contract excludes it"))
@@ -787,6 +964,13 @@ def audit_dataset(data: Dataset, brief: Brief, contract: DataContract, *, as_of:
                                  "finding": "categories differing only by case, spaces or dashes",
                                  "rows": None, "fraction": None})
     leakage.sort(key=lambda r: (-r[spec.score_name], r["column"]))
+    signals = _audit_signals(train, brief, contract, screened_scores, warn_cut, leak_cut)
+    for sig in signals:
+        if sig["signal"] == "single_feature" and sig["level"] == "block":
+            continue  # already said above, in the words it always had
+        ack = f" (acknowledged: {sig['acknowledged']})" if sig["acknowledged"] else ""
+        warnings.append(f"possible leakage ({sig['level']}, {sig['signal']}): '{sig['column']}' {sig['evidence']}"
+                        + ack)
     lap("column_checks")
 
     test_check = contract.check(test, name="test split")
@@ -895,5 +1079,25 @@ def audit_dataset(data: Dataset, brief: Brief, contract: DataContract, *, as_of:
         rows={"train": n, "test": test.height}, missingness=missingness, duplicates=duplicates,
         class_balance=class_balance, target_by_group=target_by_group, overlap=overlap, leakage=leakage,
         validity=validity, quality=quality, warnings=warnings, as_of=as_of.isoformat(), task=brief.task,
-        target_distribution=target_distribution,
+        target_distribution=target_distribution, leakage_signals=signals,
     )
+
+
+def _audit_signals(train: pl.DataFrame, brief: Brief, contract: DataContract, scores: dict[str, float],
+                   warn_cut: float, leak_cut: float) -> list[dict]:
+    """Every leakage signal of Discovery, on the columns the brief does not exclude."""
+    lk = brief.leakage
+    if (lk.warn_score, lk.block_score) != (warn_cut, leak_cut):  # explicit audit_dataset levels win
+        brief = brief.model_copy(update={"leakage": lk.model_copy(update={"warn_score": warn_cut,
+                                                                          "block_score": leak_cut})})
+    screened = {c.name: c.kind for c in contract.columns
+                if c.role == "feature" or (c.reason or "").startswith("possible leakage")}
+    screened = {c: k for c, k in screened.items() if k in ("numeric", "categorical")}
+    enough = train.get_column(brief.target.column).drop_nulls().len() >= MIN_ROWS_FOR_SIGNALS
+    signals = single_feature_signals(scores, brief) if enough else []
+    signals += mirror_signals(train, brief, screened, values=enough)
+    dates = [c.name for c in contract.columns if c.role == "date"]
+    signals += post_time_signals(train, brief, dates, list(getattr(contract, "derive", []) or []))
+    order = {"block": 0, "warn": 1}
+    signals.sort(key=lambda x: (order[x["level"]], x["column"] or "", x["signal"]))
+    return signals

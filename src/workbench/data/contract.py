@@ -1,9 +1,12 @@
 """The data contract: what every column is, as inferred from the training data during Discovery.
 
-Per column: dtype, kind (numeric / categorical / datetime), role (target / feature / excluded, with the
+Per column: dtype, kind (numeric / categorical / datetime), role (target / feature / date / excluded, with the
 reason), whether it is sensitive, nullable, the allowed categories and the numeric range; and the task with
-its target vocabulary (binary: the positive label; multiclass: the classes in code order). The contract is
-saved with the run; later it becomes the serving input schema and the reference for drift.
+its target vocabulary (binary: the positive label; multiclass: the classes in code order). A date column has
+role ``date`` (reason "date") and is never a raw feature; the brief's derived date features are numeric features
+and ``derive`` keeps their specs (``date_inputs``: the date columns they are computed from), which is what
+registration writes into serving.json. The contract is saved with the run; later it becomes the serving input
+schema and the reference for drift.
 :meth:`DataContract.check` validates another frame (the test split, a batch of live rows) against it.
 """
 
@@ -20,12 +23,21 @@ from .._report import Report, atomic_write_text, esc, html_table
 from ..brief import Brief
 from ..errors import ContractError, DataError
 from ..tasks import get_task
-from .audit import leak_excluding_tasks, leakage_scores
+from .audit import (
+    MIN_ROWS_FOR_SIGNALS,
+    blocked_columns,
+    leak_excluding_tasks,
+    leakage_scores,
+    mirror_signals,
+    post_time_signals,
+    single_feature_signals,
+)
+from .derive import derived_specs
 
 __all__ = ["ColumnSpec", "DataContract", "ContractCheck", "infer_contract"]
 
 Kind = Literal["numeric", "categorical", "datetime", "other"]
-Role = Literal["target", "feature", "excluded"]
+Role = Literal["target", "feature", "excluded", "date"]
 
 
 class ColumnSpec(BaseModel):
@@ -60,6 +72,8 @@ class DataContract(BaseModel, Report):
     rows: int
     columns: list[ColumnSpec]
     max_categories: int
+    #: the derived date features (``workbench.data.derive.derived_specs``), in order
+    derive: list[dict] = []
 
     title: ClassVar[str] = "Data contract"
 
@@ -88,15 +102,33 @@ class DataContract(BaseModel, Report):
 
     @property
     def excluded(self) -> dict[str, str]:
-        return {c.name: c.reason or "" for c in self.columns if c.role == "excluded"}
+        """Every column that is not a feature or the target, with the reason (a date column's is "date")."""
+        return {c.name: c.reason or "" for c in self.columns if c.role in ("excluded", "date")}
+
+    @property
+    def date_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.role == "date"]
+
+    @property
+    def date_inputs(self) -> list[str]:
+        """The date columns the derived features are computed from (what the service takes as raw text)."""
+        out: list[str] = []
+        for d in self.derive:
+            for c in d.get("days_between") or [d.get("column")]:
+                if c and c not in out:
+                    out.append(c)
+        return out
 
     # ----------------------------------------------------------------- persistence
     def to_dict(self) -> dict:
         return self.model_dump(mode="json")
 
     def summary(self) -> dict:
-        return {"features": len(self.features), "numeric": len(self.numeric_features),
-                "categorical": len(self.categorical_features), "excluded": self.excluded}
+        out = {"features": len(self.features), "numeric": len(self.numeric_features),
+               "categorical": len(self.categorical_features), "excluded": self.excluded}
+        if self.derive:
+            out["derived"] = [d["name"] for d in self.derive]
+        return out
 
     def save(self, path: str | Path) -> Path:
         return atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
@@ -201,7 +233,7 @@ def _kind(dtype: pl.DataType) -> Kind:
         return "numeric"
     if dtype == pl.String:
         return "categorical"
-    if dtype.is_temporal():
+    if dtype == pl.Date or isinstance(dtype, pl.Datetime):
         return "datetime"
     return "other"
 
@@ -273,18 +305,26 @@ def _column_stats(df: pl.DataFrame, max_categories: int) -> list[dict]:
 
 
 def _exclude_leaks(df: pl.DataFrame, brief: Brief, specs: list[ColumnSpec], explicit: set[str],
-                   classes: list[str] | None) -> list[ColumnSpec]:
-    """Features (not named in features.include) whose single-feature score flags possible leakage, excluded."""
+                   classes: list[str] | None, derive: list[dict]) -> list[ColumnSpec]:
+    """Features (not named in features.include) with a block-level leakage signal -- the single-feature score, a
+    monotone copy of the target, or a derived feature from a date recorded after the prediction time -- excluded,
+    with the evidence as the reason. An acknowledgement (``leakage.acknowledge``) clears the promotion gate's
+    block, it does not bring the column back: only ``features.include`` makes a flagged column a feature."""
     kinds = {c.name: c.kind for c in specs if c.role == "feature" and c.name not in explicit
              and c.kind in ("numeric", "categorical")}
-    scores, cut, name = leakage_scores(df, brief, kinds, classes=classes)
+    enough = df.get_column(brief.target.column).drop_nulls().len() >= MIN_ROWS_FOR_SIGNALS
+    scores = leakage_scores(df, brief, kinds, classes=classes)[0] if enough else {}
+    dates = [c.name for c in specs if c.role == "date"]
+    signals = (single_feature_signals(scores, brief) + mirror_signals(df, brief, kinds, values=enough)
+               + post_time_signals(df, brief, dates, derive))
+    blocked = {c: why for c, why in blocked_columns([{**x, "acknowledged": None} for x in signals]).items()
+               if c in kinds}
     out = []
     for c in specs:
-        v = scores.get(c.name)
-        if v is not None and v >= cut:
+        if c.name in blocked:
             c = c.model_copy(update={"role": "excluded", "reason": (
-                f"possible leakage: alone it predicts the target almost perfectly ({name} {v:.3f} >= {cut:g}); "
-                "list it in features.include to keep it")})
+                f"possible leakage ({blocked[c.name]}); list it in features.include to keep it as a feature, "
+                "or confirm the exclusion in leakage.acknowledge with a reason")})
         out.append(c)
     return out
 
@@ -292,19 +332,23 @@ def _exclude_leaks(df: pl.DataFrame, brief: Brief, specs: list[ColumnSpec], expl
 def infer_contract(df: pl.DataFrame, brief: Brief, *, max_categories: int = 100) -> DataContract:
     """Infer the contract from the training frame and the brief.
 
-    Columns the brief does not name explicitly are excluded, with the reason recorded, when they are all
-    missing, constant, identifier-like (a distinct value on every row), high-cardinality text (more than
-    ``max_categories`` distinct values), or dates. For multiclass and regression, a remaining column that alone
-    predicts the target almost perfectly (the audit's cross-fitted single-feature screen,
-    :func:`~workbench.data.audit.leakage_scores`) is excluded as possible leakage; a binary contract keeps it
-    and the audit warns, as it always has. A column the brief includes explicitly is always a feature.
+    Date and datetime columns have role ``date`` (reason "date"): never raw features, even when included; the
+    brief's ``features.derive`` columns (added by the loader) are numeric features. Other columns the brief does
+    not name explicitly are excluded, with the reason recorded, when they are all missing, constant,
+    identifier-like (a distinct value on every row) or high-cardinality text (more than ``max_categories``
+    distinct values). A remaining column with a block-level leakage signal (the audit's single-feature score at
+    the brief's or the task's block level, a monotone copy of the target, a derived feature from a date recorded
+    after ``data.prediction_time``) is excluded as possible leakage unless ``leakage.acknowledge`` names it.
+    A column the brief includes explicitly is otherwise always a feature.
     """
     if max_categories < 0:
         raise ValueError(f"max_categories must be 0 or more, got {max_categories}")
     if df.height == 0:
         raise DataError("cannot infer a data contract from an empty frame")
     explicit = set(brief.features.include)
-    feature_cols = set(brief.feature_columns(df.columns))
+    derive = [d for d in derived_specs(brief.features.derive) if d["name"] in df.columns]
+    feature_cols = set(brief.feature_columns(df.columns)) | {
+        d["name"] for d in derive if d["name"] not in set(brief.features.exclude)}
     sensitive = set(brief.sensitive_features)
     specs: list[ColumnSpec] = []
     for (name, dtype), st in zip(df.schema.items(), _column_stats(df, max_categories), strict=True):
@@ -318,13 +362,13 @@ def infer_contract(df: pl.DataFrame, brief: Brief, *, max_categories: int = 100)
             role = "target"
         elif name not in feature_cols:
             role, reason = "excluded", "excluded by the brief"
+        elif kind == "datetime":
+            role, reason = "date", "date"
         elif name not in explicit:
             if non_null == 0:
                 role, reason = "excluded", "all values missing"
             elif n_unique <= 1:
                 role, reason = "excluded", "constant (one distinct value)"
-            elif kind == "datetime":
-                role, reason = "excluded", "date/time column (derive features from it explicitly)"
             elif kind == "other":
                 role, reason = "excluded", f"unsupported type {dtype}"
             elif n_unique == non_null and non_null > 50 and (kind == "categorical" or dtype.is_integer()):
@@ -340,11 +384,11 @@ def infer_contract(df: pl.DataFrame, brief: Brief, *, max_categories: int = 100)
     task = get_task(brief.task)
     classes = task.classes(df.get_column(brief.target.column), brief=brief) if task.is_classifier else None
     if brief.task in leak_excluding_tasks():
-        specs = _exclude_leaks(df, brief, specs, explicit, classes)
+        specs = _exclude_leaks(df, brief, specs, explicit, classes, derive)
     pos = brief.target.positive_label
     contract = DataContract(brief=brief.name, task=brief.task, target=brief.target.column,
                             positive_label=None if pos is None else str(pos), classes=classes, rows=df.height,
-                            columns=specs, max_categories=max_categories)
+                            columns=specs, max_categories=max_categories, derive=derive)
     if not contract.features:
         raise DataError("no usable feature columns remain",
                         hint=f"check features.include/exclude in the brief; excluded: {contract.excluded}")

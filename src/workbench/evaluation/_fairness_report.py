@@ -13,9 +13,14 @@ from ..errors import EvaluationError
 from ._checks import axes_or_new, check_choice
 
 GAP_METRICS = ("demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference")
-GAP_COLUMNS = ("feature", "metric", "value", "ci_low", "ci_high", "threshold", "verdict", "groups_used")
+GAP_COLUMNS = ("feature", "metric", "value", "ci_low", "ci_high", "threshold", "verdict", "groups_used",
+               "groups_insufficient", "value_all_groups", "ci_high_all_groups", "fairlearn_value")
+REVIEW = "insufficient evidence — review"
+#: Overall verdict: the worst of the gated gaps ("insufficient evidence" is the pre-round-2 spelling).
+_ORDER = ("exceeds threshold", REVIEW, "insufficient evidence", "within threshold")
 _PLOT_METRICS = ("selection_rate", "tpr", "fpr", "accuracy", "pr_auc")
-_CSS = {"within threshold": "wb-ok", "exceeds threshold": "wb-bad", "insufficient evidence": "wb-warn"}
+_CSS = {"within threshold": "wb-ok", "exceeds threshold": "wb-bad", "insufficient evidence": "wb-warn",
+        REVIEW: "wb-warn"}
 
 
 @dataclass
@@ -52,34 +57,42 @@ class FairnessReport(Report):
     n_rows: int
     title: str = "Fairness slices"
     notes: list[str] = field(default_factory=list)
+    acknowledge: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.notes:
             self.notes = [
-                f"Gaps are computed only over groups with at least {self.min_slice_size} rows (for "
-                "equalized odds, also at least that many positives and negatives); smaller groups are 'insufficient "
-                "evidence' and excluded.",
+                f"value / ci are computed over groups with at least {self.min_slice_size} rows (for equalized "
+                "odds, also at least that many positives and negatives); smaller groups are 'insufficient "
+                "evidence', kept with their (wide) intervals, and counted in value_all_groups / "
+                "ci_high_all_groups.",
+                "A gap involving an insufficient group 'exceeds threshold' when even its lower bound does; "
+                "otherwise the gap is 'insufficient evidence — review' until the brief's fairness.acknowledge "
+                "names every such group with a reason. fairlearn_value is Fairlearn's own figure over every "
+                "group on the same predictions.",
                 f"Intervals: {self.confidence_level:.0%} percentile bootstrap, {self.n_bootstrap} "
-                f"replicates resampled within groups, seed {self.seed}.",
+                f"replicates resampled within each feature's groups; each feature has its own generator (seed "
+                f"{self.seed} and the feature's name), so adding a feature does not change another's intervals.",
                 "A gap is 'within threshold' only when its whole interval is (upper bound <= threshold; "
-                "for the ratio, lower bound >= threshold).",
+                "for the ratio, lower bound >= threshold) and no group lacks evidence.",
             ]
 
     # ------------------------------------------------------------------ views
     @property
     def verdict(self) -> str:
-        """Overall: any gap exceeding -> "exceeds threshold"; else any without evidence -> "insufficient
-        evidence"; else "within threshold" ("no threshold" when no gap has one)."""
+        """Overall: any gap exceeding -> "exceeds threshold"; else any needing review -> "insufficient
+        evidence — review" (acknowledged or not: the gates decide); else "within threshold" ("no threshold"
+        when no gap has one)."""
         verdicts = [g["verdict"] for g in self.gaps if g["threshold"] is not None]
-        for v in ("exceeds threshold", "insufficient evidence", "within threshold"):
+        for v in _ORDER:
             if v in verdicts:
                 return v
         return "no threshold"
 
     def gaps_table(self) -> list[dict]:
         """One dict per (feature, metric): feature, metric, value, ci_low, ci_high, threshold, verdict,
-        groups_used."""
-        return [{k: g[k] for k in GAP_COLUMNS} for g in self.gaps]
+        groups_used, groups_insufficient, value_all_groups, ci_high_all_groups, fairlearn_value."""
+        return [{k: g.get(k) for k in GAP_COLUMNS} for g in self.gaps]
 
     def group_table(self, feature: str) -> list[dict]:
         """The group rows of one feature, flat (each interval as ``<rate>_ci_low``/``<rate>_ci_high``)."""
@@ -102,7 +115,7 @@ class FairnessReport(Report):
                 "thresholds": self.thresholds, "min_slice_size": self.min_slice_size,
                 "confidence_level": self.confidence_level, "n_bootstrap": self.n_bootstrap, "seed": self.seed,
                 "features": self.features, "overall": self.overall, "gaps": self.gaps, "groups": self.groups,
-                "notes": self.notes}
+                "notes": self.notes, "acknowledge": self.acknowledge}
 
     def summary(self) -> dict:
         """Overall verdict and, per gap metric, the worst interval bound over features (upper bound; for the
@@ -126,9 +139,7 @@ class FairnessReport(Report):
 
     def _html_body(self) -> str:
         css = _CSS.get(self.verdict, "")
-        gaps = [{**{k: g[k] for k in GAP_COLUMNS if k != "groups_used"},
-                 "groups used": len(g["groups_used"]),
-                 "excluded": ", ".join(g["groups_excluded"]) or "—"} for g in self.gaps]
+        gaps = [gap_html_row(g) for g in self.gaps]
         parts = [f"<p>{self.n_rows} rows, decision threshold {self.threshold:g}. Overall: "
                  f"<span class='{css}'>{esc(self.verdict)}</span></p>",
                  "<ul>" + "".join(f"<li>{esc(n)}</li>" for n in self.notes) + "</ul>",
@@ -159,9 +170,12 @@ class FairnessReport(Report):
         x = np.arange(len(rows))
         bars = ax.bar(x, np.nan_to_num(val), yerr=err, capsize=3, edgecolor="black", linewidth=0.5,
                       color=["tab:blue" if o else "lightgrey" for o in ok])
-        for bar, o in zip(bars, ok, strict=True):
+        for bar, o, v in zip(bars, ok, val, strict=True):
             if not o:
                 bar.set_hatch("//")
+            if np.isnan(v):  # e.g. the TPR of a group without positives
+                ax.annotate("undefined", (bar.get_x() + bar.get_width() / 2, 0), ha="center", va="bottom",
+                            fontsize=7, rotation=90)
         if not ok.all():
             bars[int(np.flatnonzero(~ok)[0])].set_label("insufficient evidence")
         if self.overall.get(metric) is not None:
@@ -173,3 +187,21 @@ class FairnessReport(Report):
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="best", fontsize=8)
         return ax
+
+
+def gap_html_row(g: dict) -> dict:
+    """A gap row as the report's HTML table shows it: the gated figure beside the all-groups and Fairlearn
+    figures, the insufficient groups and their acknowledgement."""
+    def f(x: Any) -> str:
+        return "—" if x is None else f"{x:.4g}"
+
+    acked = g.get("acknowledged") or []
+    return {
+        "feature": g["feature"], "metric": g["metric"], **({"class": g["class"]} if "class" in g else {}),
+        "value [CI]": f"{f(g['value'])} [{f(g['ci_low'])}, {f(g['ci_high'])}]",
+        "all groups [CI high]": f"{f(g.get('value_all_groups'))} [≤ {f(g.get('ci_high_all_groups'))}]",
+        "fairlearn": f(g.get("fairlearn_value")), "threshold": g["threshold"], "verdict": g["verdict"],
+        "groups used": len(g["groups_used"]),
+        "insufficient": ", ".join(g.get("groups_insufficient", g.get("groups_excluded", []))) or "—",
+        "acknowledged": "; ".join(f"{a['group']}: {a['reason']}" for a in acked) or "—",
+    }

@@ -5,14 +5,18 @@ feature and by their intersection, and returns a :class:`FairnessReport`:
 
 * per group: rows, positives, selection rate, TPR, FPR, accuracy, PR-AUC, each rate with a bootstrap interval,
   and whether the group is large enough to count as evidence (``min_slice_size``);
-* per feature: the demographic-parity difference and ratio and the equalized-odds difference, computed only
-  over the groups with enough evidence, each with a percentile bootstrap interval;
+* per feature: the demographic-parity difference and ratio and the equalized-odds difference over the groups
+  with enough evidence and over every group, each with a percentile bootstrap interval, beside Fairlearn's own
+  whole-population figure (``fairlearn_value``);
 * per (feature, gap) a verdict: "within threshold" only when the whole interval is on the right side of the
-  brief's threshold, so a noisy or small slice is never reported as passing.
+  brief's threshold and no group lacks evidence; a small group is never left out silently: if even the lower
+  bound of its gap exceeds the threshold the gap "exceeds threshold", otherwise it is "insufficient evidence —
+  review" until the brief acknowledges the group (:mod:`workbench.evaluation._gaps`).
 
-The bootstrap resamples rows within each group (stratified, seeded ``numpy.random.Generator``) and is
+The bootstrap resamples rows within each group of each feature, from that feature's own seeded generator, and is
 vectorised over replicates (:mod:`workbench.evaluation._bootstrap`). Missing sensitive values form the group
-``"(missing)"``. A prediction is positive when the probability is above ``threshold``.
+``"(missing)"``; the bins of a numeric feature keep their order (``<= 35``, ``(35, 50]``, ``> 50``). A prediction
+is positive when the probability is above ``threshold``.
 """
 
 from __future__ import annotations
@@ -20,17 +24,21 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+import re
 import time
-from typing import Any, Literal
+import warnings
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
-from fairlearn.metrics import MetricFrame
+from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, true_positive_rate
 
 from ..brief import FairnessSpec
 from ..errors import EvaluationError
 from . import _bootstrap as bs
 from ._checks import check_choice, check_probabilities, check_same_length, check_target, check_threshold
 from ._fairness_report import GAP_METRICS, FairnessReport
+from ._gaps import RATIO_METRICS, REVIEW, Component, Verdict, ack_notes, gap_row, normalise_acks
 from ._scoring import METRICS, predict_labels
 
 __all__ = [
@@ -38,9 +46,11 @@ __all__ = [
     "GROUP_METRICS",
     "INTERSECTION_SEP",
     "MISSING_GROUP",
+    "REVIEW",
     "FairnessReport",
     "Verdict",
     "fairness_report",
+    "group_codes",
 ]
 
 log = logging.getLogger(__name__)
@@ -48,7 +58,6 @@ log = logging.getLogger(__name__)
 GROUP_METRICS = ("selection_rate", "tpr", "fpr", "accuracy")  # per-group rates with a bootstrap interval
 MISSING_GROUP = "(missing)"
 INTERSECTION_SEP = " & "
-Verdict = Literal["within threshold", "exceeds threshold", "insufficient evidence", "no threshold"]
 
 
 def _confusion_counts(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
@@ -115,31 +124,71 @@ def _check_options(thresholds: dict[str, float] | None, min_slice_size: int, con
     return {k: float(v) for k, v in thresholds.items()}
 
 
-def _verdict(metric: str, lo: float, hi: float, threshold: float | None, n_used: int) -> Verdict:
-    if n_used < 2 or not (math.isfinite(lo) and math.isfinite(hi)):
-        return "insufficient evidence"
-    if threshold is None:
-        return "no threshold"
-    ok = lo >= threshold if metric == "demographic_parity_ratio" else hi <= threshold
-    return "within threshold" if ok else "exceeds threshold"
-
-
 def _num(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
-def _feature_slices(feature: str, codes: np.ndarray, groups: np.ndarray, group_of_cell: np.ndarray,
-                    cell_counts: np.ndarray, boot: np.ndarray, y: np.ndarray, p: np.ndarray, *,
-                    min_slice_size: int, confidence_level: float, thresholds: dict[str, float]
+_BIN = re.compile(r"^(?:<= (?P<le>\S+)|\((?P<lo>\S+), (?P<hi>\S+)\]|> (?P<gt>\S+))$")
+
+
+def _bin_key(label: str) -> tuple[float, float] | None:
+    """Sort key of a bin label of :func:`workbench.data.sensitive.bin_labels` (``<= 35``, ``(35, 50]``,
+    ``> 50``), None for any other label."""
+    m = _BIN.match(label)
+    if m is None:
+        return None
+    try:
+        if m["le"] is not None:
+            return (-math.inf, float(m["le"]))
+        if m["gt"] is not None:
+            return (float(m["gt"]), math.inf)
+        return (float(m["lo"]), float(m["hi"]))
+    except ValueError:
+        return None
+
+
+def group_codes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The groups of one sensitive column in display order and each row's group code.
+
+    Bins of a numeric feature (every label but ``"(missing)"`` a bin label such as ``(35, 50]``) are ordered
+    by value, ``(missing)`` last; any other column's groups are in sorted order."""
+    names, codes = np.unique(labels, return_inverse=True)
+    codes = codes.ravel()
+    keys = {str(g): _bin_key(str(g)) for g in names if g != MISSING_GROUP}
+    if keys and all(k is not None for k in keys.values()):
+        order = sorted(range(names.size), key=lambda i: (names[i] == MISSING_GROUP, keys.get(str(names[i]))
+                                                         or (math.inf, math.inf)))
+        rank = np.empty(names.size, dtype=np.int64)
+        rank[np.asarray(order)] = np.arange(names.size)
+        names, codes = names[order], rank[codes]
+    return names, codes
+
+
+def _fairlearn_values(y: np.ndarray, yhat: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Fairlearn's own figures over every group: one ``MetricFrame`` of its ``selection_rate``,
+    ``true_positive_rate`` and ``false_positive_rate``, aggregated as its ``demographic_parity_difference`` /
+    ``_ratio`` and ``equalized_odds_difference`` are (between groups; the worst of the TPR and FPR differences).
+    One frame instead of three calls halves the cost; Fairlearn counts the TPR of a group without positives as 0.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mf = MetricFrame(metrics={"sel": selection_rate, "tpr": true_positive_rate, "fpr": false_positive_rate},
+                         y_true=y, y_pred=yhat, sensitive_features=labels)
+        diff, ratio = mf.difference(method="between_groups"), mf.ratio(method="between_groups")
+    return {"demographic_parity_difference": float(diff["sel"]), "demographic_parity_ratio": float(ratio["sel"]),
+            "equalized_odds_difference": float(max(diff["tpr"], diff["fpr"]))}
+
+
+def _feature_slices(feature: str, codes: np.ndarray, groups: np.ndarray, counts: np.ndarray, boot: np.ndarray,
+                    y: np.ndarray, yhat: np.ndarray, p: np.ndarray, *, min_slice_size: int,
+                    confidence_level: float, thresholds: dict[str, float], acks: dict[str, dict[str, str]]
                     ) -> tuple[list[dict], list[dict]]:
-    """The group rows and gap rows of one feature (``codes``: the group index of each row)."""
-    onehot = np.zeros((group_of_cell.size, groups.size), dtype=np.int64)
-    onehot[np.arange(group_of_cell.size), group_of_cell] = 1
-    n, pos, sel, tp = (onehot.T @ cell_counts).T  # per group
+    """The group rows and gap rows of one feature (``codes``: the group index of each row; ``counts``: (G, 4)
+    rows, positives, selected, true positives; ``boot``: (3, B, G) the feature's own replicates)."""
+    n, pos, sel, tp = counts.T
     ap = np.array([METRICS["pr_auc"](y[codes == i], p[codes == i]) for i in range(groups.size)])
     point = bs.rates(n, pos, sel, tp)
-    pos_b, sel_b, tp_b = (boot[k] @ onehot for k in range(3))  # (B, G) counts per group
-    reps = bs.rates(np.broadcast_to(n, pos_b.shape), pos_b, sel_b, tp_b)
+    reps = bs.rates(np.broadcast_to(n, boot[0].shape), *boot)
     ci = {m: bs.interval(reps[m], confidence_level) for m in GROUP_METRICS}
 
     enough = n >= min_slice_size
@@ -148,10 +197,16 @@ def _feature_slices(feature: str, codes: np.ndarray, groups: np.ndarray, group_o
     both = enough & (pos >= min_slice_size) & (n - pos >= min_slice_size)
     rows = []
     for i, g in enumerate(groups):
+        undefined = [f"{name} undefined ({what})" for name, what, k in
+                     (("TPR", "0 positives", pos[i]), ("FPR", "0 negatives", n[i] - pos[i])) if k == 0]
         note = (f"{int(n[i])} rows < min_slice_size {min_slice_size}" if not enough[i] else
                 "" if both[i] else
                 f"{int(pos[i])} positives / {int(n[i] - pos[i])} negatives: fewer than min_slice_size "
-                f"{min_slice_size}, TPR/FPR not compared")
+                f"{min_slice_size}, TPR/FPR interval wide")
+        if not (enough[i] and both[i]):
+            note += "; kept with its interval and in the all-groups gaps"
+        if undefined:
+            note += "; " + ", ".join(undefined)
         rows.append({
             "group": str(g), "count": int(n[i]), "positives": int(pos[i]),
             **{m: _num(point[m][i]) for m in GROUP_METRICS}, "pr_auc": _num(ap[i]),
@@ -160,32 +215,22 @@ def _feature_slices(feature: str, codes: np.ndarray, groups: np.ndarray, group_o
             "ci": {m: [_num(ci[m][0][i]), _num(ci[m][1][i])] for m in GROUP_METRICS},
         })
 
-    gaps = []
-    for metric in GAP_METRICS:
-        used = both if metric == "equalized_odds_difference" else enough
-        if metric == "equalized_odds_difference":
-            value = np.fmax(bs.spread(point["tpr"][used], kind="difference"),
-                            bs.spread(point["fpr"][used], kind="difference"))
-            reps_m = np.fmax(bs.spread(reps["tpr"][:, used], kind="difference"),
-                             bs.spread(reps["fpr"][:, used], kind="difference"))
-        else:
-            kind = "ratio" if metric.endswith("ratio") else "difference"
-            value = bs.spread(point["selection_rate"][used], kind=kind)
-            reps_m = bs.spread(reps["selection_rate"][:, used], kind=kind)
-        lo, hi = bs.interval(reps_m, confidence_level)
-        threshold = thresholds.get(metric)
-        gaps.append({
-            "feature": feature, "metric": metric, "value": _num(value), "ci_low": _num(lo),
-            "ci_high": _num(hi), "threshold": threshold,
-            "verdict": _verdict(metric, float(lo), float(hi), threshold, int(used.sum())),
-            "groups_used": [str(g) for g in groups[used]], "groups_excluded": [str(g) for g in groups[~used]],
-        })
+    fl = _fairlearn_values(y, yhat, groups[codes])
+    sel_c = Component(point["selection_rate"], reps["selection_rate"], enough)
+    comps = {"demographic_parity_difference": [sel_c], "demographic_parity_ratio": [sel_c],
+             "equalized_odds_difference": [Component(point["tpr"], reps["tpr"], both),
+                                           Component(point["fpr"], reps["fpr"], both)]}
+    gaps = [gap_row(feature, metric, groups, comps[metric], thresholds=thresholds,
+                    confidence_level=confidence_level, acks=acks, fairlearn_value=fl[metric],
+                    kind="ratio" if metric in RATIO_METRICS else "difference")
+            for metric in GAP_METRICS]
     return rows, gaps
 
 
 def fairness_report(y_true: Any, y_prob: Any, sensitive: Any, *, threshold: float = 0.5,
                     thresholds: dict[str, float] | None = None, min_slice_size: int = 30,
-                    confidence_level: float = 0.95, n_bootstrap: int = 200, seed: int = 0) -> FairnessReport:
+                    confidence_level: float = 0.95, n_bootstrap: int = 200, seed: int = 0,
+                    acknowledge: Iterable[Any] | None = None) -> FairnessReport:
     """Slice a model's decisions by each sensitive feature and their intersection; bound the gaps.
 
     Parameters
@@ -204,9 +249,17 @@ def fairness_report(y_true: Any, y_prob: Any, sensitive: Any, *, threshold: floa
         for ``demographic_parity_ratio`` the smallest allowed ratio). Default: the brief's defaults. Gaps
         without a threshold are reported with the verdict "no threshold".
     min_slice_size:
-        Groups with fewer rows are "insufficient evidence" and left out of every gap.
+        Groups with fewer rows (for equalized odds, also fewer positives or negatives) are "insufficient
+        evidence": left out of ``value`` / ``ci_*`` but kept, with their intervals, in the all-groups gap and
+        in the verdict (see :mod:`workbench.evaluation._gaps`).
     confidence_level, n_bootstrap, seed:
-        Percentile bootstrap: interval level, replicates and the seed of ``numpy.random.default_rng``.
+        Percentile bootstrap: interval level, replicates and the seed; each feature (and the intersection)
+        resamples its own groups from ``numpy.random.default_rng([seed, crc32(feature)])``, so adding a
+        sensitive feature never changes another feature's intervals.
+    acknowledge:
+        The brief's ``fairness.acknowledge``: ``[{feature, groups, reason}]`` (or ``FairnessAck`` objects).
+        Recorded in the gap rows of an "insufficient evidence — review" verdict (``acknowledged``); the
+        promotion gate passes such a gap only when every insufficient group is acknowledged.
 
     Returns
     -------
@@ -227,13 +280,13 @@ def fairness_report(y_true: Any, y_prob: Any, sensitive: Any, *, threshold: floa
     thresholds = _check_options(thresholds, min_slice_size, confidence_level, n_bootstrap)
     yhat = predict_labels(p, threshold=threshold)
 
-    uniques = {name: np.unique(labels, return_inverse=True) for name, labels in columns.items()}
-    cell, combos = bs.cells_of([codes.ravel() for _, codes in uniques.values()])
-    cell_counts = _cell_counts(y, yhat, cell, len(combos))
-    boot = bs.bootstrap_cell_counts(y, yhat, cell, n_bootstrap=n_bootstrap, rng=np.random.default_rng(seed))
+    acks = normalise_acks(acknowledge)
+
+    uniques = {name: group_codes(labels) for name, labels in columns.items()}
+    cell, combos = bs.cells_of([codes for _, codes in uniques.values()])
+    cell_counts = _cell_counts(y, yhat, cell, len(combos))  # the one MetricFrame pass
     # feature -> (group index of each row, group names in order, group index of each cell)
-    features = {name: (codes.ravel(), names, combos[:, j])
-                for j, (name, (names, codes)) in enumerate(uniques.items())}
+    features = {name: (codes, names, combos[:, j]) for j, (name, (names, codes)) in enumerate(uniques.items())}
     if len(columns) > 1:
         names = [uniques[name][0] for name in columns]
         cell_labels = np.array([INTERSECTION_SEP.join(str(g[c]) for g, c in zip(names, row, strict=True))
@@ -243,9 +296,13 @@ def fairness_report(y_true: Any, y_prob: Any, sensitive: Any, *, threshold: floa
     groups: dict[str, list[dict]] = {}
     gaps: list[dict] = []
     for feature, (codes, names, group_of_cell) in features.items():
+        counts = np.zeros((names.size, 4), dtype=np.int64)
+        np.add.at(counts, group_of_cell, cell_counts)  # a group's counts: the sum over its cells
+        boot = bs.bootstrap_cell_counts(y, yhat, codes, n_bootstrap=n_bootstrap,
+                                        rng=bs.feature_rng(seed, feature))
         groups[feature], feature_gaps = _feature_slices(
-            feature, codes, names, group_of_cell, cell_counts, boot, y, p, min_slice_size=min_slice_size,
-            confidence_level=confidence_level, thresholds=thresholds)
+            feature, codes, names, counts, boot, y, yhat, p, min_slice_size=min_slice_size,
+            confidence_level=confidence_level, thresholds=thresholds, acks=acks)
         gaps.extend(feature_gaps)
 
     overall = cell_counts.sum(axis=0)
@@ -256,7 +313,9 @@ def fairness_report(y_true: Any, y_prob: Any, sensitive: Any, *, threshold: floa
         n_bootstrap=int(n_bootstrap), seed=seed, n_rows=n,
         overall={"count": n, "positives": int(overall[1]), **{m: _num(o_rates[m]) for m in GROUP_METRICS},
                  "pr_auc": _num(METRICS["pr_auc"](y, p))},
+        acknowledge=acks,
     )
+    report.notes.extend(ack_notes(acks, {f: [r["group"] for r in rows] for f, rows in groups.items()}))
     log.info("fairness report: %d rows, %d features, %d replicates in %.2fs; verdict %s", n, len(features),
              n_bootstrap, time.perf_counter() - start, report.verdict)
     return report

@@ -20,7 +20,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -33,22 +33,17 @@ from sklearn.metrics import (
     confusion_matrix,
     f1_score,
     log_loss,
+    recall_score,
 )
 
 from .._report import Report, esc, html_table
 from ..errors import EvaluationError
 from . import _bootstrap as bs
+from ._bootstrap import feature_rng, resample_chunks
 from ._checks import as_1d, axes_or_new, check_choice, check_same_length
+from ._gaps import Component, ack_notes, extremes, gap_row, normalise_acks, num
 from .metrics import _calibration
-from .regression import (
-    TaskFairnessReport,
-    check_fairness_options,
-    feature_groups,
-    feature_rng,
-    gap_row,
-    num,
-    resample_chunks,
-)
+from .regression import TaskFairnessReport, check_fairness_options, feature_groups
 
 __all__ = [
     "MULTICLASS_METRICS",
@@ -398,28 +393,55 @@ def _class_counts(codes: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 def _per_class_gap(feature: str, metric: str, point: np.ndarray, reps: np.ndarray, used: np.ndarray,
-                   groups: np.ndarray, classes: list[str], opts: dict) -> dict:
-    """Gap over classes: ``point`` (K, G), ``reps`` (K, B, G), ``used`` (K, G)."""
+                   groups: np.ndarray, classes: list[str], opts: dict, fairlearn_value: float) -> dict:
+    """Gap over classes: ``point`` (K, G), ``reps`` (K, B, G), ``used`` (K, G); the row names the class with the
+    largest gap over the sufficient groups."""
     per_class = np.array([bs.spread(point[j][used[j]], kind="difference") for j in range(len(classes))])
-    per_class_reps = np.stack([bs.spread(reps[j][:, used[j]], kind="difference") for j in range(len(classes))])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        rep_max = np.nanmax(per_class_reps, axis=0)
-    top = int(np.nanargmax(per_class)) if np.isfinite(per_class).any() else 0
-    row = gap_row(feature, metric, point[top], reps[top], used[top], groups,
-                  value=float(per_class[top]), replicate_values=rep_max,
-                  **{"class": classes[top] if np.isfinite(per_class).any() else None,
-                     "per_class": {c: num(v) for c, v in zip(classes, per_class, strict=True)}}, **opts)
-    any_used = used.any(axis=0)
-    row["groups_used"] = [str(g) for g in groups[any_used]]
-    row["groups_excluded"] = [str(g) for g in groups[~any_used]]
-    row["groups_used_by_class"] = {c: [str(g) for g in groups[used[j]]] for j, c in enumerate(classes)}
+    defined = bool(np.isfinite(per_class).any())
+    top = int(np.nanargmax(per_class)) if defined else 0
+    insufficient = ~np.logical_and.reduce(used)
+    row = gap_row(feature, metric, groups, [Component(point[j], reps[j], used[j]) for j in range(len(classes))],
+                  fairlearn_value=fairlearn_value, **extremes(point[top], used[top], groups),
+                  **{"class": classes[top] if defined else None,
+                     "per_class": {c: num(v) for c, v in zip(classes, per_class, strict=True)},
+                     "groups_used_by_class": {c: [str(g) for g in groups[used[j]]] for j, c in enumerate(classes)},
+                     "groups_insufficient_by_class": {c: [str(g) for g in groups[~used[j] & insufficient]]
+                                                      for j, c in enumerate(classes)}}, **opts)
     return row
+
+
+def _selection_rate_fn(k: int) -> Callable[[np.ndarray, np.ndarray], float]:
+    def selection_rate(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        return float(np.mean(np.asarray(y_pred) == k))
+    return selection_rate
+
+
+def _recall_zero_fn(k: int) -> Callable[[np.ndarray, np.ndarray], float]:
+    def recall(y_true: np.ndarray, y_pred: np.ndarray) -> float:  # scikit-learn's convention: 0 without rows
+        return float(recall_score(np.asarray(y_true) == k, np.asarray(y_pred) == k, zero_division=0))
+    return recall
+
+
+def _fairlearn_gaps(y: np.ndarray, yhat: np.ndarray, labels: np.ndarray, k: int) -> dict[str, float]:
+    """The gaps over every group as Fairlearn computes them: ``MetricFrame(...).difference()`` (max - min between
+    groups) of accuracy, and the largest over classes of that of each class's recall and selection rate
+    (scikit-learn's recall: 0 for a group without rows of the class)."""
+    metrics: dict[str, Callable] = {"accuracy": accuracy_score}
+    metrics.update({f"recall_{j}": _recall_zero_fn(j) for j in range(k)})
+    metrics.update({f"sel_{j}": _selection_rate_fn(j) for j in range(k)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        diff = MetricFrame(metrics=metrics, y_true=y, y_pred=yhat, sensitive_features=labels).difference(
+            method="between_groups")
+    return {"accuracy_difference": float(diff["accuracy"]),
+            "recall_difference": float(max(diff[f"recall_{j}"] for j in range(k))),
+            "selection_rate_difference": float(max(diff[f"sel_{j}"] for j in range(k)))}
 
 
 def _multiclass_feature(feature: str, codes: np.ndarray, groups: np.ndarray, y: np.ndarray, yhat: np.ndarray,
                         classes: list[str], *, seed: int, n_bootstrap: int, min_slice_size: int,
-                        confidence_level: float, thresholds: Mapping[str, float]) -> tuple[list[dict], list[dict]]:
+                        confidence_level: float, thresholds: Mapping[str, float],
+                        acks: Mapping[str, Mapping[str, str]]) -> tuple[list[dict], list[dict]]:
     k, g_n = len(classes), groups.size
     rec_names = [f"recall[{c}]" for c in classes]
     sel_names = [f"selection_rate[{c}]" for c in classes]
@@ -459,9 +481,14 @@ def _multiclass_feature(feature: str, codes: np.ndarray, groups: np.ndarray, y: 
     rows = []
     for i, g in enumerate(groups):
         short = [c for j, c in enumerate(classes) if not recall_ok[i, j]]
+        absent = [c for j, c in enumerate(classes) if class_counts[i, j] == 0]
         note = (f"{int(count[i])} rows < min_slice_size {min_slice_size}" if not enough[i] else
-                f"fewer than {min_slice_size} rows of class(es) {', '.join(short)}: their recall is not compared"
+                f"fewer than {min_slice_size} rows of class(es) {', '.join(short)}: their recall interval is wide"
                 if short else "")
+        if short or not enough[i]:
+            note += "; kept with its intervals and in the all-groups gaps"
+        if absent:
+            note += f"; recall undefined for {', '.join(absent)} (0 rows)"
         ci = {"accuracy": [num(ci_acc[0][i]), num(ci_acc[1][i])]}
         ci.update({rec_names[j]: [num(ci_rec[j][0][i]), num(ci_rec[j][1][i])] for j in range(k)})
         ci.update({sel_names[j]: [num(ci_sel[j][0][i]), num(ci_sel[j][1][i])] for j in range(k)})
@@ -472,20 +499,25 @@ def _multiclass_feature(feature: str, codes: np.ndarray, groups: np.ndarray, y: 
                                          for j, c in enumerate(classes)},
                      "note": note, "ci": ci})
 
-    opts = {"thresholds": thresholds, "confidence_level": confidence_level}
+    fl = _fairlearn_gaps(y, yhat, groups[codes], k)
+    opts = {"thresholds": thresholds, "confidence_level": confidence_level, "acks": acks}
     rec_point = np.stack([point[m] for m in rec_names])
     sel_point = np.stack([point[m] for m in sel_names])
-    gaps = [gap_row(feature, "accuracy_difference", point["accuracy"], acc, enough, groups, **opts),
-            _per_class_gap(feature, "recall_difference", rec_point, rec, recall_ok.T, groups, classes, opts),
+    gaps = [gap_row(feature, "accuracy_difference", groups, [Component(point["accuracy"], acc, enough)],
+                    fairlearn_value=fl["accuracy_difference"], **extremes(point["accuracy"], enough, groups),
+                    **opts),
+            _per_class_gap(feature, "recall_difference", rec_point, rec, recall_ok.T, groups, classes, opts,
+                           fl["recall_difference"]),
             _per_class_gap(feature, "selection_rate_difference", sel_point, sel,
-                           np.broadcast_to(enough, (k, g_n)), groups, classes, opts)]
+                           np.broadcast_to(enough, (k, g_n)), groups, classes, opts,
+                           fl["selection_rate_difference"])]
     return rows, gaps
 
 
 def multiclass_fairness_report(y_true: Any, proba: Any, sensitive: Any, *, classes: Sequence[str],
                                thresholds: Mapping[str, float] | None, min_slice_size: int = 30,
                                confidence_level: float = 0.95, n_bootstrap: int = 200,
-                               seed: int = 0) -> MulticlassFairnessReport:
+                               seed: int = 0, acknowledge: Iterable[Any] | None = None) -> MulticlassFairnessReport:
     """Slice a multiclass classifier's decisions by each sensitive feature and their intersection; bound the gaps.
 
     Parameters
@@ -508,6 +540,8 @@ def multiclass_fairness_report(y_true: Any, proba: Any, sensitive: Any, *, class
     confidence_level, n_bootstrap, seed:
         Percentile bootstrap: interval level, replicates, and the seed; each feature draws from its own
         generator seeded by ``seed`` and the feature's name.
+    acknowledge:
+        The brief's ``fairness.acknowledge`` (``[{feature, groups, reason}]``), recorded in the gap rows.
 
     Returns
     -------
@@ -528,6 +562,7 @@ def multiclass_fairness_report(y_true: Any, proba: Any, sensitive: Any, *, class
                                         upper=1.0)
     yhat = predict_classes(p)
     features = feature_groups(sensitive, n)
+    acks = normalise_acks(acknowledge)
     groups: dict[str, list[dict]] = {}
     gaps: list[dict] = []
     with warnings.catch_warnings():
@@ -535,7 +570,8 @@ def multiclass_fairness_report(y_true: Any, proba: Any, sensitive: Any, *, class
         for feature, (codes, group_names) in features.items():
             groups[feature], feature_gaps = _multiclass_feature(
                 feature, codes, group_names, y, yhat, names, seed=int(seed), n_bootstrap=int(n_bootstrap),
-                min_slice_size=int(min_slice_size), confidence_level=float(confidence_level), thresholds=thresholds)
+                min_slice_size=int(min_slice_size), confidence_level=float(confidence_level), thresholds=thresholds,
+                acks=acks)
             gaps.extend(feature_gaps)
     overall: dict[str, Any] = {"count": n, "accuracy": float(np.mean(y == yhat))}
     overall.update({f"recall[{c}]": num(_recall_fn(j)(y, yhat)) for j, c in enumerate(names)})
@@ -543,7 +579,8 @@ def multiclass_fairness_report(y_true: Any, proba: Any, sensitive: Any, *, class
     report = MulticlassFairnessReport(
         features=list(features), groups=groups, gaps=gaps, threshold=None, thresholds=thresholds,
         min_slice_size=int(min_slice_size), confidence_level=float(confidence_level), n_bootstrap=int(n_bootstrap),
-        seed=int(seed), n_rows=n, overall=overall, classes=names)
+        seed=int(seed), n_rows=n, overall=overall, classes=names, acknowledge=acks)
+    report.notes.extend(ack_notes(acks, {f: [r["group"] for r in rows] for f, rows in groups.items()}))
     log.info("multiclass fairness report: %d rows, %d features, %d replicates in %.2fs; verdict %s", n,
              len(features), n_bootstrap, time.perf_counter() - start, report.verdict)
     return report

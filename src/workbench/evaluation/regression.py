@@ -11,10 +11,11 @@
 
 The residual is ``y_true - y_pred``: a positive mean residual means the group is *under*-predicted.
 
-This module also holds the machinery the multiclass fairness report shares (:class:`TaskFairnessReport`,
-per-feature seeded bootstrap streams): each feature's intervals come from resamples of that feature's own
-groups, drawn from a generator seeded by ``(seed, crc32(feature name))``, so adding a sensitive feature never
-changes another feature's intervals, and the same seed gives the same intervals.
+This module also holds what the multiclass fairness report shares (:class:`TaskFairnessReport`, the feature
+groups and option checks); the per-feature seeded bootstrap streams are in :mod:`._bootstrap` (each feature's
+intervals come from resamples of that feature's own groups, drawn from a generator seeded by
+``(seed, crc32(feature name))``, so adding a sensitive feature never changes another feature's intervals) and the
+gap rows and verdicts in :mod:`._gaps`.
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ import math
 import numbers
 import time
 import warnings
-import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -43,9 +43,11 @@ from .._names import suggest
 from .._report import Report, esc, html_table
 from ..errors import EvaluationError
 from . import _bootstrap as bs
+from ._bootstrap import feature_rng, resample_chunks
 from ._checks import as_1d, axes_or_new, check_choice, check_same_length
-from ._fairness_report import FairnessReport
-from .fairness import INTERSECTION_SEP, _sensitive_columns, _verdict
+from ._fairness_report import REVIEW, FairnessReport, gap_html_row
+from ._gaps import Component, ack_notes, extremes, gap_row, normalise_acks, num
+from .fairness import INTERSECTION_SEP, _sensitive_columns, group_codes
 
 __all__ = [
     "REGRESSION_METRICS",
@@ -285,21 +287,8 @@ def evaluate_regression(y_true: Any, y_pred: Any, *, primary: str = "mae") -> Re
 
 
 # ---------------------------------------------------------------------------------------------- fairness
-_CSS = {"within threshold": "wb-ok", "exceeds threshold": "wb-bad", "insufficient evidence": "wb-warn"}
-
-
-def feature_rng(seed: int, feature: str) -> np.random.Generator:
-    """The bootstrap generator of one feature: seeded by ``seed`` and the CRC-32 of the feature's name."""
-    return np.random.default_rng([int(seed), zlib.crc32(feature.encode("utf-8"))])
-
-
-def resample_chunks(size: int, n_bootstrap: int, rng: np.random.Generator) -> Iterator[tuple[slice, np.ndarray]]:
-    """Row indices of ``n_bootstrap`` resamples (with replacement) of ``size`` rows, in chunks of replicates:
-    ``(replicate slice, indices of shape (replicates, size))``."""
-    per_chunk = max(1, _CHUNK // max(size, 1))
-    for lo in range(0, n_bootstrap, per_chunk):
-        b = min(per_chunk, n_bootstrap - lo)
-        yield slice(lo, lo + b), rng.integers(0, size, size=(b, size))
+_CSS = {"within threshold": "wb-ok", "exceeds threshold": "wb-bad", "insufficient evidence": "wb-warn",
+        REVIEW: "wb-warn"}
 
 
 def feature_groups(sensitive: Any, n: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -309,9 +298,9 @@ def feature_groups(sensitive: Any, n: int) -> dict[str, tuple[np.ndarray, np.nda
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     uniques = {}
     for name, labels in columns.items():
-        names, codes = np.unique(labels, return_inverse=True)
+        names, codes = group_codes(labels)
         uniques[name] = names
-        out[name] = (codes.ravel(), names)
+        out[name] = (codes, names)
     if len(columns) > 1:
         cell, combos = bs.cells_of([out[name][0] for name in columns])
         labels = np.array([INTERSECTION_SEP.join(str(uniques[c][k]) for c, k in zip(columns, row, strict=True))
@@ -345,43 +334,17 @@ def check_fairness_options(thresholds: Mapping[str, float] | None, gap_metrics: 
     return out
 
 
-def num(x: Any) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-def gap_row(feature: str, metric: str, point: np.ndarray, reps: np.ndarray, used: np.ndarray,
-            groups: np.ndarray, *, thresholds: Mapping[str, float], confidence_level: float,
-            value: float | None = None, replicate_values: np.ndarray | None = None, **extra: Any) -> dict:
-    """One gap row: max - min of ``point`` over the ``used`` groups, its percentile interval over the
-    replicates ``reps`` (replicates x groups), the verdict and the groups at the extremes. ``value`` and
-    ``replicate_values`` override the spread (e.g. a relative gap)."""
-    if value is None:
-        value = float(bs.spread(point[used], kind="difference"))
-    if replicate_values is None:
-        replicate_values = bs.spread(reps[:, used], kind="difference")
-    lo, hi = (float(v) for v in bs.interval(replicate_values, confidence_level))
-    threshold = thresholds.get(metric)
-    sub = np.where(used & ~np.isnan(point), point, np.nan)
-    defined = np.isfinite(sub).any()
-    return {
-        "feature": feature, "metric": metric, "value": num(value), "ci_low": num(lo), "ci_high": num(hi),
-        "threshold": threshold, "verdict": _verdict(metric, lo, hi, threshold, int(used.sum())),
-        "groups_used": [str(g) for g in groups[used]], "groups_excluded": [str(g) for g in groups[~used]],
-        "max_group": str(groups[int(np.nanargmax(sub))]) if defined else None,
-        "min_group": str(groups[int(np.nanargmin(sub))]) if defined else None,
-        **extra,
-    }
-
-
 @dataclass
 class TaskFairnessReport(FairnessReport):
     """The shape of :class:`~workbench.evaluation.FairnessReport` for the regression and multiclass tasks.
 
     Rows of ``groups`` hold ``group``, ``count``, ``evidence``, ``note``, the task's figures and
     ``ci: {figure: [low, high]}``; ``gaps`` rows hold ``feature``, ``metric``, ``value``, ``ci_low``,
-    ``ci_high``, ``threshold``, ``verdict``, ``groups_used``, ``groups_excluded``, ``max_group`` and
-    ``min_group``. ``threshold`` (the binary decision threshold) is None.
+    ``ci_high``, ``threshold``, ``verdict``, ``groups_used``, ``groups_excluded``, ``groups_insufficient``,
+    ``value_all_groups``, ``ci_low_all_groups``, ``ci_high_all_groups``, ``ci_low_insufficient`` /
+    ``insufficient_group`` (the gap involving a group without enough evidence), ``fairlearn_value``,
+    ``acknowledged``, ``groups_unacknowledged``, ``max_group`` and ``min_group`` (see
+    :mod:`workbench.evaluation._gaps`). ``threshold`` (the binary decision threshold) is None.
     """
 
     task: str = ""
@@ -393,12 +356,18 @@ class TaskFairnessReport(FairnessReport):
 
     def _default_notes(self) -> list[str]:
         return [
-            f"Gaps are computed only over groups with at least {self.min_slice_size} rows; smaller groups are "
-            "'insufficient evidence' and excluded (listed in groups_excluded).",
+            f"value / ci are computed over groups with at least {self.min_slice_size} rows; smaller groups are "
+            "'insufficient evidence' (groups_insufficient), kept with their (wide) intervals and counted in "
+            "value_all_groups / ci_high_all_groups.",
+            "A gap involving an insufficient group 'exceeds threshold' when even its lower bound does; otherwise "
+            "the gap is 'insufficient evidence — review' until the brief's fairness.acknowledge names every such "
+            "group with a reason. fairlearn_value is the same gap over every group computed by Fairlearn's "
+            "MetricFrame (difference between groups).",
             f"Intervals: {self.confidence_level:.0%} percentile bootstrap, {self.n_bootstrap} replicates "
             f"resampled within each feature's groups; each feature has its own generator (seed {self.seed} "
             "and the feature's name), so adding a feature does not change another's intervals.",
-            "A gap is 'within threshold' only when its whole interval is (upper bound <= threshold).",
+            "A gap is 'within threshold' only when its whole interval is (upper bound <= threshold) and no "
+            "group lacks evidence.",
         ]
 
     @property
@@ -414,7 +383,7 @@ class TaskFairnessReport(FairnessReport):
                 "min_slice_size": self.min_slice_size, "confidence_level": self.confidence_level,
                 "n_bootstrap": self.n_bootstrap, "seed": self.seed, "features": self.features,
                 "overall": self.overall, "gaps": self.gaps, "groups": self.groups, "notes": self.notes,
-                **self._extra_dict()}
+                "acknowledge": self.acknowledge, **self._extra_dict()}
 
     def _extra_dict(self) -> dict:
         return {}
@@ -444,11 +413,7 @@ class TaskFairnessReport(FairnessReport):
 
     def _html_body(self) -> str:
         css = _CSS.get(self.verdict, "")
-        gaps = [{"feature": g["feature"], "metric": g["metric"], "value": g["value"], "ci_low": g["ci_low"],
-                 "ci_high": g["ci_high"], "threshold": g["threshold"], "verdict": g["verdict"],
-                 **({"class": g["class"]} if "class" in g else {}),
-                 "max / min group": f"{g['max_group']} / {g['min_group']}",
-                 "groups used": len(g["groups_used"]), "excluded": ", ".join(g["groups_excluded"]) or "—"}
+        gaps = [{**gap_html_row(g), "max / min group": f"{g.get('max_group')} / {g.get('min_group')}"}
                 for g in self.gaps]
         parts = [f"<p>{self.n_rows} rows ({esc(self.task)}). Overall: <span class='{css}'>{esc(self.verdict)}"
                  "</span></p>", "<ul>" + "".join(f"<li>{esc(n)}</li>" for n in self.notes) + "</ul>",
@@ -483,9 +448,12 @@ class TaskFairnessReport(FairnessReport):
         x = np.arange(len(rows))
         bars = ax.bar(x, np.nan_to_num(val), yerr=err, capsize=3, edgecolor="black", linewidth=0.5,
                       color=["tab:blue" if o else "lightgrey" for o in ok])
-        for bar, o in zip(bars, ok, strict=True):
+        for bar, o, v in zip(bars, ok, val, strict=True):
             if not o:
                 bar.set_hatch("//")
+            if np.isnan(v):  # e.g. the TPR of a group without positives
+                ax.annotate("undefined", (bar.get_x() + bar.get_width() / 2, 0), ha="center", va="bottom",
+                            fontsize=7, rotation=90)
         if not ok.all():
             bars[int(np.flatnonzero(~ok)[0])].set_label("insufficient evidence")
         if self.overall.get(metric) is not None:
@@ -529,7 +497,8 @@ def _figures(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
 
 def _regression_feature(feature: str, codes: np.ndarray, groups: np.ndarray, y: np.ndarray, yhat: np.ndarray,
                         *, seed: int, n_bootstrap: int, min_slice_size: int, confidence_level: float,
-                        thresholds: Mapping[str, float], overall_mae: float) -> tuple[list[dict], list[dict]]:
+                        thresholds: Mapping[str, float], overall_mae: float, acks: Mapping[str, Mapping[str, str]]
+                        ) -> tuple[list[dict], list[dict]]:
     # One MetricFrame metric returning every figure of a group (Fairlearn's cost grows with the metrics).
     mf = MetricFrame(metrics={"figures": _figures}, y_true=y, y_pred=yhat, sensitive_features=groups[codes])
     by = np.stack([np.asarray(mf.by_group["figures"].loc[g], dtype=np.float64) for g in groups])
@@ -553,28 +522,45 @@ def _regression_feature(feature: str, codes: np.ndarray, groups: np.ndarray, y: 
     enough = count >= min_slice_size
     rows = [{"group": str(g), "count": int(count[i]), **{m: num(point[m][i]) for m in REGRESSION_GROUP_FIGURES},
              "evidence": "ok" if enough[i] else "insufficient evidence",
-             "note": "" if enough[i] else f"{int(count[i])} rows < min_slice_size {min_slice_size}",
+             "note": "" if enough[i] else (f"{int(count[i])} rows < min_slice_size {min_slice_size}; kept with its "
+                                           "interval and in the all-groups gaps"),
              "ci": {m: [num(ci[m][0][i]), num(ci[m][1][i])] for m in REGRESSION_GROUP_FIGURES}}
             for i, g in enumerate(groups)]
 
-    opts = {"thresholds": thresholds, "confidence_level": confidence_level}
-    mae_gap = gap_row(feature, "mae_difference", point["mae"], reps["mae"], enough, groups, **opts)
-    diff_reps = bs.spread(reps["mae"][:, enough], kind="difference")
+    fl = _fairlearn_gaps(y, yhat, groups[codes])
+    opts = {"thresholds": thresholds, "confidence_level": confidence_level, "acks": acks}
+    mae = Component(point["mae"], reps["mae"], enough)
+    residual = Component(point["mean_residual"], reps["mean_residual"], enough)
     overall_reps = reps["mae"] @ count / count.sum()  # every row of the feature's groups, resampled
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel_value = (mae_gap["value"] if mae_gap["value"] is not None else math.nan) / overall_mae
-        rel_reps = diff_reps / overall_reps
-    gaps = [mae_gap,
-            gap_row(feature, "mae_relative_difference", point["mae"], reps["mae"], enough, groups,
-                    value=rel_value, replicate_values=rel_reps, **opts),
-            gap_row(feature, "mean_residual_difference", point["mean_residual"], reps["mean_residual"], enough,
-                    groups, **opts)]
+    gaps = [gap_row(feature, "mae_difference", groups, [mae], fairlearn_value=fl["mae_difference"],
+                    **extremes(point["mae"], enough, groups), **opts),
+            gap_row(feature, "mae_relative_difference", groups, [mae], scale=overall_mae, scale_reps=overall_reps,
+                    fairlearn_value=fl["mae_relative_difference"], **extremes(point["mae"], enough, groups), **opts),
+            gap_row(feature, "mean_residual_difference", groups, [residual],
+                    fairlearn_value=fl["mean_residual_difference"],
+                    **extremes(point["mean_residual"], enough, groups), **opts)]
     return rows, gaps
+
+
+def _mean_residual(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(np.mean(np.asarray(y_true, dtype=np.float64) - np.asarray(y_pred, dtype=np.float64)))
+
+
+def _fairlearn_gaps(y: np.ndarray, yhat: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """The gaps over every group as Fairlearn computes them: ``MetricFrame(...).difference()`` (max - min
+    between groups) of scikit-learn's MAE and of the mean residual; the relative gap over ``overall`` MAE."""
+    mf = MetricFrame(metrics={"mae": mean_absolute_error, "mean_residual": _mean_residual}, y_true=y, y_pred=yhat,
+                     sensitive_features=labels)
+    diff = mf.difference(method="between_groups")
+    overall = float(mf.overall["mae"])
+    return {"mae_difference": float(diff["mae"]),
+            "mae_relative_difference": float(diff["mae"]) / overall if overall > 0 else math.nan,
+            "mean_residual_difference": float(diff["mean_residual"])}
 
 
 def regression_fairness_report(y_true: Any, y_pred: Any, sensitive: Any, *, thresholds: Mapping[str, float] | None,
                                min_slice_size: int = 30, confidence_level: float = 0.95, n_bootstrap: int = 200,
-                               seed: int = 0) -> RegressionFairnessReport:
+                               seed: int = 0, acknowledge: Iterable[Any] | None = None) -> RegressionFairnessReport:
     """Slice a regressor's errors by each sensitive feature and their intersection; bound the gaps.
 
     Parameters
@@ -589,11 +575,13 @@ def regression_fairness_report(y_true: Any, y_pred: Any, sensitive: Any, *, thre
         ``mean_residual_difference`` in target units, ``mae_relative_difference`` a fraction of the overall
         MAE). Gaps without a threshold get the verdict "no threshold"; None means no thresholds.
     min_slice_size:
-        Groups with fewer rows are "insufficient evidence" and left out of every gap (listed in
-        ``groups_excluded``).
+        Groups with fewer rows are "insufficient evidence": left out of ``value`` / ``ci_*`` (listed in
+        ``groups_insufficient``) but kept, with their intervals, in the all-groups gap and in the verdict.
     confidence_level, n_bootstrap, seed:
         Percentile bootstrap: interval level, replicates, and the seed; each feature draws from its own
         generator seeded by ``seed`` and the feature's name.
+    acknowledge:
+        The brief's ``fairness.acknowledge`` (``[{feature, groups, reason}]``), recorded in the gap rows.
 
     Returns
     -------
@@ -612,6 +600,7 @@ def regression_fairness_report(y_true: Any, y_pred: Any, sensitive: Any, *, thre
                                         confidence_level=confidence_level, n_bootstrap=n_bootstrap, seed=seed,
                                         upper=None)
     features = feature_groups(sensitive, n)
+    acks = normalise_acks(acknowledge)
     overall_mae = float(mean_absolute_error(y, yhat))
     groups: dict[str, list[dict]] = {}
     gaps: list[dict] = []
@@ -621,14 +610,15 @@ def regression_fairness_report(y_true: Any, y_pred: Any, sensitive: Any, *, thre
             groups[feature], feature_gaps = _regression_feature(
                 feature, codes, names, y, yhat, seed=int(seed), n_bootstrap=int(n_bootstrap),
                 min_slice_size=int(min_slice_size), confidence_level=float(confidence_level),
-                thresholds=thresholds, overall_mae=overall_mae)
+                thresholds=thresholds, overall_mae=overall_mae, acks=acks)
             gaps.extend(feature_gaps)
     report = RegressionFairnessReport(
         features=list(features), groups=groups, gaps=gaps, threshold=None, thresholds=thresholds,
         min_slice_size=int(min_slice_size), confidence_level=float(confidence_level), n_bootstrap=int(n_bootstrap),
         seed=int(seed), n_rows=n,
         overall={"count": n, "mae": overall_mae, "mean_prediction": float(yhat.mean()),
-                 "mean_residual": float((y - yhat).mean())})
+                 "mean_residual": float((y - yhat).mean())}, acknowledge=acks)
+    report.notes.extend(ack_notes(acks, {f: [r["group"] for r in rows] for f, rows in groups.items()}))
     log.info("regression fairness report: %d rows, %d features, %d replicates in %.2fs; verdict %s", n,
              len(features), n_bootstrap, time.perf_counter() - start, report.verdict)
     return report

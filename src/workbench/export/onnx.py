@@ -9,6 +9,10 @@ class, since workbench trains on 0/1 targets).
 Known trap, handled deliberately: skl2onnx 1.20 fails on HistGradientBoosting ("Expected an int, got a boolean")
 under protobuf 7 and converts correctly under protobuf 6.x. The lock pins ``protobuf<7``; :func:`check_protobuf`
 refuses to export under an incompatible protobuf instead of failing obscurely (or dropping to another model).
+
+LightGBM and XGBoost estimators inside a pipeline convert through onnxmltools' converters, registered with
+skl2onnx once, lazily (:func:`register_gbm_converters`, called by :func:`export_onnx`): importing this module
+imports neither library.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import numpy as np
 from ..errors import ParameterError, WorkbenchError
 
 __all__ = ["ONNX_OUTPUTS", "REGRESSION_OUTPUTS", "TASKS", "TASK_OUTPUTS", "OnnxExport", "check_protobuf",
-           "check_task", "export_onnx"]
+           "check_task", "export_onnx", "register_gbm_converters"]
 
 ONNX_OUTPUTS = ("label", "probabilities")
 """A classifier's graph outputs (binary and multiclass)."""
@@ -56,6 +60,72 @@ def check_protobuf() -> str:
             hint="install the locked environment (make setup); uv.lock pins protobuf<7",
         )
     return version
+
+
+_REGISTERED: list[str] = []
+
+
+def register_gbm_converters() -> list[str]:
+    """Register onnxmltools' LightGBM and XGBoost converters with skl2onnx (once; later calls are free).
+
+    Registers the scikit-learn estimators of whichever of the two libraries is installed, and any subclass of
+    them that :mod:`workbench.modeling` defines (registration is by exact type). Returns the registered type
+    names. Classifiers accept skl2onnx's ``zipmap`` and ``nocl`` options, like its own classifiers.
+    """
+    if _REGISTERED:
+        return list(_REGISTERED)
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+
+    cls_options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
+    pairs: list[tuple[type, str, Any, Any]] = []
+    try:
+        import lightgbm
+        from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+
+        pairs += [(lightgbm.LGBMClassifier, "LightGbmLGBMClassifier", convert_lightgbm, "classifier"),
+                  (lightgbm.LGBMRegressor, "LightGbmLGBMRegressor", convert_lightgbm, "regressor")]
+    except ImportError:  # pragma: no cover - lightgbm is a dependency
+        pass
+    try:
+        import xgboost
+        from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
+
+        pairs += [(xgboost.XGBClassifier, "XGBoostXGBClassifier", convert_xgboost, "classifier"),
+                  (xgboost.XGBRegressor, "XGBoostXGBRegressor", convert_xgboost, "regressor")]
+    except ImportError:  # pragma: no cover - xgboost is a dependency
+        pass
+    try:  # workbench's own subclasses (they add decision_function for SHAP's additivity check)
+        from ..modeling import _gbm
+
+        subclasses = list(_gbm.GBM_ESTIMATORS)
+    except ImportError:  # pragma: no cover
+        subclasses = []
+    for est in subclasses:
+        for base, alias, conv, kind in list(pairs):
+            if issubclass(est, base) and est is not base:
+                pairs.append((est, f"Workbench{est.__name__}", conv, kind))
+                break
+    for est, alias, conv, kind in pairs:
+        if kind == "classifier":
+            update_registered_converter(est, alias, calculate_linear_classifier_output_shapes, conv,
+                                        options=cls_options)
+        else:
+            update_registered_converter(est, alias, calculate_linear_regressor_output_shapes, conv)
+        _REGISTERED.append(f"{est.__module__}.{est.__name__}")
+    return list(_REGISTERED)
+
+
+def _uses_gbm(estimator: Any) -> bool:
+    """Whether ``estimator`` is (or calibrates) a LightGBM or XGBoost model."""
+    inner = [estimator, getattr(estimator, "estimator", None)]
+    inner += [getattr(c, "estimator", None) for c in getattr(estimator, "calibrated_classifiers_", [])]
+    return any(type(e).__module__.split(".")[0] in ("lightgbm", "xgboost")
+               or any(b.__module__.split(".")[0] in ("lightgbm", "xgboost") for b in type(e).__mro__)
+               for e in inner if e is not None)
 
 
 def check_task(task: str) -> str:
@@ -148,6 +218,7 @@ def export_onnx(pipeline: Any, *, features: list[str], numeric: list[str], task:
 
     check_task(task)
     proto_version = check_protobuf()
+    register_gbm_converters()
     num = set(numeric)
     types = [(c, FloatTensorType([None, 1]) if c in num else StringTensorType([None, 1])) for c in features]
     final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
@@ -155,6 +226,11 @@ def export_onnx(pipeline: Any, *, features: list[str], numeric: list[str], task:
         _check_estimator(final, task)
     wanted = TASK_OUTPUTS[task]
     options = {id(final): {"zipmap": False}} if wanted == ONNX_OUTPUTS else None
+    if target_opset is None and _uses_gbm(final):
+        # onnxmltools' tree converters write ai.onnx.ml opset 3 (TreeEnsemble*), not skl2onnx's latest (5).
+        from skl2onnx import get_latest_tested_opset_version
+
+        target_opset = {"": get_latest_tested_opset_version(), "ai.onnx.ml": 3}
     try:
         with warnings.catch_warnings():
             # skl2onnx 1.20 + protobuf 6.33 emit DeprecationWarnings while building tree nodes; harmless.

@@ -17,7 +17,7 @@ from .baselines import (
     describe_baseline,
     make_baseline,
 )
-from .candidates import CANDIDATES, TASK_CANDIDATES, CandidateSpec, candidates_for, make_candidate
+from .candidates import CANDIDATES, SEARCH_FAMILIES, TASK_CANDIDATES, CandidateSpec, candidates_for, make_candidate
 from .frame import IMPUTED_CATEGORY, MISSING_CATEGORY, ColumnRoles, column_roles, to_model_frame
 from .train import MODEL_NAMES, FittedModel, fit_model
 
@@ -26,6 +26,7 @@ __all__ = [
     "CANDIDATES",
     "TASK_BASELINES",
     "TASK_CANDIDATES",
+    "SEARCH_FAMILIES",
     "OneFeatureClassRule",
     "OneFeatureRegressionRule",
     "baselines_for",

@@ -14,11 +14,35 @@ cost of one fsync per request.) Segments roll over at ``max_segment_bytes``; ret
 ``retention_days``. JSON Lines rather than Parquet because Parquet cannot be appended to row by row, and rather
 than SQLite because several worker processes then never contend for one lock; polars reads the segments
 columnar at ~1M rows/s (see benchmarks).
+
+Answered => logged
+------------------
+A line is written completely or the request is not answered 200. ``os.write`` may write less than it was
+given (a full disk, a signal): :meth:`PredictionLog.append_outputs` loops on its return value until the whole
+line is out. When a write fails (``ENOSPC``, ``EROFS``, ``EIO``...) it raises :class:`LogWriteError`; the part of
+the line already written is cut off again (``ftruncate`` to the last complete line) when the file system lets it,
+and in any case the writer closes that segment and starts a **new segment** for its next line, so it never appends
+after a torn tail. :attr:`PredictionLog.healthy` and :attr:`PredictionLog.last_error` say whether the last attempt
+worked; :meth:`PredictionLog.check` probes the folder (creating it, writing and removing a 4 KiB probe file)
+without writing a log line: what the service's readiness runs while the log is unwritable, and at start-up (an
+unwritable or read-only folder then makes the service start *unavailable* with the reason, never crash).
+
+The service (:mod:`workbench.serving`) answers a request whose line could not be written with **503** and the
+reason, counts it in ``workbench_prediction_log_failures_total`` and answers ``/readyz`` 503 ("prediction log
+unwritable") until a write or a probe succeeds again. ``WORKBENCH_LOG_ON_FAILURE=serve`` is the opt-in for users
+who prefer availability over a complete log: requests are then answered 200 even when their line could not be
+written, each such line counted in ``workbench_prediction_log_lost_total`` and logged at ERROR (loud, never
+silent); ``/readyz`` stays 200. The default, ``refuse``, keeps "every answered request is in the log".
+
+Readers (:func:`read_log`) skip a torn line anywhere in a segment, not only at its end, and count them:
+``stats["torn_lines"]`` when a ``stats`` dict is passed, and a warning naming the segments.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import logging
 import os
 import re
 import threading
@@ -29,7 +53,34 @@ from typing import Any
 
 from pydantic_core import to_json
 
-__all__ = ["OUTPUTS", "PredictionLog", "read_log", "log_dir", "list_segments", "log_task"]
+__all__ = ["LOG_ON_FAILURE", "OUTPUTS", "LogWriteError", "PredictionLog", "read_log", "log_dir", "list_segments",
+           "log_on_failure", "log_task"]
+
+LOG_ON_FAILURE = ("refuse", "serve")
+"""``$WORKBENCH_LOG_ON_FAILURE``: ``refuse`` (default: a request whose line could not be written is answered 503)
+or ``serve`` (answer anyway; count and log the lost line loudly)."""
+
+_PROBE_BYTES = b"\0" * 4096
+_NO_FLAGS = tuple([[] for _ in range(n)] for n in range(64))  # shared, never mutated: one request's empty flags
+
+
+class LogWriteError(OSError):
+    """A prediction log line could not be written completely (the message says why, without paths)."""
+
+
+def log_on_failure() -> str:
+    """``$WORKBENCH_LOG_ON_FAILURE`` (``refuse`` or ``serve``; anything else is refused with ValueError)."""
+    value = os.environ.get("WORKBENCH_LOG_ON_FAILURE", "refuse").strip().lower() or "refuse"
+    if value not in LOG_ON_FAILURE:
+        raise ValueError(f"WORKBENCH_LOG_ON_FAILURE={value!r}; choose one of: {', '.join(LOG_ON_FAILURE)}")
+    return value
+
+
+def _reason(exc: OSError) -> str:
+    """An OSError as ``[Errno 28] No space left on device``: no file names (they are internal paths)."""
+    if exc.errno is not None:
+        return f"[Errno {exc.errno}] {os.strerror(exc.errno)}"
+    return type(exc).__name__
 
 OUTPUTS = {"binary_classification": ("probability", "label"),
            "multiclass_classification": ("label", "probabilities"),
@@ -37,6 +88,7 @@ OUTPUTS = {"binary_classification": ("probability", "label"),
 """The output columns a log line carries per task (besides request_id, ts, model_version, n, inputs, flags)."""
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+_log = logging.getLogger(__name__)
 
 
 def log_dir() -> Path:
@@ -68,7 +120,6 @@ class PredictionLog:
                  retention_days: float = 30.0, fsync: str = "never") -> None:
         self.model_version = model_version
         self.dir = Path(root or log_dir()) / _SAFE.sub("_", model_version)
-        self.dir.mkdir(parents=True, exist_ok=True)
         self.max_segment_bytes = max_segment_bytes
         self.retention_days = retention_days
         self.fsync = fsync == "always"
@@ -78,13 +129,52 @@ class PredictionLog:
         self.rows_written = 0
         self._ts_second = -1
         self._ts_prefix = ""
+        #: Whether the last write (or probe) succeeded; :attr:`last_error` says why not (no paths).
+        self.healthy = True
+        self.last_error = ""
+        self.failures = 0
+        self._pid = os.getpid()
 
     def _open(self) -> None:
-        stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S%f")
-        path = self.dir / f"{stamp}-{os.getpid()}.jsonl"
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        """Start a new segment (never an existing file: ``O_EXCL``)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for attempt in range(100):
+            stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+            path = self.dir / f"{stamp}-{os.getpid()}{f'-{attempt}' if attempt else ''}.jsonl"
+            try:
+                self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
+                break
+            except FileExistsError:
+                continue
+        else:  # pragma: no cover - 100 segments in the same microsecond
+            raise FileExistsError("could not name a new log segment")
         self._size = 0
         self._enforce_retention()
+
+    def _fail(self, exc: OSError) -> LogWriteError:
+        self.healthy = False
+        self.last_error = _reason(exc)
+        self.failures += 1
+        return LogWriteError(exc.errno or 0, f"the prediction log is unwritable: {self.last_error}")
+
+    def check(self) -> bool:
+        """Probe the log folder without writing a log line: create it, write 4 KiB to a probe file and remove it.
+        Sets :attr:`healthy` / :attr:`last_error` and returns :attr:`healthy`."""
+        probe = self.dir / f".probe-{os.getpid()}"
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                _write_all(fd, _PROBE_BYTES)
+            finally:
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(probe)
+        except OSError as exc:
+            self._fail(exc)
+            return False
+        self.healthy, self.last_error = True, ""
+        return True
 
     def _enforce_retention(self) -> None:
         if self.retention_days <= 0:
@@ -127,7 +217,7 @@ class PredictionLog:
         """
         n = len(next(iter(outputs.values())))
         if not flags:
-            row_flags: list[list[str]] = [[] for _ in range(n)]
+            row_flags: list[list[str]] = _NO_FLAGS[n] if n < len(_NO_FLAGS) else [[] for _ in range(n)]
         elif isinstance(flags, Mapping):
             row_flags = [[f"{k}:{v}" for k, v in flags[i].items()] if i in flags else [] for i in range(n)]
         else:
@@ -137,16 +227,36 @@ class PredictionLog:
             outputs = {k: _plain_output(k, col) for k, col in outputs.items()}
         data = to_json({"request_id": request_id, "ts": self._now(), "model_version": self.model_version, "n": n,
                         "inputs": inputs, **outputs, "flags": row_flags}) + b"\n"
+        size = len(data)
         with self._lock:
-            if self._fd is None or self._size + len(data) > self.max_segment_bytes:
-                self.close()
-                self._open()
-            os.write(self._fd, data)  # one write: the request's rows land together or not at all
-            if self.fsync:
-                os.fsync(self._fd)
-            self._size += len(data)
+            try:
+                if self._fd is None or self._size + size > self.max_segment_bytes:
+                    self.close()
+                    self._open()
+                written = os.write(self._fd, data)  # one write(2) in the common case: the rows land together
+                if written != size:  # a short write: go on from where it stopped
+                    _write_all(self._fd, memoryview(data)[written:])
+                if self.fsync:
+                    os.fsync(self._fd)
+            except OSError as exc:
+                self._abandon_segment()
+                raise self._fail(exc) from None
+            self._size += size
             self.rows_written += n
+            if not self.healthy:
+                self.healthy, self.last_error = True, ""
         return n
+
+    def _abandon_segment(self) -> None:
+        """After a failed write: cut the torn tail off (when the file system allows) and close the segment, so the
+        next line starts a new one and never lands after a partial line."""
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, self._size)
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+        self._fd = None
 
     def _now(self) -> str:
         """UTC time as ``datetime.isoformat(timespec="microseconds")`` writes it; the date-time part is formatted
@@ -156,12 +266,23 @@ class PredictionLog:
         if sec != self._ts_second:
             self._ts_second = sec
             self._ts_prefix = _dt.datetime.fromtimestamp(sec, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        return f"{self._ts_prefix}.{int((t - sec) * 1e6):06d}+00:00"
+        return f"{self._ts_prefix}.{int((t - sec) * 1e6):06d}+00:00"  # 1 us: the line's third-largest cost
 
     def close(self) -> None:
         if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+            fd, self._fd = self._fd, None
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    """``os.write`` until every byte is written (it may write fewer than asked); OSError when it cannot."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:  # pragma: no cover - write(2) returns -1 (an OSError) rather than 0 for files
+            raise OSError(28, os.strerror(28))
+        view = view[written:]
 
 
 def _plain(v: Any) -> Any:
@@ -212,12 +333,40 @@ def _lean_outputs(task: str) -> dict:
             "regression": {"prediction": pl.List(pl.Float64)}}[task]
 
 
+def _complete_lines(raw: bytes) -> tuple[bytes, int]:
+    """The segment's complete, parseable lines and how many torn ones were dropped (anywhere in the file).
+
+    Only called when the fast columnar parse failed or the tail is torn: each line is checked with ``json.loads``
+    (a torn line is not a JSON object; two lines glued by a write after a torn tail are not either)."""
+    import json
+
+    torn = 0
+    keep: list[bytes] = []
+    lines = raw.split(b"\n")
+    if lines and lines[-1].strip():  # no newline at the end: the last line was cut
+        torn += 1
+    for line in lines[:-1]:
+        if not line.strip():
+            continue
+        try:
+            ok = isinstance(json.loads(line), dict)
+        except ValueError:
+            ok = False
+        if ok:
+            keep.append(line)
+        else:
+            torn += 1
+    return (b"\n".join(keep) + b"\n") if keep else b"", torn
+
+
 def read_log(root: str | Path | None = None, *, model_version: str | None = None, since: str | None = None,
-             columns: Iterable[str] | None = None, input_kinds: Mapping[str, str] | None = None) -> Any:
+             columns: Iterable[str] | None = None, input_kinds: Mapping[str, str] | None = None,
+             stats: dict | None = None) -> Any:
     """All logged rows as one polars frame: ``request_id, row, ts, model_version``, the task's outputs
     (:data:`OUTPUTS`: binary ``probability, label``; multiclass ``label, probabilities`` -- a list per row;
-    regression ``prediction``), ``flags`` and one column per input. A partially written last line (a crash
-    mid-write) is skipped, never fatal.
+    regression ``prediction``), ``flags`` and one column per input. A torn line anywhere in a segment (a crash
+    mid-write, a full disk) is skipped, never fatal, and counted: ``stats["torn_lines"]`` (and
+    ``stats["torn_segments"]``, their file names) when ``stats`` is given, and a warning.
 
     With ``input_kinds`` (``{input: "numeric"|"categorical"}``, e.g. from the reference profile) only those inputs,
     the time and what drift reads of the predictions (binary ``probability``, multiclass ``label``, regression
@@ -238,23 +387,47 @@ def read_log(root: str | Path | None = None, *, model_version: str | None = None
         raise DataError("the prediction log is empty: no segments", file=where,
                         hint="serve the model and send requests first (or set --log-dir)")
     frames = []
-    for seg in segments:
-        raw = seg.read_bytes()
-        if not raw.strip():
-            continue
-        if not raw.endswith(b"\n"):  # torn last line from a crash: keep only complete lines
-            raw = raw[: raw.rfind(b"\n") + 1]
-            if not raw:
-                continue
+    torn_total, torn_segments = 0, []
+
+    def parse(raw: bytes) -> Any:
         if input_kinds:
             # a segment is one process serving one model: its first line says which outputs it holds
             schema = {"ts": pl.String, "n": pl.Int64,
                       "inputs": pl.Struct({c: pl.List(pl.Float64 if k == "numeric" else pl.String)
                                            for c, k in input_kinds.items()}),
                       **_lean_outputs(log_task(raw[: raw.find(b"\n")]))}
-            frames.append(pl.read_ndjson(raw, schema=schema))
-        else:
-            frames.append(pl.read_ndjson(raw))
+            return pl.read_ndjson(raw, schema=schema)
+        return pl.read_ndjson(raw)
+
+    for seg in segments:
+        raw = seg.read_bytes()
+        if not raw.strip():
+            continue
+        torn = 0
+        if not raw.endswith(b"\n"):  # a torn tail: check every line (one may be torn before it, too)
+            raw, torn = _complete_lines(raw)
+            if not raw:
+                torn_total, torn_segments = torn_total + torn, [*torn_segments, seg.name]
+                continue
+        try:
+            frame = parse(raw)
+        except Exception:  # polars raises ComputeError on a torn line in the middle: drop such lines, count them
+            raw, more = _complete_lines(raw)
+            torn += more
+            if not raw:
+                torn_total, torn_segments = torn_total + torn, [*torn_segments, seg.name]
+                continue
+            frame = parse(raw)
+        if torn:
+            torn_total += torn
+            torn_segments.append(seg.name)
+        frames.append(frame)
+    if stats is not None:
+        stats["torn_lines"] = torn_total
+        stats["torn_segments"] = torn_segments
+    if torn_total:
+        _log.warning("the prediction log has %d torn line(s), skipped (segments: %s)", torn_total,
+                     ", ".join(torn_segments[:10]))
     if not frames:
         raise DataError("the prediction log holds no rows", file=Path(root or log_dir()),
                         hint="serve the model and send requests first")

@@ -7,28 +7,35 @@ writes the attempt folder.
 
 Steps (each hand-off checked against what the previous stage certified):
 
-1. the run must have succeeded; its model artifact and data must match the sha256 in its manifest (an
-   artifact is unpickled only after its hash is verified -- and only here, never in the serving path);
+1. the run must have succeeded with a selected candidate; every file of its evidence (reports, artifacts, frozen
+   brief, results.json) must match the sha256 the manifest recorded when the run ended (``integrity: evidence``),
+   and the data the sha256 of the run; the verdicts are then recomputed from primary evidence -- the held-out
+   predictions (checked to be of the verified test split and, once the model is loaded, to be that model's) with
+   the frozen brief's thresholds -- never read from a report or the manifest. The notebook model is a skops file
+   loaded only after its hash is verified and only with the trusted types: nothing is ever unpickled;
 2. export to ONNX (skl2onnx) and certify parity with the notebook model on the whole test split + edge cases;
 3. measure single-row latency of the ONNX predict path;
 4. evaluate the gates: integrity, kill criteria, beats the baseline, success threshold, fairness (upper
-   confidence bounds), parity, latency; model size is reported;
-5. write the attempt (gate report, parity certificate, model card) under ``promotions/``; if every gate passes,
-   save the model package to the BentoML model store, append the ledger and move the production pointer.
+   confidence bounds), leakage (when the run has a leakage report), parity, latency; model size is reported;
+5. write the attempt (gate report, parity certificate, model card) under a new ``promotions/<time>-<run>[-N]``;
+   if every gate passes, save the model package (with ``package.json``) to the BentoML model store, then append
+   the ledger and move the production pointer under the ledger lock.
 
 A refused promotion registers nothing and moves nothing; it is still written to the ledger as ``refused``.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
+import hashlib
 import json
 import logging
-import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -37,7 +44,7 @@ from .._report import atomic_write_text
 from ..artifacts import ModelPackage as P
 from ..config import Settings
 from ..config import settings as _settings
-from ..errors import RunError, WorkbenchError
+from ..errors import WorkbenchError
 from ..monitoring.profile import build_profile
 from . import ledger
 from .card import markdown_to_html, model_card_markdown
@@ -45,7 +52,6 @@ from .gates import (
     Gate,
     GateReport,
     baseline_gate,
-    fairness_gates,
     integrity_gate,
     latency_gate,
     parity_gate,
@@ -54,7 +60,8 @@ from .gates import (
 )
 from .store import model_name_for, save_model_package, serving_config
 
-__all__ = ["Certification", "PromotionResult", "certify", "register", "promote", "measure_latency"]
+__all__ = ["Certification", "PromotionResult", "certify", "register", "promote", "measure_latency",
+           "recompute_evidence", "evidence_gate", "leakage_gate", "attempt_folder"]
 
 log = logging.getLogger(__name__)
 
@@ -110,77 +117,120 @@ def measure_latency(scorer: Any, row: dict[str, list], *, n: int = 1000, warmup:
 
 
 def certify(ref: str = "latest", *, cfg: Settings | None = None, latency_calls: int = 1000,
-            on_step: Callable[[str], None] | None = None) -> Certification:
+            on_step: Callable[[str], None] | None = None, brief: str | None = None) -> Certification:
     """Evaluate every gate for a run's selected candidate; export, certify parity, measure latency, profile.
 
-    Reads the run folder and the data; writes nothing. Raises :class:`WorkbenchError` when the run cannot be
-    evaluated at all; a failed gate is in the returned certification, not raised.
+    Reads the run folder and the data; writes nothing. Every run-folder file read is verified against the
+    manifest's ``evidence`` first, and the verdicts are recomputed from primary evidence (the held-out
+    predictions, the data, the frozen brief's thresholds): a report's or the manifest's own verdict is never
+    trusted. ``ref`` is a run id, a run folder or ``latest`` (the newest promotable run of ``brief``, or of the
+    only brief in use: :func:`workbench.runs.choose_run`).
+
+    Raises
+    ------
+    RunError
+        The run does not exist or cannot be promoted (exit code 2; 3 for a run stopped at a gate).
+    WorkbenchError
+        The run cannot be evaluated at all; a failed gate is in the returned certification, not raised.
     """
-    from ..artifacts import RunFolder
-    from ..data import load_dataset
+    from ..artifacts import MODEL_SUFFIX, EvidenceError, RunFolder, UntrustedModelError, load_model_bytes
+    from ..data import DataContract, load_dataset
     from ..experiments import model_frames
     from ..export import export_onnx
     from ..export.parity import parity_certificate
-    from ..runs import resolve_run
+    from ..runs import choose_run
     from ..serving.scorer import OnnxScorer
 
     step = on_step or (lambda msg: None)
     cfg = cfg or _settings()
-    run = RunFolder(resolve_run(ref, cfg.runs_dir))
+    choice = choose_run(ref, cfg.runs_dir, brief=brief, promotable=True)
+    if choice.note():
+        step(choice.note())
+    run = RunFolder(choice.path)
     manifest = run.manifest()
     run_id = manifest["run_id"]
     gates: list[Gate] = []
-    if manifest["status"] != "succeeded":
-        raise WorkbenchError(f"run {run_id} ended '{manifest['status']}', only a succeeded run can be promoted",
-                             hint="fix the run (see `workbench show`) and run it again")
-    proto = manifest.get("results", {}).get("prototype") or {}
-    selected = proto.get("selected")
-    if not selected:
-        raise WorkbenchError(f"run {run_id} has no selected candidate", hint="run the prototype phase")
-    step(f"run {run_id}: selected candidate {selected}")
-    kill = manifest.get("gates", {}).get("kill_criteria")
-    gates.append(Gate("kill criteria", "none triggered" if kill and kill["passed"] else kill and kill.get("value"),
-                      "none triggered", "pass" if kill and kill["passed"] else "fail",
-                      (kill or {}).get("message", "no kill-criteria verdict in the run")))
+    ev = run.evidence(manifest)
+    problems = ev.problems()
+    gates.append(evidence_gate(problems, len(ev.record or {})))
 
-    # -- integrity: the model artifact and the data are what the run certified
-    blob, art, actual = run.model_bytes(selected, manifest)
-    gates.append(integrity_gate(f"model artifact model_{selected}", art and art["sha256"], actual))
-    brief = run.brief(manifest)
-    task = brief.task_spec
+    def verified(read: Callable[[], Any]) -> Any:
+        try:
+            return read()
+        except EvidenceError as exc:
+            log.warning("%s", exc.message)
+            return None
+
+    brief_obj = run.brief(manifest)  # verified against the frozen sha256; raises when edited
+    task = brief_obj.task_spec
     params = manifest["parameters"].get("prototype", {})
-    data = load_dataset(brief, sample_rows=int(params.get("sample_rows", 0)), seed=int(params.get("seed", 42)))
+    seed = int(params.get("seed", 42))
+    data = load_dataset(brief_obj, sample_rows=int(params.get("sample_rows", 0)), seed=seed)
     for split, src in data.sources.items():
         gates.append(integrity_gate(f"{split} data", manifest["data"].get(split, {}).get("sha256"), src.sha256))
-    contract = run.contract()
-    leaderboard, fairness = run.report("leaderboard"), run.report("fairness")
-    reports = {"leaderboard": leaderboard, "fairness": fairness, "audit": run.report("audit", required=False),
-               "shap": run.report("shap", required=False)}
 
-    gates.append(baseline_gate(leaderboard, selected))
-    sel_metrics = leaderboard["models"][selected]["test"]
-    primary = leaderboard["primary"]
-    gates.append(success_gate(sel_metrics["metrics"][primary], brief.success.threshold, primary,
-                              task.greater_is_better(primary)))
-    gates.extend(fairness_gates(fairness))
+    leaderboard = verified(lambda: ev.json("reports/leaderboard.json"))
+    claimed = ((manifest.get("results") or {}).get("prototype") or {}).get("selected")
+    selected = (leaderboard or {}).get("selected") or claimed
+    step(f"run {run_id}: selected candidate {selected}")
+    contract_dict = verified(lambda: ev.json("reports/contract.json"))
+    if contract_dict is None:  # nothing below can be evaluated without the verified contract: refuse here
+        gates.append(Gate("evidence: data contract", "not verified", "reports/contract.json as recorded", "fail",
+                          "the data contract did not verify against the run's evidence: no other gate was "
+                          "evaluated and no model was loaded"))
+        return Certification(run_id=run_id, brief=brief_obj, manifest=manifest, selected=selected or "(none)",
+                             gates=GateReport(run_id=run_id, model=selected or "(none)", gates=gates))
+    contract = DataContract.model_validate(contract_dict)
+    frames = model_frames(data, brief_obj, contract)
+    primary = task.choose_metrics(frames.y_train, override=brief_obj.success.metric or None)[0]
+    predictions = verified(lambda: ev.frame("artifacts/predictions.parquet"))
 
-    cert_obj = Certification(run_id=run_id, brief=brief, manifest=manifest, selected=selected,
-                             gates=GateReport(run_id=run_id, model=selected, gates=gates), contract=contract,
-                             reports=reports, data_sha256={k: v.sha256 for k, v in data.sources.items()})
-    if not (actual is not None and art and actual == art["sha256"]):
+    # -- the verdicts, recomputed from the held-out predictions with the frozen brief's thresholds
+    evidence = recompute_evidence(predictions, frames=frames, brief=brief_obj, selected=selected, primary=primary,
+                                  n_bootstrap=int(params.get("bootstrap_samples") or 0)
+                                  or brief_obj.fairness.bootstrap_samples, seed=seed,
+                                  audit=verified(lambda: ev.json("reports/audit.json", required=False)))
+    gates.append(evidence.predictions_gate)
+    gates.extend(evidence.gates)
+    leakage = verified(lambda: ev.json("reports/leakage.json", required=False))
+    if leakage is not None:
+        gates.append(leakage_gate(leakage))
+
+    reports = {"leaderboard": _with_recomputed_metrics(leaderboard, evidence.metrics),
+               "fairness": evidence.fairness or verified(lambda: ev.json("reports/fairness.json")),
+               "audit": verified(lambda: ev.json("reports/audit.json", required=False)),
+               "shap": verified(lambda: ev.json("reports/shap.json", required=False))}
+    cert_obj = Certification(run_id=run_id, brief=brief_obj, manifest=manifest, selected=selected or "(none)",
+                             gates=GateReport(run_id=run_id, model=selected or "(none)", gates=gates),
+                             contract=contract, reports=reports,
+                             data_sha256={k: v.sha256 for k, v in data.sources.items()})
+
+    # -- the model: a skops file whose bytes match the evidence, loaded with the trusted types only
+    rel = f"{RunFolder.ARTIFACTS}/model_{selected}{MODEL_SUFFIX}"
+    path = run.path / rel
+    blob = path.read_bytes() if path.is_file() else None
+    expected = (ev.record or {}).get(rel)
+    actual = hashlib.sha256(blob).hexdigest() if blob is not None else None
+    gates.append(integrity_gate(f"model artifact model_{selected}", expected, actual))
+    if blob is None or expected is None or actual != expected:
         gates.append(Gate("ONNX export", "skipped", "a verified model artifact", "fail",
-                          "the model artifact is missing or its sha256 does not match: it was not unpickled"))
+                          f"{rel} is missing or its sha256 does not match the run's evidence: it was not loaded"))
         return cert_obj
-    model = pickle.loads(blob)  # noqa: S301 - verified against the sha256 the run recorded
+    try:
+        model = load_model_bytes(blob, source=f"run {run_id}: {rel}")
+    except UntrustedModelError as exc:
+        gates.append(Gate("model artifact loads", "refused", "skops, trusted types only", "fail", exc.message))
+        gates.append(Gate("ONNX export", "skipped", "a loaded model", "fail", "the model artifact was not loaded"))
+        return cert_obj
+    gates.append(_model_matches_predictions(model, task, frames, contract, evidence.selected_scores))
     step("exporting to ONNX")
     try:
         export = export_onnx(model, features=contract.features, numeric=contract.numeric_features, task=task.name)
     except WorkbenchError as exc:
         gates.append(Gate("ONNX export", "failed", "converts", "fail", exc.message))
         return cert_obj
-    frames = model_frames(data, brief, contract)
     step(f"certifying parity on {len(frames.y_test)} test rows + edge cases")
-    certificate = parity_certificate(model, export, frames.X_test, task=task.name, threshold=brief.threshold,
+    certificate = parity_certificate(model, export, frames.X_test, task=task.name, threshold=brief_obj.threshold,
                                      classes=frames.classes, target_std=frames.target_std, contract=contract)
     cert = certificate.to_dict()
     gates.append(parity_gate(cert))
@@ -190,19 +240,180 @@ def certify(ref: str = "latest", *, cfg: Settings | None = None, latency_calls: 
     row = {c: [None if (isinstance(v[0], float) and np.isnan(v[0])) or v[0] == "" else v[0]]
            for c, v in row.items()}
     p50, p99 = measure_latency(scorer, row, n=latency_calls)
-    gates.append(latency_gate(p99, p50, brief.latency_budget_ms, latency_calls))
+    gates.append(latency_gate(p99, p50, brief_obj.latency_budget_ms, latency_calls))
     gates.append(size_gate(export.size_bytes))
     step("profiling the reference data for drift checks")
     live = scorer.scores({c: frames.X_test[c].tolist() for c in contract.features})
     profile = build_profile(data.train, features=contract.features, numeric=contract.numeric_features,
-                            task=task.name, scores=live, classes=frames.classes, threshold=brief.threshold,
-                            seed=int(params.get("seed", 42)),
-                            source={"run_id": run_id, "split": "train", "predictions": "test (ONNX)"})
+                            task=task.name, scores=live, classes=frames.classes, threshold=brief_obj.threshold,
+                            seed=seed, source={"run_id": run_id, "split": "train", "predictions": "test (ONNX)"})
     cert_obj.parity, cert_obj.onnx_bytes, cert_obj.export_info = cert, export.model_bytes, export.to_dict()
     cert_obj.scorer_inputs, cert_obj.profile = export.inputs, profile
+    sel_metrics = evidence.metrics.get(selected) or {}
     cert_obj.extras = {"classes": frames.classes, "target_std": frames.target_std, "primary": primary,
-                       "certified_value": sel_metrics["metrics"][primary], "metrics": sel_metrics["metrics"]}
+                       "certified_value": sel_metrics.get(primary), "metrics": sel_metrics}
     return cert_obj
+
+
+def evidence_gate(problems: list[tuple[str, str]], n_files: int) -> Gate:
+    """``integrity: evidence``: every file the run recorded still has its sha256, none is missing or added."""
+    if not problems:
+        return Gate("integrity: evidence", f"{n_files} files verified", "sha256 as recorded when the run ended",
+                    "pass", "every report, artifact, the frozen brief and results.json match the run's evidence")
+    names = ", ".join(f for f, _ in problems)
+    return Gate("integrity: evidence", names, "sha256 as recorded when the run ended", "fail",
+                "; ".join(f"{f}: {why}" for f, why in problems))
+
+
+def leakage_gate(report: dict) -> Gate:
+    """``leakage``: fails when the (verified) leakage report blocks on a column not acknowledged by the brief."""
+    blocking = list(report.get("blocking") or [])
+    warn = [s.get("column") or s.get("signal") for s in report.get("signals") or [] if s.get("level") == "warn"]
+    return Gate("leakage", ", ".join(map(str, blocking)) or "none blocking", "no blocking signal",
+                "fail" if blocking else "pass",
+                (f"blocking: {', '.join(map(str, blocking))}; acknowledge a column in the brief's leakage section "
+                 "with a reason only if it is known at prediction time" if blocking else
+                 "warnings: " + ", ".join(map(str, warn)) if warn else "no leakage signal"))
+
+
+@dataclass
+class RecomputedEvidence:
+    """The gates recomputed from ``artifacts/predictions.parquet`` (see :func:`recompute_evidence`)."""
+
+    predictions_gate: Gate
+    gates: list[Gate]
+    metrics: dict[str, dict] = field(default_factory=dict)
+    fairness: dict | None = None
+    selected_scores: np.ndarray | None = None
+
+
+def _scores_of(pred: Any, name: str, task: str, n_classes: int | None) -> np.ndarray | None:
+    cols = set(pred.columns)
+    if task == "binary_classification":
+        return pred.get_column(f"proba_{name}").to_numpy().astype(np.float64) if f"proba_{name}" in cols else None
+    if task == "multiclass_classification":
+        names = [f"proba_{name}_{k}" for k in range(n_classes or 0)]
+        if not names or not set(names) <= cols:
+            return None
+        return np.column_stack([pred.get_column(c).to_numpy().astype(np.float64) for c in names])
+    return pred.get_column(f"pred_{name}").to_numpy().astype(np.float64) if f"pred_{name}" in cols else None
+
+
+def recompute_evidence(pred: Any, *, frames: Any, brief: Any, selected: str | None, primary: str, n_bootstrap: int,
+                       seed: int, audit: dict | None = None) -> RecomputedEvidence:
+    """Recompute the baseline, success, fairness and kill-criteria gates from the held-out predictions.
+
+    The predictions must be of the test split the verified data gives (same rows, same targets, same sensitive
+    groups); the selected candidate is compared with the strongest baseline of the task on the held-out split,
+    with the frozen brief's margin, threshold and fairness thresholds. Nothing a report says about itself is used.
+    """
+    from ..experiments import evaluate_kill_criteria
+    from ..modeling import candidates_for
+    from .fairness_gate import fairness_gates
+
+    task = brief.task_spec
+    bad = [Gate(f"beats baseline ({primary})", "not evaluated", None, "fail", "no verified held-out predictions"),
+           Gate(f"success threshold ({primary})", "not evaluated", None, "fail", "no verified held-out predictions"),
+           Gate("fairness", "not evaluated", None, "fail", "no verified held-out predictions"),
+           Gate("kill criteria", "not evaluated", "none triggered", "fail", "no verified held-out predictions")]
+    name = "evidence: held-out predictions"
+    if pred is None:
+        return RecomputedEvidence(Gate(name, "missing or edited", "the run's test split", "fail",
+                                       "artifacts/predictions.parquet did not verify against the run's evidence"),
+                                  bad)
+    n_classes = len(frames.classes) if frames.classes is not None else None
+    mismatch = _predictions_mismatch(pred, frames)
+    if mismatch:
+        return RecomputedEvidence(Gate(name, "mismatch", "the run's test split", "fail", mismatch), bad)
+    y = frames.y_test
+    scores = {m: s for m in [*task.baselines, *candidates_for(task.name)]
+              if (s := _scores_of(pred, m, task.name, n_classes)) is not None}
+    metrics = {m: dict(task.evaluate(y, s, primary=primary, threshold=brief.threshold,
+                                     classes=frames.classes).metrics) for m, s in scores.items()}
+    baselines = [b for b in task.baselines if b in metrics]
+    if not selected or selected not in metrics or not baselines:
+        what = (f"no predictions of the selected model {selected}" if selected not in metrics
+                else "no baseline predictions")
+        return RecomputedEvidence(Gate(name, "incomplete", "the selected model and the baselines", "fail", what),
+                                  bad, metrics)
+    gate = Gate(name, f"{len(y)} rows, {len(scores)} models", "the run's test split", "pass",
+                "rows, targets and sensitive groups match the verified data; every verdict below is recomputed "
+                "from these predictions with the frozen brief's thresholds")
+    best = baselines[0]
+    for b in baselines[1:]:
+        if task.better(metrics[b][primary], metrics[best][primary], primary):
+            best = b
+    margin = brief.baseline.min_improvement
+    comparisons = {m: task.compare(metrics[m], metrics[best], primary=primary, min_improvement=margin)
+                   for m in metrics if m not in task.baselines}
+    gates = [baseline_gate({"comparisons": comparisons, "best_baseline": best}, selected),
+             success_gate(metrics[selected][primary], brief.success.threshold, primary,
+                          task.greater_is_better(primary))]
+    gates[0].detail += " (recomputed from the predictions; the bar is the strongest baseline on the held-out split)"
+    sensitive = pred.select(list(frames.sensitive_test.columns)).to_pandas() if len(frames.sensitive_test.columns) \
+        else frames.sensitive_test
+    fairness = task.fairness(y, scores[selected], sensitive, brief=brief, n_bootstrap=n_bootstrap, seed=seed,
+                             classes=frames.classes)
+    fdict = fairness.to_dict()
+    gates.extend(fairness_gates(fdict))
+    board = SimpleNamespace(primary=primary, min_improvement=margin, best_baseline=best, selected=selected,
+                            comparisons=comparisons, task=task.name,
+                            results={selected: SimpleNamespace(test=SimpleNamespace(metrics=metrics[selected]))})
+    quality = ((audit or {}).get("quality") or {}).get("total")
+    kill = evaluate_kill_criteria(brief, board=board, quality_total=quality, fairness_verdicts=fairness.gaps_table())
+    triggered = [c["id"] for c in kill.triggered]
+    gates.insert(0, Gate("kill criteria", ", ".join(map(str, triggered)) or "none triggered", "none triggered",
+                         "fail" if triggered else "pass",
+                         f"recomputed: {kill.verdict}" + ("; " + "; ".join(c["evidence"] for c in kill.criteria
+                                                                         if c["triggered"]) if triggered else "")))
+    return RecomputedEvidence(gate, gates, metrics, fdict, scores[selected])
+
+
+def _predictions_mismatch(pred: Any, frames: Any) -> str | None:
+    """Why the predictions are not of the verified test split (rows, targets, sensitive groups), or None."""
+    if pred.height != len(frames.y_test):
+        return f"{pred.height} prediction rows, the test split has {len(frames.y_test)}"
+    for col in ("row", "y_true", *frames.sensitive_test.columns):
+        if col not in pred.columns:
+            return f"column {col!r} is missing"
+    if not np.array_equal(pred.get_column("row").to_numpy(), np.asarray(frames.test_rows)):
+        return "the row numbers differ from the test split's"
+    y_pred, y = pred.get_column("y_true").to_numpy(), np.asarray(frames.y_test)
+    same = (np.allclose(y_pred.astype(np.float64), y.astype(np.float64), rtol=0, atol=1e-12)
+            if y.dtype.kind == "f" else np.array_equal(y_pred.astype(np.int64), y.astype(np.int64)))
+    if not same:
+        return "y_true differs from the test split's target"
+    for col in frames.sensitive_test.columns:
+        a = pred.get_column(col).cast(str).to_list()
+        b = [str(v) for v in frames.sensitive_test[col].tolist()]
+        if a != b:
+            return f"sensitive column {col!r} differs from the test split's groups"
+    return None
+
+
+def _model_matches_predictions(model: Any, task: Any, frames: Any, contract: Any, saved: np.ndarray | None) -> Gate:
+    """The loaded model, scored on the verified test split, gives the predictions the gates were computed from."""
+    name = "evidence: predictions are the model's"
+    if saved is None:
+        return Gate(name, "not evaluated", "max |diff| <= 1e-6", "fail", "no verified predictions of the model")
+    live = np.asarray(task.scores(model, frames.X_test[list(contract.features)]), dtype=np.float64)
+    diff = float(np.nanmax(np.abs(live - saved))) if live.size else 0.0
+    ok = live.shape == saved.shape and diff <= 1e-6
+    return Gate(name, f"max |diff| {diff:.1e}", "max |diff| <= 1e-6", "pass" if ok else "fail",
+                "the model artifact rescored on the test split reproduces artifacts/predictions.parquet" if ok else
+                "the saved predictions are not this model's: the gates' evidence does not describe it")
+
+
+def _with_recomputed_metrics(leaderboard: dict | None, metrics: dict[str, dict]) -> dict | None:
+    """The leaderboard as the card shows it, with every held-out figure replaced by the recomputed one."""
+    if leaderboard is None:
+        return None
+    out = copy.deepcopy(leaderboard)
+    for name, m in metrics.items():
+        test = ((out.get("models") or {}).get(name) or {}).get("test")
+        if isinstance(test, dict):
+            test["metrics"] = {**(test.get("metrics") or {}), **m}
+    return out
 
 
 def register(c: Certification, *, attempt: Path) -> str:
@@ -251,26 +462,48 @@ def register(c: Certification, *, attempt: Path) -> str:
     }
     tag = save_model_package(files, name=name, labels={"stage": "certified", "brief": brief.name,
                                                         "run": c.run_id[:60]}, metadata=metadata)
+    from .store import get_model
+
+    package_sha = (get_model(tag).info.metadata or {}).get("package_sha256")
     card = card.replace(placeholder, tag)
-    ledger.append({"action": "promote", "tag": tag, "sha256": c.export_info["sha256"], "run_id": c.run_id,
-                   "brief": brief.name, "model": c.selected, "attempt": str(attempt)})
-    ledger.set_production(tag, sha256=c.export_info["sha256"], run_id=c.run_id, brief=brief.name)
+    with ledger.transition():  # the ledger line and the pointer move together, never interleaved with another
+        ledger.append({"action": "promote", "tag": tag, "sha256": c.export_info["sha256"],
+                       "package_sha256": package_sha, "run_id": c.run_id, "brief": brief.name, "model": c.selected,
+                       "attempt": str(attempt)})
+        ledger.set_production(tag, sha256=c.export_info["sha256"], run_id=c.run_id, brief=brief.name,
+                              package_sha256=package_sha)
     atomic_write_text(attempt / P.CARD_MD, card)
     atomic_write_text(attempt / P.CARD_HTML, markdown_to_html(card, title=f"Model card: {brief.name}"))
     return tag
 
 
+def attempt_folder(promotions_dir: Path, run_id: str) -> Path:
+    """A new, unique attempt folder ``<time>-<run-id>[-N]`` (created exclusively: two concurrent promotions of
+    the same run in the same second get two folders)."""
+    promotions_dir.mkdir(parents=True, exist_ok=True)
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S")
+    base = f"{stamp}-{run_id}"
+    for i in range(1, 10_000):
+        path = promotions_dir / (base if i == 1 else f"{base}-{i}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise WorkbenchError(f"could not create a unique attempt folder under {promotions_dir}")
+
+
 def promote(ref: str = "latest", *, cfg: Settings | None = None, latency_calls: int = 1000,
-            on_step: Callable[[str], None] | None = None) -> PromotionResult:
+            on_step: Callable[[str], None] | None = None, brief: str | None = None) -> PromotionResult:
     """Promote a run's selected candidate (see the module docstring). Returns the result; never raises for a
-    failed gate (the result says so), raises :class:`WorkbenchError` when the run cannot be evaluated at all."""
+    failed gate (the result says so), raises :class:`WorkbenchError` when the run cannot be evaluated at all.
+    ``latest`` is the newest promotable run of ``brief`` (a name or the brief's YAML; default: the only brief
+    with runs)."""
     step = on_step or (lambda msg: None)
     cfg = cfg or _settings()
-    c = certify(ref, cfg=cfg, latency_calls=latency_calls, on_step=step)
+    c = certify(ref, cfg=cfg, latency_calls=latency_calls, on_step=step, brief=brief)
     report = c.gates
-    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S")
-    attempt = cfg.promotions_dir / f"{stamp}-{c.run_id}"
-    attempt.mkdir(parents=True, exist_ok=True)
+    attempt = attempt_folder(cfg.promotions_dir, c.run_id)
     report.save(attempt / "gates.json")
     report.save_html(attempt / "gates.html")
     if c.parity:

@@ -7,7 +7,9 @@ promotion, holding a *model package*:
 ``parity.json``       the parity certificate
 ``model_card.md/.html``
 ``gates.json``        the gate report that admitted it
-plus anything else promotion adds (e.g. the reference profile for drift).
+plus anything else promotion adds (e.g. the reference profile for drift), and
+``package.json``      ``{"format": 1, "files": {"<relative path>": "<sha256>"}}`` over every other file; its own
+                      sha256 is the model metadata's ``package_sha256`` (and the production pointer's).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["model_name_for", "model_store", "list_models", "get_model", "save_model_package", "serving_config",
-           "load_package_file"]
+           "load_package_file", "package_bytes", "sha256_bytes"]
 
 DEFAULT_LIMITS = {"max_batch_rows": 10_000, "max_body_bytes": 10 * 1024 * 1024}
 
@@ -86,17 +88,41 @@ def save_model_package(files: dict[str, bytes | str | dict], *, name: str, label
     """
     import bentoml
 
+    from ..artifacts import ModelPackage
+
+    blobs = package_bytes(files)
+    manifest = ModelPackage.manifest_bytes(blobs)
+    blobs[ModelPackage.PACKAGE] = manifest
+    metadata = {**metadata, "package_sha256": sha256_bytes(manifest)}
     with bentoml.models.create(name, labels=labels, metadata=_metadata_safe(metadata),
                                _model_store=model_store()) as model:
         root = Path(model.path)
-        for rel, content in files.items():
+        for rel, content in blobs.items():
             dest = root / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, dict):
-                content = json.dumps(content, indent=2) + "\n"
-            dest.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+            dest.write_bytes(content)
         tag = str(model.tag)
     return tag
+
+
+def package_bytes(files: dict[str, bytes | str | dict]) -> dict[str, bytes]:
+    """The bytes each file of a package is written as (dicts as indented JSON, text as UTF-8).
+
+    Raises
+    ------
+    ValueError
+        ``files`` names ``package.json`` or BentoML's ``model.yaml`` (both are written by the store).
+    """
+    from ..artifacts import ModelPackage
+
+    out = {}
+    for rel, content in files.items():
+        if rel == ModelPackage.PACKAGE or rel in ModelPackage.BENTOML_OWN:
+            raise ValueError(f"{rel} is written by the model store, not by the caller")
+        if isinstance(content, dict):
+            content = json.dumps(content, indent=2) + "\n"
+        out[rel] = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+    return out
 
 
 def _metadata_safe(value: Any) -> Any:

@@ -12,9 +12,14 @@ direct ``/predict`` route.
     This overrides ``IODescriptor.from_http_request``, the classmethod BentoML 1.4 awaits to parse a body: an
     undocumented hook, so the ASGI-app and real-server tests pin its behaviour.
 :class:`BodyLimit`
-    ASGI middleware (``Service.add_asgi_middleware``, documented) answering 413 when a body exceeds
-    ``limits.max_body_bytes`` -- from ``Content-Length`` before reading anything, or while counting a chunked
-    body -- so an oversized body is never buffered whole (stock BentoML read and parsed a 100 MB body).
+    ASGI middleware (``Service.add_asgi_middleware``, documented): 415 unless ``POST /predict`` is
+    ``application/json``; 413 when a body exceeds ``limits.max_body_bytes`` -- from ``Content-Length`` before
+    reading anything, or while counting a chunked body -- so an oversized body is never buffered whole (stock
+    BentoML read and parsed a 100 MB body); both drain the body (bounded) first, so Python clients read them.
+:class:`ServiceRoutes`
+    ``/readyz`` with the reason, ``/docs.json`` as the service behaves, ``/`` without BentoML's boilerplate.
+:func:`install_header_timeout`
+    Closes connections stalled in their request head (uvicorn has no such timeout).
 :func:`respond`
     Runs the predictor for one request. Small bodies are answered on the event loop: the work is about 50 us,
     less than handing it to a thread. Bodies above :data:`INLINE_BODY_BYTES` (large batches, milliseconds of
@@ -49,13 +54,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .predictor import Predictor, Reply, Unavailable, new_request_id
+from .predictor import Predictor, Reply, Unavailable, error_reply, new_request_id, public_reason
 from .schema import RequestSchema
 
 log = logging.getLogger(__name__)
 
-__all__ = ["INLINE_BODY_BYTES", "BodyLimit", "PredictRoute", "PredictorSlot", "answer", "cancel_bentoml_timeout_timers",
-           "direct_predict", "request_id_from", "request_spec", "respond", "service_options"]
+__all__ = ["DRAIN_MAX_BYTES", "HEADER_TIMEOUT", "INLINE_BODY_BYTES", "BodyLimit", "PredictRoute", "PredictorSlot",
+           "ServiceRoutes", "answer", "cancel_bentoml_timeout_timers", "direct_predict", "install_header_timeout",
+           "request_id_from", "request_spec", "respond", "service_options"]
 
 INLINE_BODY_BYTES = 64 * 1024
 """Bodies up to this size (a few hundred records) are scored on the event loop; larger ones in a thread."""
@@ -183,14 +189,14 @@ async def answer(predictor: Predictor | Unavailable, body: bytes, request_id: st
 _ACCESS = logging.getLogger("bentoml.access")
 
 
-def _log_refusal(reply: Reply, size: int) -> None:
+def _log_refusal(reply: Reply, size: int | str, path: str = "/predict") -> None:
     if not _ACCESS.isEnabledFor(logging.INFO):
         return
     try:
         reason = json.loads(reply.body).get("error", "")
     except ValueError:
         reason = ""
-    _ACCESS.info("POST /predict refused: status=%d request_id=%s body=%dB: %s", reply.status, reply.request_id,
+    _ACCESS.info("POST %s refused: status=%d request_id=%s body=%sB: %s", path, reply.status, reply.request_id,
                  size, reason[:500])
 
 
@@ -199,41 +205,91 @@ def _handle_big(predictor: Predictor | Unavailable, body: bytes, request_id: str
         return predictor.handle(body, request_id=request_id)
 
 
-class BodyLimit:
-    """ASGI middleware: 413 (JSON, naming the limit) for a request body larger than ``max_bytes``.
+DRAIN_MAX_BYTES = 128 * 1024 * 1024
+"""An oversized or refused body is read and discarded up to this many bytes (and :data:`DRAIN_SECONDS`) before
+the refusal is sent: clients that send the whole body before reading (Python's ``http.client``/``urllib``, hence
+``requests``) then read the 413/415 instead of a broken pipe. Past it the connection is closed at once."""
+DRAIN_SECONDS = 15.0
 
-    ``Content-Length`` is checked before anything is read. A body without it (chunked) is counted as it
-    arrives; the first chunk past the limit ends the request with 413, and the app never sees the body. A body
-    within the limit is buffered (it has to be, to be parsed) and replayed to the app unchanged.
+JSON_MEDIA_TYPES = ("application/json",)
+
+
+def _media_type(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for key, value in headers:
+        if key == b"content-type":
+            return value.decode("latin-1").split(";", 1)[0].strip().lower()
+    return None
+
+
+class BodyLimit:
+    """ASGI middleware at the edge of ``POST /predict`` (and the size limit of every other body).
+
+    * ``Content-Type`` must be ``application/json`` on ``POST /predict`` (parameters such as ``charset`` allowed):
+      anything else -- ``text/plain``, which a web page can post cross-origin without a CORS preflight, BentoML's
+      pickle type, no header -- is answered **415** in the service's error body, no traceback.
+    * A body larger than ``max_bytes`` gets **413** (JSON, naming the limit): from ``Content-Length`` before
+      anything is buffered, or while counting a chunked body. Either refusal first reads and discards the rest of
+      the body, up to :data:`DRAIN_MAX_BYTES` / :data:`DRAIN_SECONDS`, then answers with ``Connection: close``.
+    * Both carry ``X-Request-ID`` and are logged to ``bentoml.access`` with it (as :func:`answer` logs its
+      refusals). A body within the limit is buffered and replayed to the app unchanged.
     """
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, path: str = "/predict",
+                 drain_bytes: int = DRAIN_MAX_BYTES, drain_seconds: float = DRAIN_SECONDS) -> None:
         self.app = app
         self.max_bytes = int(max_bytes)
+        self.path = path
+        self.drain_bytes = int(drain_bytes)
+        self.drain_seconds = float(drain_seconds)
 
-    def _too_large(self, size: str) -> Response:
+    async def _drain(self, receive: Receive, received: int) -> None:
+        """Read and discard the rest of the body (bounded in bytes and time)."""
+        with anyio.move_on_after(self.drain_seconds):
+            while received <= self.drain_bytes:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                received += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, status: int, type_: str, message: str,
+                      received: int, size: int | str) -> None:
+        await self._drain(receive, received)
+        rid = _request_id_from_headers(scope["headers"])
+        reply = error_reply(status, type_, message, rid)
+        _log_refusal(reply, size, scope.get("path", ""))
+        await Response(reply.body, status_code=status, media_type="application/json",
+                       headers={"Connection": "close", "X-Request-ID": rid})(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, size: str, received: int) -> None:
         message = (f"the request body has {size} bytes; the limit is {self.max_bytes} "
                    "(limits.max_body_bytes in serving.json); split the batch")
-        payload = {"error": message, "errors": [{"record": None, "field": None, "type": "body_too_large",
-                                                  "message": message}], "error_count": 1,
-                   "request_id": new_request_id()}
-        return Response(to_json(payload), status_code=413, media_type="application/json",
-                        headers={"Connection": "close"})
+        await self._refuse(scope, receive, send, 413, "body_too_large", message, received, size)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
+        declared = None
         for key, value in scope["headers"]:
             if key == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = -1
-                if declared > self.max_bytes:
-                    await self._too_large(str(declared))(scope, receive, send)
-                    return
                 break
+        if scope["path"] == self.path and scope["method"] == "POST":
+            media = _media_type(scope["headers"])
+            if media not in JSON_MEDIA_TYPES:
+                what = f"Content-Type {media[:60]!r}" if media else "no Content-Type"
+                await self._refuse(scope, receive, send, 415, "unsupported_media_type",
+                                   f"the body must be sent as application/json, got {what}", 0,
+                                   declared if declared is not None else "?")
+                return
+        if declared is not None and declared > self.max_bytes:
+            await self._too_large(scope, receive, send, str(declared), 0)
+            return
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -243,7 +299,10 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await self._too_large(f"more than {self.max_bytes}")(scope, receive, send)
+                if message.get("more_body", False):
+                    await self._too_large(scope, receive, send, f"more than {self.max_bytes}", size)
+                else:
+                    await self._too_large(scope, _no_more(receive), send, f"more than {self.max_bytes}", size)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -259,6 +318,131 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def _no_more(receive: Receive) -> Receive:
+    """A receive whose body is already complete (nothing left to drain)."""
+    async def done() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+    return done
+
+
+class ServiceRoutes:
+    """ASGI middleware answering, for the service instance in ``slot``:
+
+    * ``GET /readyz``: 200 ``ready`` or 503 with the reason (:meth:`Predictor.readiness
+      <workbench.serving.Predictor.readiness>`: model not verified, prediction log unwritable) -- BentoML's only
+      said "``__is_ready__()`` returns False";
+    * ``GET /docs.json``: ``document()`` (:func:`workbench.serving.openapi.openapi_document`), built once;
+    * ``GET /``: the Swagger UI page without BentoML's boilerplate (:data:`workbench.serving.openapi.INDEX_HTML`).
+
+    Before the instance has registered (start-up), requests go to BentoML unchanged.
+    """
+
+    def __init__(self, app: ASGIApp, *, slot: PredictorSlot, document: Any = None) -> None:
+        self.app = app
+        self.slot = slot
+        self.document = document
+        self._doc: bytes | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET" or self.slot.instance is None:
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        if path == "/readyz":
+            ready, why = self.slot.readiness()
+            response = Response(b"ready\n" if ready else f"not ready: {why}\n".encode(),
+                                status_code=200 if ready else 503, media_type="text/plain")
+        elif path == "/docs.json" and self.document is not None:
+            if self._doc is None:
+                self._doc = to_json(self.document())
+            response = Response(self._doc, media_type="application/json")
+        elif path == "/" and self.document is not None:
+            from .openapi import INDEX_HTML
+
+            response = Response(INDEX_HTML, media_type="text/html")
+        else:
+            await self.app(scope, receive, send)
+            return
+        await response(scope, receive, send)
+
+
+HEADER_TIMEOUT = 10.0
+"""Seconds a connection may take to deliver a complete request head, from connecting or from its previous
+response (``$WORKBENCH_HEADER_TIMEOUT``)."""
+
+
+def install_header_timeout(seconds: float | None = None) -> bool:
+    """Close connections that do not deliver a complete request head within ``seconds`` (default
+    ``$WORKBENCH_HEADER_TIMEOUT`` or :data:`HEADER_TIMEOUT`).
+
+    uvicorn (0.3x-0.5x, both its h11 and httptools protocols) has no such timeout: its ``timeout_keep_alive`` is
+    armed only after a response and cancelled by any byte received, so a client that connects and sends half a
+    header (or a byte every few seconds) holds the connection forever; BentoML exposes no setting for it (only a
+    hidden ``--timeout-keep-alive`` flag for the same idle timer). This wraps the protocols' ``connection_made``
+    and ``on_response_complete`` to arm a timer that closes the connection if no new request has started by then.
+    Returns False (changing nothing) if a protocol lacks the attributes this relies on.
+    """
+    seconds = float(os.environ.get("WORKBENCH_HEADER_TIMEOUT", HEADER_TIMEOUT) if seconds is None else seconds)
+    protocols = []
+    for module, name in (("uvicorn.protocols.http.h11_impl", "H11Protocol"),
+                         ("uvicorn.protocols.http.httptools_impl", "HttpToolsProtocol")):
+        try:
+            mod = __import__(module, fromlist=[name])
+        except ImportError:  # httptools not installed
+            continue
+        protocols.append(getattr(mod, name))
+    for cls in protocols:
+        if not all(hasattr(cls, a) for a in ("connection_made", "connection_lost", "on_response_complete")):
+            log.warning("uvicorn's %s changed; no header timeout (see workbench.serving.app)", cls.__name__)
+            return False
+    for cls in protocols:
+        if getattr(cls, "_workbench_header_timeout", None) is not None:
+            cls._workbench_header_timeout = seconds
+            continue
+        _wrap_protocol(cls)
+        cls._workbench_header_timeout = seconds
+    return True
+
+
+def _arm(proto: Any) -> None:
+    old = getattr(proto, "_workbench_timer", None)
+    if old is not None:
+        old.cancel()
+    cycle = getattr(proto, "cycle", None)
+
+    def expire() -> None:
+        transport = getattr(proto, "transport", None)
+        current = getattr(proto, "cycle", None)
+        if transport is None or transport.is_closing():
+            return
+        if current is cycle and (current is None or getattr(current, "response_complete", True)):
+            transport.close()  # no request head arrived in time
+
+    proto._workbench_timer = proto.loop.call_later(type(proto)._workbench_header_timeout, expire)
+
+
+def _wrap_protocol(cls: Any) -> None:
+    made, lost, complete = cls.connection_made, cls.connection_lost, cls.on_response_complete
+
+    def connection_made(self, transport):  # type: ignore[no-untyped-def]
+        made(self, transport)
+        _arm(self)
+
+    def on_response_complete(self):  # type: ignore[no-untyped-def]
+        complete(self)
+        if not self.transport.is_closing():
+            _arm(self)
+
+    def connection_lost(self, exc):  # type: ignore[no-untyped-def]
+        timer = getattr(self, "_workbench_timer", None)
+        if timer is not None:
+            timer.cancel()
+        lost(self, exc)
+
+    cls.connection_made, cls.connection_lost, cls.on_response_complete = (connection_made, connection_lost,
+                                                                          on_response_complete)
 
 
 def cancel_bentoml_timeout_timers() -> bool:
@@ -324,6 +508,13 @@ class PredictorSlot:
     def predictor(self) -> Predictor | Unavailable | None:
         return getattr(self.instance, "predictor", None)
 
+    def readiness(self) -> tuple[bool, str]:
+        """``(ready, why not)`` of the registered instance's predictor."""
+        predictor = self.predictor
+        if predictor is None:
+            return False, "the service is starting"
+        return predictor.readiness()
+
 
 class PredictRoute:
     """ASGI middleware answering ``POST /predict`` itself, with the service's predictor.
@@ -362,10 +553,8 @@ class PredictRoute:
             reply = await answer(predictor, chunks[0] if len(chunks) == 1 else b"".join(chunks), rid)
         except Exception as exc:  # a bug or a model failure: say so as JSON, with the request id
             log.exception("POST %s failed (request %s)", self.path, rid)
-            message = f"internal error while scoring: {type(exc).__name__}: {exc}"
-            payload = {"error": message, "errors": [{"record": None, "field": None, "type": "internal_error",
-                                                      "message": message}], "error_count": 1, "request_id": rid}
-            reply = Reply(500, to_json(payload), rid)
+            reply = error_reply(500, "internal_error",
+                                public_reason(f"internal error while scoring: {type(exc).__name__}: {exc}"), rid)
         await send({"type": "http.response.start", "status": reply.status,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(reply.body)).encode()),

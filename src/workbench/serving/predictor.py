@@ -15,6 +15,23 @@ as a self-test (every input imputed in the graph to what the task answers: a pro
 to 1, or a finite prediction). Any failure raises
 :class:`ModelVerificationError`; the service then stays not ready and answers 503 with the reason.
 
+The package is verified whole when it carries ``package.json`` (``{"format": 1, "files": {relative path:
+sha256}}``, written at registration): its own sha256 must match ``package_sha256`` in the model store's metadata
+and in the production pointer (when they have one), every listed file must match its sha256, and a file in the
+folder that is not listed (except BentoML's own ``model.yaml``) is refused -- so ``serving.json`` (threshold,
+labels, limits), the contract, the profile, ``monitoring.json`` and the ONNX bytes are all covered, and the bytes
+verified are the bytes used. A package without ``package.json`` (registered before it existed) loads as before,
+on its ONNX sha256 -- unless a certificate names a ``package_sha256``, when a missing ``package.json`` is refused.
+Error messages name files relative to the package, never the store's absolute path.
+
+One model per server
+--------------------
+``resolve_model(pin=True)`` (what ``bento/service.py`` calls) records what it resolved in
+``$WORKBENCH_SERVING_PIN`` (tag, certificates, the pid of the process that resolved it). ``bentoml serve`` imports
+the service in its first process, before any worker starts, and its workers -- respawned ones too -- inherit that
+environment: a process whose ancestor pinned a model serves that model, whatever the production pointer says
+later (a promotion or rollback takes effect when the server is restarted: a deliberate swap).
+
 The hot path, per request
 -------------------------
 parse + validate the JSON in one pydantic-core call (into plain dicts, no model objects) -> records to columns
@@ -30,6 +47,7 @@ about 1.3x a bare ``InferenceSession.run`` (49 vs 37 us here; benchmarks/README.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import threading
@@ -49,8 +67,14 @@ from .pointer import pointer_path, production_pointer
 from .schema import RequestError, RequestSchema, ServingConfig
 from .scorer import OnnxScorer
 
-__all__ = ["ModelRef", "ModelVerificationError", "Predictor", "Reply", "Unavailable", "load_predictor",
-           "new_request_id", "resolve_model"]
+__all__ = ["PIN_ENV", "LogUnavailable", "ModelRef", "ModelVerificationError", "Predictor", "Reply", "Unavailable",
+           "load_predictor", "new_request_id", "resolve_model", "verify_package"]
+
+PIN_ENV = "WORKBENCH_SERVING_PIN"
+"""Environment variable holding the model the server's first process resolved (see "One model per server")."""
+
+PACKAGE_MANIFEST = "package.json"
+_STORE_OWN = frozenset({"model.yaml"})  # BentoML's own file in a model's folder
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +85,44 @@ class ModelVerificationError(WorkbenchError):
     exit_code = 3
 
 
+class LogUnavailable(WorkbenchError):
+    """The prediction log could not record an answered request (the answer is then refused: 503)."""
+
+
 @dataclass(frozen=True)
 class ModelRef:
-    """A resolved model: its tag, its folder in the store, where the choice came from, and the sha256 values
-    that certify its ONNX bytes besides ``serving.json`` (``{who certifies: sha256}``)."""
+    """A resolved model: its tag, its folder in the store, where the choice came from, the sha256 values that
+    certify its ONNX bytes besides ``serving.json`` (``{who certifies: sha256}``) and those that certify its
+    ``package.json`` (``package_certified``)."""
 
     tag: str
     path: Path
     source: str
     certified: dict[str, str] = field(default_factory=dict)
+    package_certified: dict[str, str] = field(default_factory=dict)
+
+
+def _is_ancestor(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        import psutil  # a BentoML dependency
+
+        return any(p.pid == pid for p in psutil.Process().parents())
+    except Exception:  # noqa: BLE001 - no psutil, or /proc unreadable: the direct parent only
+        return os.getppid() == pid
+
+
+def _inherited_pin() -> dict | None:
+    """The model an ancestor process (``bentoml serve``'s first process) resolved, if any."""
+    raw = os.environ.get(PIN_ENV)
+    if not raw:
+        return None
+    try:
+        pin = json.loads(raw)
+    except ValueError:
+        return None
+    return pin if isinstance(pin, dict) and pin.get("tag") and _is_ancestor(pin.get("pid")) else None
 
 
 def _bento_model(bento_dir: str | Path | None) -> str | None:
@@ -86,9 +139,12 @@ def _bento_model(bento_dir: str | Path | None) -> str | None:
     return tags.pop() if len(tags) == 1 else None  # the service references exactly one model
 
 
-def resolve_model(*, bento_dir: str | Path | None = None) -> ModelRef:
+def resolve_model(*, bento_dir: str | Path | None = None, pin: bool = False) -> ModelRef:
     """The model to serve: ``$WORKBENCH_MODEL_TAG``, else the model a built Bento was built with (its
     ``bento.yaml`` in ``bento_dir``), else the production pointer.
+
+    ``pin=True`` (the service): a model an ancestor process pinned wins over all of them, and what is resolved
+    here is pinned for this process's children (module docstring, "One model per server").
 
     Raises
     ------
@@ -97,6 +153,28 @@ def resolve_model(*, bento_dir: str | Path | None = None) -> ModelRef:
     ModelVerificationError
         The named tag is not in the BentoML model store.
     """
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    inherited = _inherited_pin() if pin else None
+    if inherited is not None:  # a worker of a server that resolved its model once, at start
+        try:
+            stored = bentoml.models.get(inherited["tag"])
+        except NotFound:
+            raise ModelVerificationError(f"model {inherited['tag']} (resolved when the server started) is no "
+                                         "longer in the BentoML model store", hint="restart the server") from None
+        return ModelRef(tag=str(stored.tag), path=Path(stored.path), source=str(inherited.get("source", "")),
+                        certified=dict(inherited.get("certified") or {}),
+                        package_certified=dict(inherited.get("package_certified") or {}))
+    ref = _resolve(bento_dir)
+    if pin:
+        os.environ[PIN_ENV] = json.dumps({"tag": ref.tag, "pid": os.getpid(),
+                                          "source": f"{ref.source}, resolved when the server started",
+                                          "certified": ref.certified, "package_certified": ref.package_certified})
+    return ref
+
+
+def _resolve(bento_dir: str | Path | None) -> ModelRef:
     import bentoml
     from bentoml.exceptions import NotFound
 
@@ -121,9 +199,16 @@ def resolve_model(*, bento_dir: str | Path | None = None) -> ModelRef:
     certified = {}
     if ptr and ptr.get("tag") == resolved and ptr.get("sha256"):
         certified["the production pointer"] = str(ptr["sha256"])
-    if (stored.info.metadata or {}).get("onnx_sha256"):
-        certified["the model store metadata"] = str(stored.info.metadata["onnx_sha256"])
-    return ModelRef(tag=resolved, path=Path(stored.path), source=source, certified=certified)
+    meta = stored.info.metadata or {}
+    if meta.get("onnx_sha256"):
+        certified["the model store metadata"] = str(meta["onnx_sha256"])
+    package = {}
+    if ptr and ptr.get("tag") == resolved and ptr.get("package_sha256"):
+        package["the production pointer"] = str(ptr["package_sha256"])
+    if meta.get("package_sha256"):
+        package["the model store metadata"] = str(meta["package_sha256"])
+    return ModelRef(tag=resolved, path=Path(stored.path), source=source, certified=certified,
+                    package_certified=package)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +237,72 @@ def _getter(names: Sequence[str]) -> Any:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _unsafe(rel: str) -> bool:
+    parts = Path(rel).parts
+    return not rel or Path(rel).is_absolute() or ".." in parts or "\\" in rel
+
+
+def verify_package(model_dir: str | Path, *, certified: Mapping[str, str] | None = None) -> dict[str, bytes] | None:
+    """Verify a model package against its ``package.json``; return ``{relative path: bytes}`` of every listed
+    file (the bytes verified, for the caller to use), or None for a package without ``package.json``.
+
+    ``certified``: ``{who: sha256 of package.json}`` (the model store metadata, the production pointer).
+
+    Raises
+    ------
+    ModelVerificationError
+        ``package.json`` differs from a certificate, is missing while certified, is malformed, or a file is
+        missing, altered or not listed. Messages name files relative to the package.
+    """
+    d = Path(model_dir)
+    certified = dict(certified or {})
+    hint = "the package was altered after promotion; promote again or roll back"
+    try:
+        raw = (d / PACKAGE_MANIFEST).read_bytes()
+    except FileNotFoundError:
+        if certified:
+            raise ModelVerificationError(
+                f"{PACKAGE_MANIFEST} is missing from the model package, but {', '.join(certified)} certifies one: "
+                "refusing to serve it", hint=hint) from None
+        return None
+    actual = _sha256(raw)
+    for who, want in certified.items():
+        if actual != want:
+            raise ModelVerificationError(f"{PACKAGE_MANIFEST} has sha256 {actual}, but {who} certifies {want}: "
+                                         "refusing to serve it", hint=hint)
+    try:
+        doc = json.loads(raw)
+        files = doc["files"]
+        ok = doc.get("format") == 1 and isinstance(files, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in files.items())
+    except (ValueError, KeyError, TypeError, AttributeError):
+        ok = False
+    if not ok:
+        raise ModelVerificationError(f"{PACKAGE_MANIFEST} is not a package manifest (format 1, files: "
+                                     "{path: sha256})", hint="promote the model again")
+    bad = sorted(k for k in files if _unsafe(k))
+    if bad:
+        raise ModelVerificationError(f"{PACKAGE_MANIFEST} lists paths outside the package: {bad[:5]}", hint=hint)
+    on_disk = {p.relative_to(d).as_posix() for p in d.rglob("*") if p.is_file() or p.is_symlink()}
+    unlisted = sorted(on_disk - set(files) - _STORE_OWN - {PACKAGE_MANIFEST})
+    if unlisted:
+        raise ModelVerificationError(f"the model package holds files {PACKAGE_MANIFEST} does not list: "
+                                     f"{unlisted[:5]}: refusing to serve it", hint=hint)
+    out: dict[str, bytes] = {}
+    for rel, want in sorted(files.items()):
+        p = d / rel
+        if p.is_symlink() or not p.is_file():
+            raise ModelVerificationError(f"{rel}, listed in {PACKAGE_MANIFEST}, is missing from the model package "
+                                         "(or not a regular file)", hint=hint)
+        data = p.read_bytes()
+        got = _sha256(data)
+        if got != want:
+            raise ModelVerificationError(f"{rel} has sha256 {got}, but {PACKAGE_MANIFEST} certifies {want}: "
+                                         "refusing to serve it", hint=hint)
+        out[rel] = data
+    return out
 
 
 class Predictor:
@@ -185,7 +336,18 @@ class Predictor:
         self._feeds1 = dict(zip(self._numeric, self._num1, strict=True))
         self._feeds1.update(zip(self._categorical, self._cat1, strict=True))
         self._one = threading.Lock()
+        # Derived date features (serving.json ``derive``): computed from the request's date strings before scoring.
+        self._derive = [dict(x) for x in config.derive]
+        if self._derive:  # imported only when needed: `workbench.data` imports polars (not a serving package)
+            from ..data.derive import derive_record
+
+            self._derive_record = derive_record
         self.ready = False
+        self.package_verified = False
+        #: What to do when the prediction log cannot record an answer: "refuse" (503) or "serve" (answer anyway).
+        self.log_policy = "refuse"
+        #: Optional callback ``(exc, policy)`` when a log write fails (the service's Prometheus counters).
+        self.on_log_failure: Any = None
         #: Optional :class:`~workbench.monitoring.log.PredictionLog`: every answered request is appended before
         #: the answer is returned (set by the service).
         self.log: Any = None
@@ -195,8 +357,9 @@ class Predictor:
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(cls, model_dir: str | Path, *, tag: str | None = None, certified: Mapping[str, str] | None = None,
-             threads: int = 1) -> Predictor:
-        """Load and verify a model package folder (``serving.json`` + the ONNX file it names).
+             package_certified: Mapping[str, str] | None = None, threads: int = 1) -> Predictor:
+        """Load and verify a model package folder (``package.json`` when present, ``serving.json`` + the ONNX file
+        it names).
 
         Parameters
         ----------
@@ -207,47 +370,73 @@ class Predictor:
         certified:
             Further certificates of the ONNX bytes, ``{who: sha256}`` (the production pointer, the model store's
             metadata: :attr:`ModelRef.certified`); each must match too.
+        package_certified:
+            Certificates of ``package.json`` (``package_sha256`` of the store metadata and the pointer:
+            :attr:`ModelRef.package_certified`); see :func:`verify_package`.
         threads:
             onnxruntime intra-op threads; 1 per worker process (see the service's notes).
 
         Raises
         ------
         ModelVerificationError
-            A missing file, a sha256 that differs from ``serving.json`` or from a certificate, a graph
-            whose inputs differ from ``serving.json``, or a failed self-test.
+            An altered, missing or unlisted file, a sha256 that differs from ``serving.json``, ``package.json`` or
+            a certificate, a graph whose inputs differ from ``serving.json``, or a failed self-test.
         """
         d = Path(model_dir)
+        verified = verify_package(d, certified=package_certified)  # None: a package from before package.json
         try:
-            config = ServingConfig.load(d / "serving.json")
+            raw_config = verified["serving.json"] if verified is not None and "serving.json" in verified \
+                else (d / "serving.json").read_bytes()
+        except FileNotFoundError:
+            raise ModelVerificationError("serving.json is missing from the model package",
+                                         hint="serve a model package made by `workbench promote`") from None
+        try:
+            config = ServingConfig.from_json(raw_config)
         except WorkbenchError as exc:
             raise ModelVerificationError(exc.message, hint=exc.hint) from None
-        onnx_path = d / config.onnx_file
+        if verified is not None and config.onnx_file not in verified:
+            raise ModelVerificationError(f"{config.onnx_file} (serving.json's onnx_file) is not listed in "
+                                         "package.json", hint="promote the model again")
         try:
-            data = onnx_path.read_bytes()
+            data = verified[config.onnx_file] if verified is not None else (d / config.onnx_file).read_bytes()
         except FileNotFoundError:
-            raise ModelVerificationError(f"{onnx_path} not found", hint="the model package is incomplete; "
-                                         "promote the model again") from None
+            raise ModelVerificationError(f"{config.onnx_file} is missing from the model package",
+                                         hint="the model package is incomplete; promote the model again") from None
         actual = _sha256(data)
         for name, want in {"serving.json (onnx_sha256)": config.onnx_sha256, **(certified or {})}.items():
             if actual != want:
                 raise ModelVerificationError(
-                    f"{onnx_path} has sha256 {actual}, but {name} certifies {want}: refusing to serve it",
+                    f"{config.onnx_file} has sha256 {actual}, but {name} certifies {want}: refusing to serve it",
                     hint="the package was altered after promotion; promote again or roll back")
         try:
             # the task picks the graph output the scorer reads (binary: the call every package before it made)
             task = {} if config.task == "binary_classification" else {"task": config.task}
             scorer = OnnxScorer(data, [i.model_dump() for i in config.inputs], threads=threads, **task)
         except Exception as exc:  # onnxruntime raises its own types
-            raise ModelVerificationError(f"{onnx_path} does not load as the model serving.json describes: {exc}",
+            raise ModelVerificationError(f"{config.onnx_file} does not load as the model serving.json describes: "
+                                         f"{exc}".replace(str(d), "<model package>"),
                                          hint="promote the model again") from None
         self = cls(config, scorer, tag=tag or f"{d.parent.name}:{d.name}", sha256=actual)
+        self.package_verified = verified is not None
         self.self_test()
         self.ready = True
         detail = {"binary_classification": f"threshold {config.threshold:g}" if config.threshold else "",
                   "multiclass_classification": f"{len(config.classes or [])} classes"}.get(config.task, "")
-        log.info("serving %s (%s, sha256 %s, %d inputs%s)", self.tag, config.task, actual[:12], len(config.inputs),
-                 f", {detail}" if detail else "")
+        log.info("serving %s (%s, sha256 %s, %d inputs%s; %s)", self.tag, config.task, actual[:12],
+                 len(config.inputs), f", {detail}" if detail else "",
+                 f"{len(verified)} files verified by package.json" if verified is not None
+                 else "no package.json: ONNX sha256 verified")
         return self
+
+    def readiness(self) -> tuple[bool, str]:
+        """``(ready, why not)``: the model is loaded and verified, and the prediction log (when on, and refusing
+        on failure) is writable -- probed again here while it is not, so the service recovers by itself."""
+        if not self.ready:
+            return False, "the model is not loaded"
+        lg = self.log
+        if lg is not None and not lg.healthy and self.log_policy == "refuse" and not lg.check():
+            return False, f"prediction log unwritable: {lg.last_error}"
+        return True, ""
 
     def self_test(self) -> None:
         """Score an all-missing record: every input must be imputed in the graph to what the task answers (a
@@ -276,6 +465,10 @@ class Predictor:
         one ``[n_categorical, n, 1]`` object block, whose rows are the model's ``[n, 1]`` inputs (views).
         """
         n = len(rows)
+        if self._derive:  # derived date features, from the request's date strings (serving.json "derive")
+            specs, derive = self._derive, self._derive_record
+            for r in rows:
+                r.update(derive(r, specs))
         if n == 1 and self._one.acquire(blocking=False):
             try:
                 return self._score_one(rows[0])
@@ -307,12 +500,28 @@ class Predictor:
         try:
             preds, outputs = self.answers.answer(scores, flags)
         except ValueError as exc:  # an output the task cannot have: fail loudly, never answer it
+            far = sorted({f for per in flags.values() for f, kind in per.items() if kind == "out_of_range"})
+            if far:  # float32 overflow inside the graph on values far outside training: the request's problem
+                raise RequestError.single(
+                    422, "unscorable", f"the model cannot score this request: {exc}; its values for {far[:10]} are "
+                    "outside the training range (flagged out_of_range) and overflow the model's float32 "
+                    "arithmetic") from None
             raise ModelVerificationError(str(exc), hint="the model package is broken; roll back") from None
         if self.log is not None:  # durable before the answer leaves (see workbench.monitoring.log)
             columns = dict(zip(self._numeric, num_cols, strict=True))
             columns.update(zip(self._categorical, cat_cols, strict=True))
             # the values passed the request schema: plain str/int/float/None, serialized as they are
-            self.log.append_outputs(request_id, columns, outputs, flags, validated=True)
+            try:
+                self.log.append_outputs(request_id, columns, outputs, flags, validated=True)
+            except OSError as exc:  # complete or not at all (workbench.monitoring.log): never answered unlogged
+                if self.on_log_failure is not None:
+                    self.on_log_failure(exc, self.log_policy)
+                if self.log_policy != "serve":
+                    log.error("refused request %s: %s", request_id, exc)
+                    raise LogUnavailable(str(exc), hint="free space or fix the log folder's permissions "
+                                         "(WORKBENCH_LOG_DIR); WORKBENCH_LOG_ON_FAILURE=serve answers anyway") from None
+                log.error("answered request %s WITHOUT its prediction log line (WORKBENCH_LOG_ON_FAILURE=serve): %s",
+                          request_id, exc)
         if self.on_scored is not None:
             self.on_scored(len(preds), flags)
         return {"model_version": self.tag, "request_id": request_id, **self._envelope, "predictions": preds}
@@ -340,36 +549,60 @@ class Predictor:
                 raise RequestError.single(413, "body_too_large", f"the request body has {len(body)} bytes; the "
                                           f"limit is {limit} (limits.max_body_bytes); split the batch")
             rows, _ = self.schema.parse_json(body)
+            return Reply(200, to_json(self._answer(rows, rid)), rid)
         except RequestError as exc:
             return Reply(exc.status, to_json({**exc.to_dict(), "request_id": rid}), rid)
-        return Reply(200, to_json(self._answer(rows, rid)), rid)
+        except LogUnavailable as exc:
+            return error_reply(503, "prediction_log_unwritable",
+                               f"the answer could not be recorded in the prediction log, so it is not given: "
+                               f"{exc.message}; retry later", rid)
+
+
+def error_reply(status: int, type_: str, message: str, request_id: str) -> Reply:
+    """A refusal in the service's error body (``ErrorResponse``)."""
+    payload = {"error": message, "errors": [{"record": None, "field": None, "type": type_, "message": message}],
+               "error_count": 1, "request_id": request_id}
+    return Reply(status, to_json(payload), request_id)
+
+
+def public_reason(reason: str, *paths: str | Path | None) -> str:
+    """``reason`` without internal paths: each of ``paths`` (a model folder, the BentoML home) replaced."""
+    from .pointer import bentoml_home
+
+    out = reason
+    for p, name in [*((p, "<model package>") for p in paths if p), (bentoml_home(), "<model store>")]:
+        out = out.replace(str(p), name)
+    return out
 
 
 class Unavailable:
     """Stands in for a :class:`Predictor` whose model failed verification: never ready, every request 503.
 
-    The service keeps running (``/livez`` 200, ``/readyz`` 503) and says why on every request, instead of a
-    worker that crashes at start-up and is respawned forever while the listening socket hangs.
+    The service keeps running (``/livez`` 200, ``/readyz`` 503 with the reason) and says why on every request,
+    instead of a worker that crashes at start-up and is respawned forever while the listening socket hangs. The
+    reason shown never holds internal paths.
     """
 
     ready = False
+    log = None
 
     def __init__(self, reason: str, *, tag: str = "") -> None:
-        self.reason = reason
+        self.reason = public_reason(reason)
         self.tag = tag
+
+    def readiness(self) -> tuple[bool, str]:
+        return False, f"the model is not being served: {self.reason}"
 
     def handle(self, body: bytes, *, request_id: str | None = None) -> Reply:
         rid = request_id or new_request_id()
-        message = f"the model is not being served: {self.reason}"
-        payload = {"error": message, "errors": [{"record": None, "field": None, "type": "model_unavailable",
-                                                  "message": message}], "error_count": 1, "request_id": rid}
-        return Reply(503, to_json(payload), rid)
+        return error_reply(503, "model_unavailable", f"the model is not being served: {self.reason}", rid)
 
 
 def load_predictor(ref: ModelRef, *, threads: int = 1) -> Predictor | Unavailable:
     """:meth:`Predictor.load` for the service: a failed verification is logged and served as :class:`Unavailable`."""
     try:
-        return Predictor.load(ref.path, tag=ref.tag, certified=ref.certified, threads=threads)
+        return Predictor.load(ref.path, tag=ref.tag, certified=ref.certified,
+                              package_certified=ref.package_certified, threads=threads)
     except ModelVerificationError as exc:
-        log.error("not serving %s (from %s): %s", ref.tag, ref.source, exc)
-        return Unavailable(str(exc), tag=ref.tag)
+        log.error("not serving %s (from %s, %s): %s", ref.tag, ref.source, ref.path, exc)
+        return Unavailable(public_reason(str(exc), ref.path), tag=ref.tag)

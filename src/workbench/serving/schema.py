@@ -19,6 +19,14 @@ schema, built at start-up because the fields are the model's features:
   into a NaN or an infinite probability. Send ``null`` for a missing value;
 * the body is one record (a JSON object) or a batch (a JSON array of 1 to ``limits.max_batch_rows`` records).
 
+* categorical (and date) strings are bounded: at most ``max_length`` characters (``serving.json``'s, else 4x the
+  longest training category, at least 64; 256 without categories; 64 for a date). A 1 MB "category" is refused
+  422, and never echoed or logged;
+* a JSON object with the same key twice is refused (400 naming the key): JSON parsers disagree on which one wins;
+* derived date features (``serving.json`` ``derive``/``date_inputs``): the request carries the raw dates (nullable
+  ISO strings) instead of the derived numeric inputs, which the predictor computes
+  (:func:`workbench.data.derive.derive_record`).
+
 Ranges and categories are *not* enforced here: an unseen category or an out-of-range number is scored and
 flagged, never refused and never silently accepted.
 
@@ -73,6 +81,22 @@ class InputSpec(BaseModel):
     categories: list[str] | None = None     # categorical: the categories seen in training
     min: float | None = None                # numeric: the training range
     max: float | None = None
+    max_length: int | None = Field(None, ge=1)  # categorical: longest string accepted (default: see bound())
+    median: float | None = None             # numeric: typical value (the OpenAPI example), when recorded
+    most_frequent: str | None = None        # categorical: typical value (the OpenAPI example), when recorded
+
+    def bound(self) -> int:
+        """The longest string this categorical input accepts: ``max_length``, else 4x the longest training
+        category (at least 64), else 256."""
+        if self.max_length:
+            return self.max_length
+        if self.categories:
+            return max(64, 4 * max(len(c) for c in self.categories))
+        return 256
+
+
+DATE_MAX_LENGTH = 64
+"""Longest date string a request may carry (``2013-08-14T10:30:00.000000+00:00`` is 32)."""
 
 
 class Limits(BaseModel):
@@ -106,6 +130,21 @@ class ServingConfig(BaseModel):
     classes: list[str] | None = None      # multiclass: class strings in code order
     target_std: float | None = Field(None, ge=0)  # regression (optional)
     limits: Limits = Field(default_factory=Limits)
+    derive: list[dict] = Field(default_factory=list)  # derived date features (workbench.data.derive specs)
+    date_inputs: list[str] = Field(default_factory=list)  # the raw date columns the request carries
+    title: str = ""          # the OpenAPI page's title (the brief's)
+    description: str = ""    # the OpenAPI page's description (the brief's problem statement)
+    example: dict | None = None  # a typical request record (the OpenAPI example), when registration wrote one
+
+    @property
+    def derived_names(self) -> list[str]:
+        return [str(d["name"]) for d in self.derive]
+
+    @property
+    def request_inputs(self) -> list[InputSpec]:
+        """The model inputs a request carries itself (not the derived ones)."""
+        derived = set(self.derived_names)
+        return [i for i in self.inputs if i.name not in derived]
 
     @field_validator("positive_label", "negative_label", mode="before")
     @classmethod
@@ -131,6 +170,21 @@ class ServingConfig(BaseModel):
             dup = sorted({c for c in self.classes if self.classes.count(c) > 1})
             if dup:
                 raise ValueError(f"duplicate classes: {dup}")
+        if self.derive:
+            names = {i.name: i for i in self.inputs}
+            for d in self.derive:
+                if not isinstance(d, dict) or "name" not in d:
+                    raise ValueError(f"a derive entry needs a name: {d!r}")
+                i = names.get(str(d["name"]))
+                if i is None or i.kind != "numeric":
+                    raise ValueError(f"derived feature {d['name']!r} is not a numeric model input")
+                sources = d.get("days_between") or [d.get("column")]
+                missing = [c for c in sources if c not in self.date_inputs]
+                if missing:
+                    raise ValueError(f"derived feature {d['name']!r} reads {missing}, not in date_inputs")
+        clash = sorted(set(self.date_inputs) & {i.name for i in self.inputs})
+        if clash:
+            raise ValueError(f"date_inputs {clash} are also model inputs")
         return self
 
     @field_validator("inputs")
@@ -153,11 +207,18 @@ class ServingConfig(BaseModel):
         """
         p = Path(path)
         try:
-            return cls.model_validate(json.loads(p.read_text(encoding="utf-8")))
+            data = p.read_bytes()
         except FileNotFoundError:
             raise WorkbenchError(f"{p} not found", hint="serve a model package made by `workbench promote`") from None
+        return cls.from_json(data)
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> ServingConfig:
+        """Validate ``serving.json``'s bytes (errors name ``serving.json``, never a path)."""
+        try:
+            return cls.model_validate(json.loads(data))
         except (ValueError, ValidationError) as exc:
-            raise WorkbenchError(f"{p} is not a valid serving config: {exc}",
+            raise WorkbenchError(f"serving.json is not a valid serving config: {exc}",
                                  hint="promote the model again with `workbench promote`") from None
 
 
@@ -225,6 +286,10 @@ def _message(err: dict) -> str:
         return "is beyond the float32 range the model takes (|x| <= 3.4e38)"
     if t in ("dict_type", "model_type", "typed_dict_type"):
         return f"should be a JSON object, got {_got(err)}"
+    if t == "string_too_long":
+        limit = (err.get("ctx") or {}).get("max_length")
+        return (f"is too long: at most {limit} characters (4x the longest training category, or serving.json's "
+                "max_length); the value is not shown")
     return err.get("msg", t)
 
 
@@ -260,12 +325,12 @@ Numeric = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-FLOAT32_M
 Categorical = Annotated[str, Field(strict=True)]
 
 
-def _record_type(inputs: list[InputSpec], title: str) -> type:
+def _record_type(inputs: list[InputSpec], title: str, date_inputs: list[str] = ()) -> type:  # type: ignore[assignment]
     """A TypedDict with one required, nullable, strict field per input (validates faster than a BaseModel and
-    yields plain dicts, which is what the columnar scorer wants)."""
+    yields plain dicts, which is what the columnar scorer wants), and one nullable date string per date input."""
     fields: dict[str, Any] = {}
     for i in inputs:
-        base = Numeric if i.kind == "numeric" else Categorical
+        base = Numeric if i.kind == "numeric" else Annotated[str, Field(strict=True, max_length=i.bound())]
         if i.kind == "numeric" and i.min is not None and i.max is not None:
             doc = f"number; training range [{i.min:g}, {i.max:g}] (outside: scored and flagged)"
         elif i.categories:
@@ -273,7 +338,13 @@ def _record_type(inputs: list[InputSpec], title: str) -> type:
             doc = f"string; training categories: {shown} (others: scored and flagged)"
         else:
             doc = "number" if i.kind == "numeric" else "string"
+        if i.kind == "categorical":
+            doc += f"; at most {i.bound()} characters"
         fields[i.name] = Annotated[base | None, Field(description=doc + "; null = missing (imputed, flagged)")]
+    for name in date_inputs:
+        fields[name] = Annotated[Annotated[str, Field(strict=True, max_length=DATE_MAX_LENGTH)] | None, Field(
+            description="date, ISO 8601 text (2013-08-14, 2013-08-14 10:30:00); the model's date features are "
+                        "derived from it; null (or a text that is not a date) = missing")]
     record = TypedDict(title, fields)  # type: ignore[operator]  # total=True: every field required
     record.__pydantic_config__ = ConfigDict(extra="forbid", strict=True, title=title)  # type: ignore[attr-defined]
     return record
@@ -289,7 +360,9 @@ class RequestSchema:
 
     def __init__(self, config: ServingConfig) -> None:
         self.config = config
-        self.record_type = _record_type(list(config.inputs), "Record")
+        self.record_type = _record_type(config.request_inputs, "Record", list(config.date_inputs))
+        self.fields = [i.name for i in config.request_inputs] + list(config.date_inputs)
+        self._n_fields = len(self.fields)
         self._one = TypeAdapter(self.record_type)
         self._batch = TypeAdapter(Annotated[list[self.record_type],  # type: ignore[name-defined]
                                             Field(min_length=1, max_length=config.limits.max_batch_rows)])
@@ -311,7 +384,13 @@ class RequestSchema:
             value = (self._batch if batch else self._one).validate_json(body)
         except ValidationError as exc:
             raise _from_validation(exc, batch=batch, limits=self.config.limits) from None
-        return (value if batch else [value]), batch
+        rows = value if batch else [value]
+        # A duplicate key means more keys in the text than the records have (each has exactly one per field).
+        # Every key is followed by a ':', so when there are no more ':' than keys there is no duplicate -- one
+        # count in C; only a body with ':' in its values (times, URLs) pays for the exact check.
+        if body.count(b":") > len(rows) * self._n_fields:
+            _refuse_duplicate_keys(body)
+        return rows, batch
 
     def parse_python(self, records: Any) -> tuple[list[dict], bool]:
         """Validate one record (a mapping) or a list of records given as Python objects (same rules)."""
@@ -328,6 +407,31 @@ class RequestSchema:
                                                         Field(min_length=1,
                                                               max_length=self.config.limits.max_batch_rows)]
                            ).json_schema()
+
+
+def _refuse_duplicate_keys(body: bytes) -> None:
+    """400 naming the first key that appears twice in one JSON object of ``body`` (already valid JSON)."""
+
+    def pairs(items: list[tuple[str, Any]]) -> dict:
+        seen: dict[str, Any] = {}
+        for k, v in items:
+            if k in seen:
+                raise _Duplicate(k)
+            seen[k] = v
+        return seen
+
+    try:
+        json.loads(body, object_pairs_hook=pairs)
+    except _Duplicate as dup:
+        key = dup.args[0]
+        raise RequestError.single(400, "duplicate_key", f"the key '{key[:100]}' appears twice in one record: send "
+                                  "each field once", field=key[:100]) from None
+    except ValueError:
+        return  # pydantic-core accepted it; Python's parser is stricter on a few edge cases: nothing to add
+
+
+class _Duplicate(Exception):
+    pass
 
 
 # --------------------------------------------------------------------------------------------- responses

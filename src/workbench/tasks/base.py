@@ -44,6 +44,8 @@ class Task:
     default_gap_thresholds: ClassVar[dict[str, float]]
     baselines: ClassVar[tuple[str, ...]]
     candidates: ClassVar[tuple[str, ...]]
+    #: candidate families the hyper-parameter search tunes when ``brief.search.families`` is empty
+    search_families: ClassVar[tuple[str, ...]] = ()
     onnx_outputs: ClassVar[tuple[str, ...]]
     #: fields of one served prediction (besides ``flags``)
     answer_fields: ClassVar[tuple[str, ...]]

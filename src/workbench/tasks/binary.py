@@ -26,7 +26,8 @@ class BinaryTask(Task):
     default_gap_thresholds: ClassVar[dict[str, float]] = {"demographic_parity_difference": 0.2,
                                                           "equalized_odds_difference": 0.2}
     baselines: ClassVar[tuple[str, ...]] = ("majority", "rule")
-    candidates: ClassVar[tuple[str, ...]] = ("logreg", "hgb")
+    candidates: ClassVar[tuple[str, ...]] = ("logreg", "hgb", "lgbm", "xgb")
+    search_families: ClassVar[tuple[str, ...]] = ("lgbm", "xgb")
     onnx_outputs: ClassVar[tuple[str, ...]] = ("label", "probabilities")
     answer_fields: ClassVar[tuple[str, ...]] = ("probability", "label")
     prediction_drift: ClassVar[str] = "PSI and KS on P(positive), and the positive rate at the threshold"
@@ -100,13 +101,15 @@ class BinaryTask(Task):
         return evaluate_binary(y, scores, threshold=0.5 if threshold is None else threshold, primary=primary)
 
     def fairness(self, y: np.ndarray, scores: np.ndarray, sensitive: Any, *, brief: Any, n_bootstrap: int,
-                 seed: int, classes: list[str] | None = None) -> Any:
+                 seed: int, classes: list[str] | None = None, acknowledge: list | None = None) -> Any:
+        """The fairness report; ``acknowledge`` defaults to the brief's ``fairness.acknowledge``."""
         from ..evaluation.fairness import fairness_report
 
         f = brief.fairness
         return fairness_report(y, scores, sensitive, threshold=brief.threshold, thresholds=dict(f.thresholds),
                                min_slice_size=f.min_slice_size, confidence_level=f.confidence_level,
-                               n_bootstrap=n_bootstrap, seed=seed)
+                               n_bootstrap=n_bootstrap, seed=seed,
+                               acknowledge=f.acknowledge if acknowledge is None else acknowledge)
 
     def plot_evaluation(self, report: Any) -> Any:
         from ..experiments import plot_curves

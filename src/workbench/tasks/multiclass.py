@@ -29,7 +29,8 @@ class MulticlassTask(Task):
                                               "selection_rate_difference")
     default_gap_thresholds: ClassVar[dict[str, float]] = {"accuracy_difference": 0.2, "recall_difference": 0.2}
     baselines: ClassVar[tuple[str, ...]] = ("majority", "rule")
-    candidates: ClassVar[tuple[str, ...]] = ("logreg", "hgb")
+    candidates: ClassVar[tuple[str, ...]] = ("logreg", "hgb", "lgbm", "xgb")
+    search_families: ClassVar[tuple[str, ...]] = ("lgbm", "xgb")
     onnx_outputs: ClassVar[tuple[str, ...]] = ("label", "probabilities")
     answer_fields: ClassVar[tuple[str, ...]] = ("label", "probabilities")
     prediction_drift: ClassVar[str] = "PSI and chi-square on the predicted class shares"
@@ -109,13 +110,15 @@ class MulticlassTask(Task):
         return evaluate_multiclass(y, scores, classes=list(classes or []), primary=primary)
 
     def fairness(self, y: np.ndarray, scores: np.ndarray, sensitive: Any, *, brief: Any, n_bootstrap: int,
-                 seed: int, classes: list[str] | None = None) -> Any:
+                 seed: int, classes: list[str] | None = None, acknowledge: list | None = None) -> Any:
+        """The fairness report; ``acknowledge`` defaults to the brief's ``fairness.acknowledge``."""
         from ..evaluation.multiclass import multiclass_fairness_report
 
         f = brief.fairness
         return multiclass_fairness_report(y, scores, sensitive, classes=list(classes or []),
                                           thresholds=dict(f.thresholds), min_slice_size=f.min_slice_size,
-                                          confidence_level=f.confidence_level, n_bootstrap=n_bootstrap, seed=seed)
+                                          confidence_level=f.confidence_level, n_bootstrap=n_bootstrap, seed=seed,
+                                          acknowledge=f.acknowledge if acknowledge is None else acknowledge)
 
     def plot_evaluation(self, report: Any) -> Any:
         from matplotlib.figure import Figure

@@ -25,7 +25,8 @@ class RegressionTask(Task):
                                               "mean_residual_difference")
     default_gap_thresholds: ClassVar[dict[str, float]] = {"mae_relative_difference": 0.5}
     baselines: ClassVar[tuple[str, ...]] = ("median", "mean", "rule")
-    candidates: ClassVar[tuple[str, ...]] = ("ridge", "hgb")
+    candidates: ClassVar[tuple[str, ...]] = ("ridge", "hgb", "lgbm", "xgb")
+    search_families: ClassVar[tuple[str, ...]] = ("lgbm", "xgb")
     onnx_outputs: ClassVar[tuple[str, ...]] = ("prediction",)
     answer_fields: ClassVar[tuple[str, ...]] = ("prediction",)
     prediction_drift: ClassVar[str] = "PSI and KS on the predicted values"
@@ -101,13 +102,15 @@ class RegressionTask(Task):
         return evaluate_regression(y, scores, primary=primary)
 
     def fairness(self, y: np.ndarray, scores: np.ndarray, sensitive: Any, *, brief: Any, n_bootstrap: int,
-                 seed: int, classes: list[str] | None = None) -> Any:
+                 seed: int, classes: list[str] | None = None, acknowledge: list | None = None) -> Any:
+        """The fairness report; ``acknowledge`` defaults to the brief's ``fairness.acknowledge``."""
         from ..evaluation.regression import regression_fairness_report
 
         f = brief.fairness
         return regression_fairness_report(y, scores, sensitive, thresholds=dict(f.thresholds),
                                           min_slice_size=f.min_slice_size, confidence_level=f.confidence_level,
-                                          n_bootstrap=n_bootstrap, seed=seed)
+                                          n_bootstrap=n_bootstrap, seed=seed,
+                                          acknowledge=f.acknowledge if acknowledge is None else acknowledge)
 
     def plot_evaluation(self, report: Any) -> Any:
         from matplotlib.figure import Figure
