@@ -124,7 +124,8 @@ def test_clean_run_promotes_and_the_package_is_verified_whole(clean_run, env):
     assert result.promoted, [(g.name, g.detail) for g in result.gates.failed]
     names = [g.name for g in result.gates.gates]
     assert {"integrity: evidence", "evidence: held-out predictions", "evidence: predictions are the model's",
-            "kill criteria"} <= set(names)
+            "kill criteria", "leakage"} <= set(names)
+    assert next(g for g in result.gates.gates if g.name == "leakage").detail.startswith("recomputed")
     model = get_model(result.tag)
     pkg = Path(model.path)
     listing = json.loads((pkg / "package.json").read_text())

@@ -11,8 +11,8 @@ Two calls go beyond reading JSON, both for the what-if form:
   package's task, exactly as the service does (same inputs; binary: the same ``p > threshold`` rule, multiclass:
   the argmax class and per-class probabilities, regression: the prediction in the target's units), so the
   answer a stakeholder sees is the served one;
-* :func:`explain_whatif` explains that row with the run's pickled notebook model, which
-  :func:`verified_model` unpickles only after its sha256 matches the run manifest (the app is not the serving
+* :func:`explain_whatif` explains that row with the run's notebook model (skops), which
+  :func:`verified_model` loads only after its sha256 matches the run manifest (the app is not the serving
   path, so scikit-learn and SHAP are allowed here).
 """
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -808,14 +807,14 @@ def plot_class_probabilities(score: dict) -> Any:
 
 
 def verified_model(run: dict, name: str | None = None) -> Any:
-    """The run's pickled notebook model ``artifacts/model_<name>.pkl`` as a :class:`FittedModel`, unpickled only
+    """The run's notebook model ``artifacts/model_<name>.skops`` as a :class:`FittedModel`, loaded (skops, trusted types only) only
     after its sha256 matches the one the run manifest recorded.
 
     Raises
     ------
     WorkbenchError
         The manifest records no such artifact, the file is missing, or its sha256 differs (then it is not
-        unpickled).
+        loaded).
     """
     from .data import DataContract
     from .modeling.train import FittedModel
@@ -832,8 +831,10 @@ def verified_model(run: dict, name: str | None = None) -> Any:
     actual = hashlib.sha256(blob).hexdigest()
     if actual != art["sha256"]:
         raise WorkbenchError(f"{path.name} has sha256 {actual[:12]}, the run manifest certified "
-                             f"{art['sha256'][:12]}: not unpickled", hint="the run folder was altered; run again")
-    model = pickle.loads(blob)  # noqa: S301 - verified against the sha256 the run recorded
+                             f"{art['sha256'][:12]}: not loaded", hint="the run folder was altered; run again")
+    from .artifacts import load_model_bytes
+
+    model = load_model_bytes(blob, source=str(path))
     contract = DataContract.load(Path(run["dir"]) / "reports" / "contract.json")
     seed = int((run["manifest"].get("seed")) or 0)
     return FittedModel(model=model, name=name, kind="candidate", fit_seconds=0.0, params={},

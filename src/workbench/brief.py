@@ -185,6 +185,8 @@ class FairnessSpec(_Strict):
     bootstrap_samples: int = Field(200, ge=20, le=10000)
     acknowledge: list[FairnessAck] = Field(
         default_factory=list, description="groups with too little evidence that may pass review, each with a reason")
+    intersections: bool = Field(True, description="also slice and gate the intersection of the sensitive features "
+                                                  "(false: each feature alone; say why in the brief)")
 
 
 class KillCriterion(_Strict):

@@ -503,18 +503,23 @@ def _promotion_status(run_id: str | None) -> dict:
 @_command()
 @handles_errors
 def promote(
-    run: Annotated[str, typer.Argument(help="Run id, run folder, or 'latest' (newest succeeded run).")] = "latest",
+    run: Annotated[str, typer.Argument(help="Run id, run folder, or 'latest' (the newest promotable run of the "
+                                            "brief).")] = "latest",
+    brief: Annotated[str, typer.Option("--brief", "-b", help="Brief name or YAML: whose runs 'latest' means "
+                                                             "(default: the only brief with runs).")] = "",
     latency_calls: Annotated[int, typer.Option(help="Single-row calls timed for the latency gate.")] = 1000,
 ) -> None:
     """Certify a run's selected model through the go/no-go gates and register it, or refuse (exit 3).
 
-    Gates: integrity (model artifact and data sha256), kill criteria, beats the best baseline by the brief's
-    margin, success threshold, fairness (upper confidence bounds within the brief's thresholds), ONNX parity,
-    single-row latency; model size is reported. A refusal registers nothing.
+    Every gate is recomputed from the run's primary evidence, each file verified against the sha256 the run
+    recorded: evidence integrity (reports, artifacts, frozen brief, data), held-out predictions checked against
+    the test split and the model, kill criteria, beats the best baseline by the brief's margin, success
+    threshold, fairness (upper confidence bounds within the brief's thresholds; small groups need review),
+    leakage, ONNX parity, single-row latency; model size is reported. A refusal registers nothing.
     """
     from .registry.promote import promote as do_promote
 
-    result = do_promote(_existing_run(run), cfg=settings(), latency_calls=latency_calls,
+    result = do_promote(_existing_run(run), cfg=settings(), latency_calls=latency_calls, brief=brief or None,
                         on_step=lambda msg: _out(f"[cyan]>[/] {escape(str(msg))}"))
     colors = {"pass": "green", "fail": "red", "info": "white"}
     rows = [[g.name, _s(g.value), _s(g.threshold), _styled(g.verdict, colors.get(g.verdict, "white")), g.detail]
@@ -625,8 +630,10 @@ def _require_log(log_dir: Path | None, tag: str) -> None:
     from .errors import DataError
     from .monitoring import log as plog
 
+    from .monitoring.compact import log_files
+
     root = Path(log_dir) if log_dir else plog.log_dir()
-    if plog.list_segments(root, tag):
+    if log_files(root, tag):
         return
     folder = root / plog._SAFE.sub("_", tag)  # the folder PredictionLog writes (monitoring.log)
     present = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
@@ -652,19 +659,14 @@ def drift(
     Exit codes for schedulers: 0 no drift, 10 warning (investigate), 20 critical (retrain within 24h);
     1/2 for errors.
     """
-    from .monitoring.drift import drift_report
-    from .monitoring.log import read_log
+    from .monitoring.drift import NOT_ENOUGH_DATA, drift_from_log
 
     tag, path = _package(model)
     profile = json.loads((path / "reference_profile.json").read_text())
     mon = json.loads((path / "monitoring.json").read_text())
     _require_log(log_dir, tag)
-    live = read_log(log_dir, model_version=tag, since=since or None,
-                    input_kinds={f: r["kind"] for f, r in profile["features"].items()})
-    report = drift_report(live, profile, psi_warning=psi_warning or mon["psi_warning"],
-                          psi_critical=psi_critical or mon["psi_critical"], ks_alpha=mon.get("ks_alpha", 0.01),
-                          model_version=tag, window={"since": since or None, "first": live["ts"].min(),
-                                                     "last": live["ts"].max()})
+    report = drift_from_log(profile, mon, log_dir=log_dir, model_version=tag, since=since or None,
+                            psi_warning=psi_warning or None, psi_critical=psi_critical or None)
     d = _out_dir(out, "drift")
     report.save(d / "drift.json")
     fig = report.plot()
@@ -676,7 +678,7 @@ def drift(
 
     atomic_write_text(d / "drift.html", f"<!doctype html><meta charset='utf-8'><title>drift {tag}</title>{STYLE}"
                                         f"{report._repr_html_()}<img src='data:image/png;base64,{img}'>")
-    colors = {"ok": "green", "warning": "yellow", "critical": "red"}
+    colors = {"ok": "green", "warning": "yellow", "critical": "red", NOT_ENOUGH_DATA: "blue"}
     p = report.prediction
     ks = p.get("ks_stat")
     rows = [["(prediction)", str(p.get("kind", "probability")), f"{p['psi']:.4f}", "" if ks is None else f"{ks:.4f}",
@@ -688,9 +690,39 @@ def drift(
                ("KS", {"justify": "right", "drop": 2}), ("severity", {}), ("largest change", {"drop": 0})]
     console.print(_table(f"drift of {tag} over {report.rows} logged rows", columns, rows))
     sev = colors.get(report.severity, "white")
-    _out(f"[bold {sev}]{escape(str(report.severity))}[/]: {escape(str(report.action))}")
+    _out(escape(report.headline()) if not report.enough_data
+         else f"[bold {sev}]{escape(str(report.severity))}[/]: {escape(str(report.action))}")
     _out(f"report: {escape(str(d / 'drift.html'))}")
     raise typer.Exit(report.exit_code)
+
+
+log_app = typer.Typer(help="The prediction log: compaction to Parquet.", no_args_is_help=True, cls=_Group)
+app.add_typer(log_app, name="log")
+
+
+@log_app.command("compact", cls=_Command)
+@handles_errors
+def log_compact(
+    model: Annotated[str, typer.Option(help="Model tag (default: every model version in the log).")] = "",
+    log_dir: Annotated[Path, typer.Option(help="Prediction log folder (default: $WORKBENCH_LOG_DIR or "
+                                               "$BENTOML_HOME/workbench/predictions).")] = None,  # type: ignore[assignment]
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Turn closed JSON-lines log segments into Parquet (atomic, torn lines skipped and counted), so drift and
+    feedback read the log columnar. Safe to run from cron beside a live service: open segments are left alone.
+
+    Exit codes: 0 done, 1 a segment could not be compacted (it is left as JSON lines).
+    """
+    from .monitoring.compact import compact_log
+
+    res = compact_log(log_dir, model or None)
+    if as_json:
+        console.print_json(json.dumps(res.to_dict()))
+    else:
+        _out(escape(res.summary()))
+    for f in res.failed:
+        _out(escape(f"failed: {f['segment']}: {f['error']}"))
+    raise typer.Exit(1 if res.failed else 0)
 
 
 @_command()
@@ -707,13 +739,12 @@ def feedback(
     Exit codes: 0 fine, 10 a live fairness gap exceeds its threshold, 20 concept drift (the primary metric
     dropped beyond the brief's tolerance); 1/2 for errors.
     """
-    from .feedback import feedback_report, join_labels, read_labels
-    from .monitoring.log import read_log
+    from .feedback import feedback_report, join_labels, read_labels, read_logged
 
     tag, path = _package(model)
     mon = json.loads((path / "monitoring.json").read_text())
     labels = read_labels(labels_file)
-    joined = join_labels(read_log(log_dir, model_version=tag), labels,
+    joined = join_labels(read_logged(log_dir, model_version=tag), labels,
                          label_column=label_column or mon["target"], file=labels_file)
     report = feedback_report(joined, mon)
     d = _out_dir(out, "feedback")

@@ -213,7 +213,7 @@ def test_tampered_pickle_is_not_unpickled(loaded, tmp_path):
     shutil.copytree(run["dir"], copy)
     art = run["manifest"]["artifacts"][f"model_{run['selected']}"]
     (copy / art["path"]).write_bytes(b"not the certified model")
-    with pytest.raises(WorkbenchError, match="not unpickled"):
+    with pytest.raises(WorkbenchError, match="not loaded"):
         ad.verified_model({**run, "dir": copy})
     with pytest.raises(WorkbenchError, match="records no model artifact"):
         ad.verified_model(run, "majority")

@@ -199,7 +199,7 @@ def test_small_group_is_insufficient_and_excluded():
     assert r.summary()["insufficient_groups"]["group"] == ["C"]
     one = regression_fairness_report(y[:40], yhat[:40], s.head(40).select("group"),
                                      thresholds={"mae_difference": 5.0})
-    assert _gap(one, "group", "mae_difference")["verdict"] == "insufficient evidence"
+    assert _gap(one, "group", "mae_difference")["verdict"] == "insufficient evidence — review"
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [

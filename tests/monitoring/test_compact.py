@@ -14,7 +14,7 @@ import pytest
 
 from workbench.errors import DataError
 from workbench.monitoring import compact as compact_mod
-from workbench.monitoring.compact import compact_log, read_columns, read_segment
+from workbench.monitoring.compact import compact_log, log_files, read_columns, read_segment
 from workbench.monitoring.log import PredictionLog, read_log
 
 CLASSES = ["a", "b", "c"]
@@ -55,6 +55,7 @@ def test_every_task_compacts_and_reads_back_as_the_jsonl_reader(tmp_path, task):
     assert len(res.compacted) > 2 and res.bytes_out > 0
     folder = tmp_path / "m_1"
     assert not list(folder.glob("*.jsonl")) and len(list(folder.glob("*.parquet"))) == len(res.compacted)
+    assert len(log_files(tmp_path, "m:1")) == len(res.compacted) and log_files(tmp_path, "other") == []
     after = read_columns(tmp_path, "m:1")
     assert after.columns == before.columns
     assert _sorted(after).equals(_sorted(before.with_columns(pl.col("n_items").cast(pl.Float64))))

@@ -109,6 +109,7 @@ def test_unavailable_reasons_show_no_internal_paths(pkg):
 # --------------------------------------------------------------------------------------------- the pin
 PIN_CHILD = """
 import json, os, sys
+sys.argv += ["--worker-id", "1"]  # what a bentoml serve worker's command line holds
 from workbench.serving.predictor import resolve_model
 ref = resolve_model(pin=True)
 print(json.dumps({"tag": ref.tag, "source": ref.source}))

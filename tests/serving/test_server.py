@@ -37,7 +37,7 @@ def free_port() -> int:
 
 
 def server_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "WORKBENCH_MODEL_TAG"}
+    env = {k: v for k, v in os.environ.items() if k not in ("WORKBENCH_MODEL_TAG", "WORKBENCH_SERVING_PIN")}
     env.update(BENTOML_HOME=str(home), WORKBENCH_WORKERS="1", BENTOML_DO_NOT_TRACK="true", OMP_NUM_THREADS="1")
     env.update(extra)
     return env
@@ -261,7 +261,8 @@ def test_bentoml_build_works_offline_and_the_bento_keeps_its_model(serving_packa
     try:
         # not from bento/: BentoML would import ./service.py instead of the Bento's copy
         with bentoml_serve(serving_package.home, tmp_path / "bento-serve.log", bento_tag, cwd=tmp_path) as url:
-            r = httpx.post(f"{url}/predict", content=json.dumps(serving_package.records[0]), timeout=30.0)
+            r = httpx.post(f"{url}/predict", content=json.dumps(serving_package.records[0]), timeout=30.0,
+                           headers={"Content-Type": "application/json"})
     finally:
         pointer.write_text(saved)
     assert r.status_code == 200 and r.json()["model_version"] == serving_package.tag

@@ -47,7 +47,7 @@ import polars as pl
 
 from .log import list_segments, log_dir
 
-__all__ = ["CompactionResult", "compact_log", "read_columns", "read_segment", "segment_is_active"]
+__all__ = ["CompactionResult", "compact_log", "log_files", "read_columns", "read_segment", "segment_is_active"]
 
 _log = logging.getLogger(__name__)
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")  # the writer's folder naming (log.py)
@@ -371,6 +371,17 @@ def _folders(base: Path, model_version: str | None) -> list[Path]:
     if model_version:
         return [base / _SAFE.sub("_", model_version)]
     return sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+
+
+def log_files(root: str | Path | None = None, model_version: str | None = None) -> list[Path]:
+    """Every file holding logged rows: compacted ``*.parquet`` and JSON-lines ``*.jsonl`` segments (what "is there
+    a log for this model?" should look at once segments are compacted; ``list_segments`` lists only the JSONL)."""
+    base = Path(root or log_dir())
+    out: list[Path] = []
+    for folder in _folders(base, model_version):
+        if folder.is_dir():
+            out += [p for p in folder.iterdir() if p.suffix in (".parquet", ".jsonl") and not p.name.startswith(".")]
+    return sorted(out)
 
 
 def _want(columns: Iterable[str] | None, schema: dict) -> list[str] | None:

@@ -113,8 +113,17 @@ def _is_ancestor(pid: Any) -> bool:
         return os.getppid() == pid
 
 
+def _in_bentoml_worker() -> bool:
+    """Whether this process is a worker ``bentoml serve`` started (its command line has ``--worker-id``)."""
+    import sys
+
+    return "--worker-id" in sys.argv or any(a.startswith("--worker-id=") for a in sys.argv)
+
+
 def _inherited_pin() -> dict | None:
-    """The model an ancestor process (``bentoml serve``'s first process) resolved, if any."""
+    """The model an ancestor process (``bentoml serve``'s first process) resolved, if this is one of its workers."""
+    if not _in_bentoml_worker():  # the first process (or a test, a script) resolves for itself
+        return None
     raw = os.environ.get(PIN_ENV)
     if not raw:
         return None

@@ -104,8 +104,9 @@ class Task:
         raise NotImplementedError  # pragma: no cover
 
     def fairness(self, y: np.ndarray, scores: np.ndarray, sensitive: Any, *, brief: Any, n_bootstrap: int,
-                 seed: int, classes: list[str] | None = None) -> Any:
-        """The fairness report: per-group figures and gated gaps with bootstrap intervals."""
+                 seed: int, classes: list[str] | None = None, acknowledge: list | None = None) -> Any:
+        """The fairness report: per-group figures and gated gaps with bootstrap intervals (``acknowledge``:
+        groups accepted without evidence, default the brief's ``fairness.acknowledge``)."""
         raise NotImplementedError  # pragma: no cover
 
     def plot_evaluation(self, report: Any) -> Any:
@@ -120,6 +121,21 @@ class Task:
                        target_std: float | None) -> dict:
         """The task's keys of a model package's ``serving.json`` (how the service turns scores into answers)."""
         return {}
+
+
+def without_intersection(report: Any, brief: Any) -> Any:
+    """The fairness report without the intersection of the sensitive features when the brief says
+    ``fairness.intersections: false`` (each feature's figures come from its own resamples, so dropping the
+    intersection changes nothing else)."""
+    if getattr(brief.fairness, "intersections", True) or len(report.features) < 2:
+        return report
+    single = set(brief.sensitive_features)
+    report.features = [f for f in report.features if f in single]
+    report.groups = {f: rows for f, rows in report.groups.items() if f in single}
+    report.gaps = [g for g in report.gaps if g["feature"] in single]
+    report.notes = [*report.notes, "The intersection of the sensitive features is not sliced "
+                                   "(the brief's fairness.intersections is false)."]
+    return report
 
 
 def compare_metrics(task: Task, candidate: dict, baseline: dict, *, primary: str,

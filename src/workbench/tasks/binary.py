@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .base import Task
+from .base import Task, without_intersection
 
 __all__ = ["BinaryTask"]
 
@@ -106,10 +106,11 @@ class BinaryTask(Task):
         from ..evaluation.fairness import fairness_report
 
         f = brief.fairness
-        return fairness_report(y, scores, sensitive, threshold=brief.threshold, thresholds=dict(f.thresholds),
+        report = fairness_report(y, scores, sensitive, threshold=brief.threshold, thresholds=dict(f.thresholds),
                                min_slice_size=f.min_slice_size, confidence_level=f.confidence_level,
                                n_bootstrap=n_bootstrap, seed=seed,
                                acknowledge=f.acknowledge if acknowledge is None else acknowledge)
+        return without_intersection(report, brief)
 
     def plot_evaluation(self, report: Any) -> Any:
         from ..experiments import plot_curves

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .base import Task
+from .base import Task, without_intersection
 
 __all__ = ["MulticlassTask", "MAX_CLASSES"]
 
@@ -115,10 +115,11 @@ class MulticlassTask(Task):
         from ..evaluation.multiclass import multiclass_fairness_report
 
         f = brief.fairness
-        return multiclass_fairness_report(y, scores, sensitive, classes=list(classes or []),
+        report = multiclass_fairness_report(y, scores, sensitive, classes=list(classes or []),
                                           thresholds=dict(f.thresholds), min_slice_size=f.min_slice_size,
                                           confidence_level=f.confidence_level, n_bootstrap=n_bootstrap, seed=seed,
                                           acknowledge=f.acknowledge if acknowledge is None else acknowledge)
+        return without_intersection(report, brief)
 
     def plot_evaluation(self, report: Any) -> Any:
         from matplotlib.figure import Figure

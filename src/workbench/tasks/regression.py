@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .base import Task
+from .base import Task, without_intersection
 
 __all__ = ["RegressionTask"]
 
@@ -107,10 +107,11 @@ class RegressionTask(Task):
         from ..evaluation.regression import regression_fairness_report
 
         f = brief.fairness
-        return regression_fairness_report(y, scores, sensitive, thresholds=dict(f.thresholds),
+        report = regression_fairness_report(y, scores, sensitive, thresholds=dict(f.thresholds),
                                           min_slice_size=f.min_slice_size, confidence_level=f.confidence_level,
                                           n_bootstrap=n_bootstrap, seed=seed,
                                           acknowledge=f.acknowledge if acknowledge is None else acknowledge)
+        return without_intersection(report, brief)
 
     def plot_evaluation(self, report: Any) -> Any:
         from matplotlib.figure import Figure
