@@ -282,5 +282,26 @@ def test_few_positives_excluded_from_equalized_odds_only():
     assert b["evidence"] == "ok" and b["evidence_tpr_fpr"] == "insufficient evidence" and "3 positives" in b["note"]
     assert gap(r, "g", "demographic_parity_difference")["groups_used"] == ["A", "B"]
     eo = gap(r, "g", "equalized_odds_difference")
-    assert eo["groups_used"] == ["A"] and eo["verdict"] == "insufficient evidence — review"
+    # A finds 30 of 30 positives, B none of its 3: even from B's own (Wilson) interval the TPR gap is at least
+    # 0.43 with 95% confidence (Newcombe's bound), past the 0.2 threshold, so B's small size does not save it.
+    assert eo["groups_used"] == ["A"] and eo["verdict"] == "exceeds threshold"
+    assert 0.35 < eo["ci_low_insufficient"] < 0.5
     assert eo["groups_insufficient"] == ["B"] and b["ci"]["tpr"][0] is not None  # B keeps its (wide) interval
+
+
+def test_a_tiny_group_is_judged_on_its_own_interval_not_a_degenerate_bootstrap():
+    # C has 3 positives and misses all of them: its bootstrap TPR interval is [0, 0], which would make any gap
+    # with it "certain". Its Wilson interval [0, 0.56] does not: against A (TPR ~0.6) the gap's lower bound is
+    # about 0, so the verdict is review, not fail.
+    rng = np.random.default_rng(3)
+    ya = (rng.random(1000) < 0.4).astype(int)
+    pa = np.where(ya == 1, rng.random(1000) < 0.6, rng.random(1000) < 0.1) * 0.8 + 0.1
+    yc = np.r_[np.ones(3), np.zeros(60)].astype(int)
+    pc = np.full(63, 0.2)
+    y, p = np.r_[ya, yc], np.r_[pa, pc]
+    s = pd.DataFrame({"g": ["A"] * 1000 + ["C"] * 63})
+    r = fairness_report(y, p, s, thresholds={"equalized_odds_difference": 0.3}, min_slice_size=20, n_bootstrap=100)
+    c = next(row for row in r.groups["g"] if row["group"] == "C")
+    assert c["ci"]["tpr"] == [0.0, 0.0]  # the degenerate bootstrap, still shown as measured
+    eo = gap(r, "g", "equalized_odds_difference")
+    assert eo["verdict"] == "insufficient evidence — review" and eo["ci_low_insufficient"] < 0.3

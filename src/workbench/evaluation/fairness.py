@@ -216,10 +216,14 @@ def _feature_slices(feature: str, codes: np.ndarray, groups: np.ndarray, counts:
         })
 
     fl = _fairlearn_values(y, yhat, groups[codes])
-    sel_c = Component(point["selection_rate"], reps["selection_rate"], enough)
+    from ._gaps import rate_bounds
+
+    sel_c = Component(point["selection_rate"], reps["selection_rate"], enough,
+                      *rate_bounds(sel, n, confidence_level))
+    tpr_b, fpr_b = rate_bounds(tp, pos, confidence_level), rate_bounds(sel - tp, n - pos, confidence_level)
     comps = {"demographic_parity_difference": [sel_c], "demographic_parity_ratio": [sel_c],
-             "equalized_odds_difference": [Component(point["tpr"], reps["tpr"], both),
-                                           Component(point["fpr"], reps["fpr"], both)]}
+             "equalized_odds_difference": [Component(point["tpr"], reps["tpr"], both, *tpr_b),
+                                           Component(point["fpr"], reps["fpr"], both, *fpr_b)]}
     gaps = [gap_row(feature, metric, groups, comps[metric], thresholds=thresholds,
                     confidence_level=confidence_level, acks=acks, fairlearn_value=fl[metric],
                     kind="ratio" if metric in RATIO_METRICS else "difference")

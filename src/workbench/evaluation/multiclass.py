@@ -393,14 +393,23 @@ def _class_counts(codes: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 def _per_class_gap(feature: str, metric: str, point: np.ndarray, reps: np.ndarray, used: np.ndarray,
-                   groups: np.ndarray, classes: list[str], opts: dict, fairlearn_value: float) -> dict:
+                   groups: np.ndarray, classes: list[str], opts: dict, fairlearn_value: float,
+                   trials: np.ndarray | None = None) -> dict:
     """Gap over classes: ``point`` (K, G), ``reps`` (K, B, G), ``used`` (K, G); the row names the class with the
     largest gap over the sufficient groups."""
     per_class = np.array([bs.spread(point[j][used[j]], kind="difference") for j in range(len(classes))])
     defined = bool(np.isfinite(per_class).any())
     top = int(np.nanargmax(per_class)) if defined else 0
     insufficient = ~np.logical_and.reduce(used)
-    row = gap_row(feature, metric, groups, [Component(point[j], reps[j], used[j]) for j in range(len(classes))],
+    from ._gaps import rate_bounds
+
+    def comp(j: int) -> Component:
+        if trials is None:
+            return Component(point[j], reps[j], used[j])
+        return Component(point[j], reps[j], used[j], *rate_bounds(np.nan_to_num(point[j]) * trials[j], trials[j],
+                                                                  opts["confidence_level"]))
+
+    row = gap_row(feature, metric, groups, [comp(j) for j in range(len(classes))],
                   fairlearn_value=fairlearn_value, **extremes(point[top], used[top], groups),
                   **{"class": classes[top] if defined else None,
                      "per_class": {c: num(v) for c, v in zip(classes, per_class, strict=True)},
@@ -503,14 +512,17 @@ def _multiclass_feature(feature: str, codes: np.ndarray, groups: np.ndarray, y: 
     opts = {"thresholds": thresholds, "confidence_level": confidence_level, "acks": acks}
     rec_point = np.stack([point[m] for m in rec_names])
     sel_point = np.stack([point[m] for m in sel_names])
-    gaps = [gap_row(feature, "accuracy_difference", groups, [Component(point["accuracy"], acc, enough)],
+    from ._gaps import rate_bounds
+
+    acc_b = rate_bounds(point["accuracy"] * count, count, confidence_level)
+    gaps = [gap_row(feature, "accuracy_difference", groups, [Component(point["accuracy"], acc, enough, *acc_b)],
                     fairlearn_value=fl["accuracy_difference"], **extremes(point["accuracy"], enough, groups),
                     **opts),
             _per_class_gap(feature, "recall_difference", rec_point, rec, recall_ok.T, groups, classes, opts,
-                           fl["recall_difference"]),
+                           fl["recall_difference"], trials=class_counts.T.astype(np.float64)),
             _per_class_gap(feature, "selection_rate_difference", sel_point, sel,
                            np.broadcast_to(enough, (k, g_n)), groups, classes, opts,
-                           fl["selection_rate_difference"])]
+                           fl["selection_rate_difference"], trials=np.broadcast_to(count.astype(np.float64), (k, g_n)))]
     return rows, gaps
 
 

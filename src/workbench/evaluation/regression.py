@@ -529,8 +529,12 @@ def _regression_feature(feature: str, codes: np.ndarray, groups: np.ndarray, y: 
 
     fl = _fairlearn_gaps(y, yhat, groups[codes])
     opts = {"thresholds": thresholds, "confidence_level": confidence_level, "acks": acks}
-    mae = Component(point["mae"], reps["mae"], enough)
-    residual = Component(point["mean_residual"], reps["mean_residual"], enough)
+    from ._gaps import mean_bounds
+
+    mae = Component(point["mae"], reps["mae"], enough,
+                    *mean_bounds(np.abs(res), codes, groups.size, confidence_level))
+    residual = Component(point["mean_residual"], reps["mean_residual"], enough,
+                         *mean_bounds(res, codes, groups.size, confidence_level))
     overall_reps = reps["mae"] @ count / count.sum()  # every row of the feature's groups, resampled
     gaps = [gap_row(feature, "mae_difference", groups, [mae], fairlearn_value=fl["mae_difference"],
                     **extremes(point["mae"], enough, groups), **opts),
