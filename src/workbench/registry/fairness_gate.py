@@ -86,7 +86,10 @@ def fairness_gates(fairness: dict, *, acknowledge: Iterable[Any] | None = None) 
             detail = f"exceeds threshold: {figures}{why}"
         elif g["verdict"] in (REVIEW, "insufficient evidence"):
             missing, acked = _needing_review(g, acks)
-            ack_text = "; ".join(f"{a['group']}: {a['reason']}" for a in acked)
+            by_reason: dict[str, list[str]] = {}
+            for a in acked:  # one reason usually covers several groups: say it once
+                by_reason.setdefault(a["reason"], []).append(a["group"])
+            ack_text = "; ".join(f"{', '.join(gs)}: {r}" for r, gs in by_reason.items())
             if not missing:
                 verdict = "pass"
                 detail = f"insufficient evidence — review, acknowledged ({ack_text}): {figures}"

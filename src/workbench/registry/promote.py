@@ -450,7 +450,9 @@ def register(c: Certification, *, attempt: Path) -> str:
     serving = serving_config(contract=c.contract.to_dict(), inputs=c.scorer_inputs,
                              onnx_sha256=c.export_info["sha256"], threshold=brief.threshold, run_id=c.run_id,
                              model_name=name, task=brief.task, classes=c.extras.get("classes"),
-                             target_std=c.extras.get("target_std"))
+                             target_std=c.extras.get("target_std"),
+                             title=f"{brief.name}: {brief.task.replace('_', ' ')} of {brief.target.column}",
+                             description=brief.objective)
     primary = c.extras["primary"]
     files: dict[str, Any] = {
         P.ONNX: c.onnx_bytes, P.SERVING: serving, P.CONTRACT: c.contract.to_dict(),

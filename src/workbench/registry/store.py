@@ -55,7 +55,8 @@ def model_name_for(brief_name: str) -> str:
 
 def serving_config(*, contract: dict, inputs: list[dict], onnx_sha256: str, threshold: float | None, run_id: str,
                    model_name: str, limits: dict | None = None, task: str = "binary_classification",
-                   classes: list[str] | None = None, target_std: float | None = None) -> dict:
+                   classes: list[str] | None = None, target_std: float | None = None, title: str | None = None,
+                   description: str | None = None) -> dict:
     """The service's whole configuration, derived from the data contract and the ONNX export.
 
     Each input carries the contract's facts: kind, nullable (seen missing in training), the allowed categories
@@ -72,6 +73,18 @@ def serving_config(*, contract: dict, inputs: list[dict], onnx_sha256: str, thre
     out = {"model_name": model_name, "run_id": run_id, "task": task, "onnx_file": "model.onnx",
            "onnx_sha256": onnx_sha256, "inputs": rows, "target": contract["target"],
            "limits": {**DEFAULT_LIMITS, **(limits or {})}}
+    if title:
+        out["title"] = title
+    if description:
+        out["description"] = description
+    if contract.get("derive"):  # derived date features: the request carries the raw dates, the service derives
+        out["derive"] = list(contract["derive"])
+        dates: list[str] = []
+        for d in contract["derive"]:
+            for col in d.get("days_between") or [d.get("column")]:
+                if col and col not in dates:
+                    dates.append(col)
+        out["date_inputs"] = dates
     from ..tasks import get_task
 
     out.update(get_task(task).serving_fields(contract=contract, threshold=threshold, classes=classes,
