@@ -313,3 +313,24 @@ def test_an_unlisted_type_is_refused_with_its_name():
         assert load_model_bytes(blob)["model"].x == 1
     finally:
         TRUSTED_TYPES.discard(name)
+
+
+def test_a_calibrated_model_with_its_cv_splitter_round_trips_through_skops():
+    # CalibratedClassifierCV keeps its ``cv`` (a StratifiedKFold) as a parameter: a calibrated model chosen by the
+    # Prototype phase must save and load like any candidate.
+    import numpy as np
+    import pandas as pd
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.model_selection import StratifiedKFold
+
+    from workbench.artifacts import dump_model, load_model_bytes
+    from workbench.modeling import fit_model
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=400), "c": rng.choice(["x", "y", ""], 400).astype(object)})
+    y = (X["a"] + rng.normal(size=400) > 0).astype(int).to_numpy()
+    base = fit_model("hgb", X, y, seed=0).model
+    cal = CalibratedClassifierCV(base, method="sigmoid", cv=StratifiedKFold(3, shuffle=True, random_state=0))
+    cal.fit(X, y)
+    back = load_model_bytes(dump_model(cal), source="test")
+    np.testing.assert_allclose(back.predict_proba(X), cal.predict_proba(X))

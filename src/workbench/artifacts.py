@@ -63,6 +63,7 @@ TRUSTED_TYPES: set[str] = {
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",  # hgb classifier / regressor
     "sklearn.calibration._CalibratedClassifier",  # CalibratedClassifierCV (brief.calibration)
     "sklearn.calibration._SigmoidCalibration",
+    "sklearn.model_selection._split.StratifiedKFold",  # the CV splitter a CalibratedClassifierCV keeps as ``cv``
     "collections.OrderedDict",  # lightgbm's sklearn estimators keep one
     "lightgbm.basic.Booster", "lightgbm.sklearn.LGBMClassifier", "lightgbm.sklearn.LGBMRegressor",
     "xgboost.core.Booster", "xgboost.sklearn.XGBClassifier", "xgboost.sklearn.XGBRegressor",

@@ -177,7 +177,7 @@ def test_planted_fairness_violation_is_refused(env, tmp_path):
     df.with_columns(pl.Series("Churned", churn)).write_csv(tmp_path / "biased.csv")
     brief = write_brief(tmp_path / "biased.yaml", "biased.csv", success={"metric": "pr_auc", "threshold": 0.3},
                         fairness={"min_slice_size": 30, "thresholds": {"demographic_parity_difference": 0.1}})
-    r = execute_run(brief_path=brief, params={"cv_folds": "3", "shap_sample": "100", "bootstrap_samples": "50"},
+    r = execute_run(brief_path=brief, params={"cv_folds": "3", "shap_sample": "100", "bootstrap_samples": "50", "candidates": "logreg,hgb"},
                     cfg=Settings(root=ROOT))
     assert r.status == "succeeded", r.error
     out = _cli("promote", r.run_id, "--latency-calls", "50", env_dir=env)
