@@ -434,7 +434,7 @@ class Brief(_Strict):
                 "; ".join(problems),
                 file=self.source,
                 key=next(iter(k for k, c in self.referenced_columns().items() if c not in columns)),
-                expected=f"a column of{where}: {', '.join(columns)}",
+                expected=f"a column of{where}: {_shown(columns)}",
                 hint="correct the column name in the brief (names are compared in snake_case)",
             )
 
@@ -450,6 +450,13 @@ class Brief(_Strict):
 
     def to_dict(self) -> dict:
         return self.model_dump(mode="json")
+
+
+def _shown(names: list[str], limit: int = 30, width: int = 80) -> str:
+    """Names for a message, bounded: at most ``limit`` names of at most ``width`` characters each."""
+    cut = [n if len(n) <= width else n[:width] + "…" for n in names[:limit]]
+    more = f", ... ({len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(cut) + more
 
 
 def _loc(loc: tuple) -> str:
@@ -473,6 +480,9 @@ def load_brief(path: str | Path) -> Brief:
         raise BriefError("brief file not found", file=p, hint="pass an existing YAML file with --brief")
     try:
         raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise BriefError("the YAML is nested too deeply to be a brief", file=p,
+                         hint="a brief is a few levels deep: see briefs/adult.yaml") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -22,6 +22,17 @@ __all__ = [
 ]
 
 
+MAX_MESSAGE = 2000
+"""A message or hint longer than this is cut (data can put a 100,000-character header name into a message)."""
+
+
+def _bounded(text: str) -> str:
+    text = str(text)
+    if len(text) <= MAX_MESSAGE:
+        return text
+    return text[:MAX_MESSAGE] + f"… ({len(text) - MAX_MESSAGE:,} more characters)"
+
+
 class WorkbenchError(Exception):
     """Root of every workbench error.
 
@@ -36,8 +47,8 @@ class WorkbenchError(Exception):
     exit_code: int = 1
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
-        self.message = message
-        self.hint = hint
+        self.message = _bounded(message)
+        self.hint = _bounded(hint) if hint is not None else None
         super().__init__(self.__str__())
 
     def __str__(self) -> str:

@@ -242,11 +242,49 @@ def _check_separator(p: Path, suffix: str, sep: str) -> None:
     )
 
 
+_MAX_HEADER_BYTES = 16 << 20
+"""A header row longer than this is refused (read with a bounded ``readline``, never the whole file)."""
+
+
+def _preflight_columns(p: Path, brief: Brief) -> None:
+    """Refuse a file that lacks a column the brief names from its header (CSV) or schema (Parquet) alone, before
+    the whole file is read: a 2 GB file with a misspelt target is refused in bounded memory."""
+    if not p.is_file():
+        return  # read_table says so
+    suffix = "".join(p.suffixes[-2:]).lower() if p.suffix.lower() in (".gz", ".zst") else p.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            names = list(pl.read_parquet_schema(p))
+        elif suffix in (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz"):
+            sep = "\t" if suffix.startswith(".tsv") else brief.data.separator
+            names = _header(p, suffix, sep)
+        else:
+            return
+    except DataError:
+        raise
+    except Exception:  # noqa: BLE001 - anything unreadable is read_table's to explain
+        return
+    columns = [normalize_column_name(n) for n in names]
+    if brief.target.column not in columns and len(columns) > 1:
+        raise DataError(
+            f"the target column '{brief.target.column}' (brief key target.column) is not in the data."
+            f"{suggest(brief.target.column, columns)}", file=p, column=brief.target.column,
+            hint=f"name one of the file's columns in target.column: {', '.join(columns[:30])}"
+                 + (f", ... ({len(columns) - 30} more)" if len(columns) > 30 else ""))
+
+
 def _header(p: Path, suffix: str, sep: str) -> list[str]:
-    lines = _sample_lines(p, suffix)
-    if not lines:
+    """The header row, read whole (the sniffing sample may cut a very wide header mid-name)."""
+    opener = gzip.open if suffix.endswith(".gz") else open
+    with opener(p, "rb") as fh:
+        raw = fh.readline(_MAX_HEADER_BYTES + 1)
+    if len(raw) > _MAX_HEADER_BYTES:
+        raise DataError(f"the header row is longer than {_MAX_HEADER_BYTES >> 20} MB", file=p,
+                        hint="check the file is a CSV with a header row and line breaks")
+    line = raw.decode("utf-8", errors="replace").removeprefix("\ufeff").rstrip("\r\n")
+    if not line.strip():
         return []
-    return next(csv.reader(lines[:1], delimiter=sep, quotechar='"'), [])
+    return next(csv.reader([line], delimiter=sep, quotechar='"'), [])
 
 
 def _dedupe_header(header: list[str], p: Path, allow: bool) -> tuple[list[str] | None, dict[str, str]]:
@@ -516,6 +554,7 @@ def load_dataset(brief: Brief, *, sample_rows: int = 0, seed: int = 0) -> Datase
     t = brief.target.column
     train_path = brief.train_path
     allow = brief.data.allow_duplicate_headers
+    _preflight_columns(train_path, brief)
     train, renamed = read_table(train_path, separator=brief.data.separator, na_values=brief.data.na_values,
                                 allow_duplicate_headers=allow)
     _check_target(train, brief, train_path)

@@ -1,8 +1,25 @@
-"""The promotion ledger: an append-only record of who promoted, refused or rolled back what, and when.
+"""The promotion ledger: an append-only record of who certified, staged, released, refused, rolled back or
+retired what, when, and why.
 
 ``$BENTOML_HOME/workbench/ledger.jsonl`` gets one JSON line per event, flushed and fsynced; lines are never
 rewritten. The production pointer (:mod:`workbench.serving.pointer`) is replaced atomically after the ledger line
 is written, so the ledger always explains the pointer.
+
+Stages
+------
+A registered model is in one stage (:data:`STAGES`): ``certified`` (passed its gates, being registered),
+``staging``, ``shadow``, ``canary`` (with a percentage), ``production`` or ``retired``. Every change of stage is
+one *transition line* (:func:`record`): ``action`` (:data:`TRANSITIONS`: ``certified``, ``staged``, ``shadow``,
+``canary``, ``released``, ``rollback``, ``retired``), ``tag``, ``from_stage``, ``to_stage``, ``reason`` and
+``by`` (who: the ``--by`` given, default the OS user), besides the ``at``/``user``/``host`` every line has.
+Only the transitions in :data:`ALLOWED` are recorded; anything else is refused before a line is written.
+:func:`stages` replays the ledger to every tag's current stage.
+
+Old ledgers (before stages) hold ``promote`` lines without a stage: each counts as a release to production (what
+it did then), so the tag the production pointer names is ``production``, an earlier one superseded by a later
+promotion ``retired``, and a rolled-back one ``staging``. Old and new lines mix freely in one ledger, and
+:func:`rollback` walks both (a ``promote`` or ``released`` line pushes onto the production history, a
+``rollback`` pops).
 
 Every transition (read the state, append the line, move the pointer) holds an exclusive ``fcntl.flock`` on
 ``ledger.lock`` beside the ledger (:func:`transition`), so concurrent ``promote``/``rollback`` commands serialise
@@ -29,7 +46,27 @@ from ..errors import WorkbenchError
 from ..serving.pointer import bentoml_home, pointer_path, production_pointer
 
 __all__ = ["ledger_path", "lock_path", "transition", "append", "read_ledger", "set_production", "rollback",
-           "certified_history", "replay", "check_consistent"]
+           "certified_history", "replay", "check_consistent", "STAGES", "TRANSITIONS", "ALLOWED", "record",
+           "stages", "stage_of", "who"]
+
+STAGES = ("certified", "staging", "shadow", "canary", "production", "retired")
+"""Where a registered model can be (see the module docstring)."""
+
+TRANSITIONS = {"certified": "certified", "staged": "staging", "shadow": "shadow", "canary": "canary",
+               "released": "production", "rollback": "staging", "retired": "retired"}
+"""Transition line ``action`` -> the stage it moves the line's tag to (a ``rollback`` line's ``tag`` is the model
+that returns to production; the model it replaces, ``from_tag``, goes back to ``staging``)."""
+
+ALLOWED: dict[str | None, tuple[str, ...]] = {
+    None: ("certified",),
+    "certified": ("staging", "production"),   # production only for the first model of a brief (promote.py)
+    "staging": ("shadow", "canary", "production", "retired"),
+    "shadow": ("canary", "production", "staging", "retired"),
+    "canary": ("canary", "production", "staging", "retired"),
+    "production": ("retired", "staging"),     # replaced by a release / rolled back
+    "retired": ("production", "staging"),     # a rollback returns it / re-staged by hand
+}
+"""Stage -> the stages a transition may move it to."""
 
 LOCK_TIMEOUT_S = 120.0
 
@@ -85,6 +122,11 @@ def transition(timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
         os.close(fd)
 
 
+def who(by: str | None = None) -> str:
+    """Who a ledger line names: ``by`` when given (``--by``), else the OS user."""
+    return (by or "").strip() or getpass.getuser()
+
+
 def append(event: dict[str, Any]) -> dict:
     """Append one event (``action`` plus details); who/when/where are added here."""
     entry = {"at": _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds"), "user": getpass.getuser(),
@@ -135,8 +177,87 @@ def set_production(tag: str, *, sha256: str, run_id: str, brief: str, package_sh
 
 
 def certified_history() -> list[dict]:
-    """Production changes in order (promotions and rollbacks), each with the tag that became production."""
-    return [e for e in read_ledger() if e.get("action") in ("promote", "rollback")]
+    """Production changes in order (old ``promote`` lines, releases and rollbacks), each with the tag that
+    became production."""
+    return [e for e in read_ledger() if e.get("action") in ("promote", "released", "rollback")]
+
+
+def stages(events: list[dict] | None = None) -> dict[str, dict]:
+    """Every tag's current stage, replayed from the ledger: ``{tag: {"stage", "since", "brief", "percent"?,
+    "reason", "by"}}`` (``percent`` for ``canary``). Old ``promote`` lines count as releases to production; the
+    tag the production pointer names is ``production`` whatever the lines say (the pointer is what is served),
+    and any other tag the replay left in production is then ``retired``."""
+    events = read_ledger() if events is None else events
+    out: dict[str, dict] = {}
+    production: str | None = None
+
+    def put(tag: str | None, stage: str, e: dict, **extra: Any) -> None:
+        if not tag:
+            return
+        prev = out.get(tag, {})
+        out[tag] = {"stage": stage, "since": e.get("at"), "brief": e.get("brief") or prev.get("brief"),
+                    "reason": e.get("reason"), "by": e.get("by") or e.get("user"), **extra}
+
+    for e in events:
+        action, tag = e.get("action"), e.get("tag")
+        if action == "promote":  # before stages: a promotion moved the pointer at once
+            if production and production != tag:
+                put(production, "retired", {**e, "reason": f"superseded by {tag}"})
+            put(tag, "production", e)
+            production = tag
+        elif action == "rollback":
+            if e.get("from_tag"):
+                put(e["from_tag"], "staging", e)
+            put(tag, "production", e)
+            production = tag
+        elif action == "released":
+            if production and production != tag and out.get(production, {}).get("stage") == "production":
+                put(production, "retired", {**e, "reason": f"replaced by {tag}"})
+            put(tag, "production", e)
+            production = tag
+        elif action in TRANSITIONS:
+            extra = {"percent": e.get("percent")} if action == "canary" else {}
+            put(tag, TRANSITIONS[action], e, **extra)
+            if production == tag and TRANSITIONS[action] != "production":
+                production = None
+    ptr = (production_pointer() or {}).get("tag")
+    if ptr:
+        for t, st in out.items():
+            if st["stage"] == "production" and t != ptr:
+                st["stage"] = "retired"
+        if out.get(ptr, {}).get("stage") != "production":
+            out.setdefault(ptr, {"since": None, "brief": (production_pointer() or {}).get("brief"),
+                                 "reason": "named by the production pointer", "by": None})
+            out[ptr]["stage"] = "production"
+    return out
+
+
+def stage_of(tag: str) -> str | None:
+    """The stage of ``tag`` (None: the ledger never saw it)."""
+    return (stages().get(tag) or {}).get("stage")
+
+
+def record(action: str, tag: str, *, reason: str, by: str | None = None, from_stage: str | None = ...,  # type: ignore[assignment]
+           **details: Any) -> dict:
+    """Append one transition line (under the ledger lock), refusing a transition :data:`ALLOWED` does not list.
+
+    ``from_stage`` defaults to the tag's current stage (replayed). Returns the line written.
+
+    Raises
+    ------
+    WorkbenchError
+        ``action`` is not a transition, or the tag's stage cannot move to the action's stage.
+    """
+    if action not in TRANSITIONS:
+        raise WorkbenchError(f"{action!r} is not a stage transition; one of: {', '.join(TRANSITIONS)}")
+    to_stage = "production" if action == "released" else TRANSITIONS[action]
+    with transition():
+        current = stage_of(tag) if from_stage is ... else from_stage
+        if to_stage not in ALLOWED.get(current, ()):
+            raise WorkbenchError(f"{tag} is in {current or 'no stage'}: it cannot move to {to_stage}",
+                                 hint="`workbench models` shows every model's stage and the ledger")
+        return append({"action": action, "tag": tag, "from_stage": current, "to_stage": to_stage,
+                       "reason": reason, "by": who(by), **details})
 
 
 def replay() -> str | None:
@@ -154,8 +275,9 @@ def check_consistent() -> None:
                              f"{(ptr or {}).get('tag')}", hint="`workbench models` shows both; promote again")
 
 
-def rollback(*, reason: str = "") -> dict:
-    """Make the model that was in production before the current one the production model again.
+def rollback(*, reason: str = "", by: str | None = None) -> dict:
+    """Make the model that was in production before the current one the production model again; the current
+    one goes back to ``staging`` (one ``rollback`` line: ``tag`` returns to production, ``from_tag`` leaves it).
 
     Raises
     ------
@@ -165,10 +287,10 @@ def rollback(*, reason: str = "") -> dict:
     from .store import get_model
 
     with transition():
-        return _rollback(reason=reason, get_model=get_model)
+        return _rollback(reason=reason, get_model=get_model, by=by)
 
 
-def _rollback(*, reason: str, get_model: Any) -> dict:
+def _rollback(*, reason: str, get_model: Any, by: str | None = None) -> dict:
     current = production_pointer()
     if not current:
         raise WorkbenchError("nothing is in production", hint="run `workbench promote latest` first")
@@ -176,7 +298,7 @@ def _rollback(*, reason: str, get_model: Any) -> dict:
     # below the top; rolling back again goes further down, never forward.
     stack: list[dict] = []
     for e in certified_history():
-        if e["action"] == "promote":
+        if e["action"] in ("promote", "released"):
             stack.append(e)
         elif stack:
             stack.pop()
@@ -193,7 +315,8 @@ def _rollback(*, reason: str, get_model: Any) -> dict:
                                                       or {}).get("package_sha256")
     entry = append({"action": "rollback", "tag": previous["tag"], "sha256": previous["sha256"],
                     "package_sha256": package_sha, "run_id": previous.get("run_id"), "brief": previous.get("brief"),
-                    "from_tag": current["tag"], "reason": reason})
+                    "from_tag": current["tag"], "reason": reason, "by": who(by),
+                    "from_stage": stage_of(previous["tag"]), "to_stage": "production"})
     set_production(previous["tag"], sha256=previous["sha256"], run_id=previous.get("run_id", ""),
                    brief=previous.get("brief", ""), package_sha256=package_sha)
     return entry

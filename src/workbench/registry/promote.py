@@ -17,9 +17,23 @@ Steps (each hand-off checked against what the previous stage certified):
 3. measure single-row latency of the ONNX predict path;
 4. evaluate the gates: integrity, kill criteria, beats the baseline, success threshold, fairness (upper
    confidence bounds), leakage (when the run has a leakage report), parity, latency; model size is reported;
-5. write the attempt (gate report, parity certificate, model card) under a new ``promotions/<time>-<run>[-N]``;
-   if every gate passes, save the model package (with ``package.json``) to the BentoML model store, then append
-   the ledger and move the production pointer under the ledger lock.
+5. when a production model of the same brief exists (the *champion*), the champion/challenger gate: both models
+   scored with ONNX (the service's scorer) on this run's test split -- primary metric within
+   ``brief.deployment.metric_tolerance`` of the champion's, guardrails (fairness gap upper bounds, calibration
+   ECE, single-row latency) within ``guardrail_tolerance`` (latency: within ``latency_ratio``), both figures
+   and the difference with a seeded paired bootstrap interval in the gate table, and the contract difference
+   (inputs added, removed, changed) shown. Each model takes its own inputs from the test rows (the model frame,
+   else the raw test data); **a champion input found nowhere in the test split fails the gate with that reason**
+   (a champion scored with a whole input missing would be a strawman, and "not worse than the champion" would
+   certify nothing) -- the way forward is a brief whose data still holds the champion's inputs, or a release of
+   the first model of a new brief. Different briefs never compare;
+6. write the attempt (gate report, parity certificate, model card) under a new ``promotions/<time>-<run>[-N]``;
+   if every gate passes, save the model package (with ``package.json``) to the BentoML model store, then, under
+   the ledger lock, append the ledger and set the stage: **the first model of a brief** (no champion) is
+   released straight to production (``certified`` then ``released``, "first model: no champion to compare";
+   the production pointer moves: ``make run`` serves what it promoted); **a later one stops at staging**
+   (``certified`` then ``staged``) until ``workbench release <tag> --approve "..."``
+   (:mod:`workbench.registry.release`).
 
 A refused promotion registers nothing and moves nothing; it is still written to the ledger as ``refused``.
 """
@@ -61,7 +75,7 @@ from .gates import (
 from .store import model_name_for, save_model_package, serving_config
 
 __all__ = ["Certification", "PromotionResult", "certify", "register", "promote", "measure_latency",
-           "recompute_evidence", "evidence_gate", "leakage_gate", "attempt_folder"]
+           "recompute_evidence", "evidence_gate", "leakage_gate", "attempt_folder", "champion_gates"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +87,8 @@ class PromotionResult:
     attempt_dir: Path
     tag: str | None = None
     parity: dict | None = None
+    stage: str | None = None  # "production" (first model of its brief) or "staging"; None when refused
+    champion: str | None = None
 
     @property
     def promoted(self) -> bool:
@@ -241,6 +257,16 @@ def certify(ref: str = "latest", *, cfg: Settings | None = None, latency_calls: 
     p50, p99 = measure_latency(scorer, row, n=latency_calls)
     gates.append(latency_gate(p99, p50, brief_obj.latency_budget_ms, latency_calls))
     gates.append(size_gate(export.size_bytes))
+    from .release import champion_for
+
+    champion = champion_for(brief_obj.name)
+    if champion is not None:
+        step(f"champion/challenger: comparing with the production model {champion}")
+        gates.extend(champion_gates(champion, brief=brief_obj, task=task, frames=frames, raw_test=data.test,
+                                    challenger=scorer, challenger_inputs=export.inputs, challenger_p99=p99, row=row,
+                                    primary=primary, latency_calls=latency_calls, seed=seed,
+                                    n_bootstrap=int(params.get("bootstrap_samples") or 0)
+                                    or brief_obj.fairness.bootstrap_samples))
     step("profiling the reference data for drift checks")
     live = scorer.scores({c: frames.X_test[c].tolist() for c in contract.features})
     profile = build_profile(data.train, features=contract.features, numeric=contract.numeric_features,
@@ -250,8 +276,61 @@ def certify(ref: str = "latest", *, cfg: Settings | None = None, latency_calls: 
     cert_obj.scorer_inputs, cert_obj.profile = export.inputs, profile
     sel_metrics = evidence.metrics.get(selected) or {}
     cert_obj.extras = {"classes": frames.classes, "target_std": frames.target_std, "primary": primary,
-                       "certified_value": sel_metrics.get(primary), "metrics": sel_metrics}
+                       "certified_value": sel_metrics.get(primary), "metrics": sel_metrics, "champion": champion}
     return cert_obj
+
+
+def champion_gates(champion: str, *, brief: Any, task: Any, frames: Any, raw_test: Any, challenger: Any,
+                   challenger_inputs: list[dict], challenger_p99: float, row: dict, primary: str,
+                   latency_calls: int, seed: int, n_bootstrap: int) -> list[Gate]:
+    """The champion/challenger gates (module docstring, step 5): the champion package loaded and verified as
+    the service loads it, both scored with ONNX on the challenger's test split."""
+    from .gates import CHAMPION_PREFIX, champion_challenger_gates, contract_diff
+    from .release import TestSplit, columns_for, load_verified
+
+    name = f"{CHAMPION_PREFIX}: champion {champion}"
+    try:
+        pa = load_verified(champion)
+    except WorkbenchError as exc:
+        return [Gate(name, "does not verify", "the production package verifies", "fail",
+                     f"the champion could not be loaded to compare with: {exc.message}")]
+    champ_inputs = [i.model_dump() for i in pa.config.inputs]
+    diff = contract_diff(champ_inputs, [dict(i) for i in challenger_inputs])
+    if pa.config.task != task.name or (frames.classes is not None
+                                       and list(pa.config.classes or []) != list(frames.classes)):
+        return [Gate(name, f"{pa.config.task} {list(pa.config.classes or [])}", f"{task.name} {frames.classes}",
+                     "fail", "the champion answers a different task or set of classes: the two cannot be compared "
+                             "on the primary metric")]
+    split = TestSplit(X=frames.X_test, y=frames.y_test, task=task.name, raw=raw_test, rows=frames.test_rows)
+    cols, from_raw, missing = columns_for(champ_inputs, split)
+    if missing:
+        return [Gate(name, f"missing inputs: {', '.join(missing)}", "the champion can score the test split", "fail",
+                     f"the champion's inputs {', '.join(missing)} are not in the challenger's test split (neither "
+                     "its model frame nor the raw test data): the challenger cannot be shown not to be worse. "
+                     f"Contract: added {diff['added'] or 'none'}, removed {diff['removed'] or 'none'}, changed "
+                     f"{[c['name'] for c in diff['changed']] or 'none'}", figures=diff)]
+    a = pa.scorer.scores(cols)
+    b = challenger.scores({c: frames.X_test[c].tolist() for c in frames.X_test.columns
+                           if c in {i["name"] for i in challenger_inputs}})
+    champ_row = {k: [None if (isinstance(v[0], float) and v[0] != v[0]) or v[0] == "" else v[0]]
+                 for k, v in ((k, [cols[k][0]]) for k in cols)}
+    p50a, p99a = measure_latency(pa.scorer, champ_row, n=latency_calls)
+    sensitive = frames.sensitive_test if len(frames.sensitive_test.columns) else None
+    fairness = None
+    if sensitive is not None:
+        fa = task.fairness(frames.y_test, a, sensitive, brief=brief, n_bootstrap=n_bootstrap, seed=seed,
+                           classes=frames.classes).to_dict()
+        fb = task.fairness(frames.y_test, b, sensitive, brief=brief, n_bootstrap=n_bootstrap, seed=seed,
+                           classes=frames.classes).to_dict()
+        fairness = (fa, fb)
+    d = brief.deployment
+    note = f"champion inputs {', '.join(from_raw)} taken from the raw test rows" if from_raw else ""
+    return champion_challenger_gates(task=task, y=frames.y_test, champion=a, challenger=b, primary=primary,
+                                     metric_tolerance=d.metric_tolerance, guardrail_tolerance=d.guardrail_tolerance,
+                                     latency_ratio=d.latency_ratio, champion_tag=champion,
+                                     threshold=brief.threshold, classes=frames.classes, fairness=fairness,
+                                     latency_p99=(p99a, challenger_p99), contract=diff,
+                                     n_bootstrap=min(n_bootstrap, 200), seed=seed, note=note)
 
 
 def evidence_gate(problems: list[tuple[str, str]], n_files: int) -> Gate:
@@ -436,9 +515,10 @@ def _with_recomputed_metrics(leaderboard: dict | None, metrics: dict[str, dict])
     return out
 
 
-def register(c: Certification, *, attempt: Path) -> str:
-    """Save a passed certification as a model package in the BentoML model store, append the ledger and move
-    the production pointer. Returns the tag."""
+def register(c: Certification, *, attempt: Path, by: str | None = None) -> str:
+    """Save a passed certification as a model package in the BentoML model store and append the ledger: the
+    first model of its brief is released to production (the pointer moves), a later one is staged (module
+    docstring, step 6). Returns the tag; ``c.extras["stage"]`` says where it went."""
     if not c.passed:
         raise WorkbenchError(f"run {c.run_id} did not pass its gates: nothing to register")
     brief, manifest, reports = c.brief, c.manifest, c.reports
@@ -488,12 +568,32 @@ def register(c: Certification, *, attempt: Path) -> str:
 
     package_sha = (get_model(tag).info.metadata or {}).get("package_sha256")
     card = card.replace(placeholder, tag)
-    with ledger.transition():  # the ledger line and the pointer move together, never interleaved with another
-        ledger.append({"action": "promote", "tag": tag, "sha256": c.export_info["sha256"],
-                       "package_sha256": package_sha, "run_id": c.run_id, "brief": brief.name, "model": c.selected,
-                       "attempt": str(attempt)})
-        ledger.set_production(tag, sha256=c.export_info["sha256"], run_id=c.run_id, brief=brief.name,
-                              package_sha256=package_sha)
+    details = {"sha256": c.export_info["sha256"], "package_sha256": package_sha, "run_id": c.run_id,
+               "brief": brief.name, "model": c.selected, "attempt": str(attempt)}
+    with ledger.transition():  # the ledger lines and the pointer move together, never interleaved with another
+        from ..serving.pointer import production_pointer
+        from .release import FIRST_MODEL, champion_for
+
+        ledger.record("certified", tag, reason="passed every promotion gate", by=by, from_stage=None, **details)
+        champion = champion_for(brief.name)  # read again under the lock: what certify compared may have moved
+        if champion is None:
+            current = production_pointer()
+            if current and current.get("tag"):  # another brief's model: one production model per home
+                ledger.record("retired", current["tag"], reason=f"replaced in production by {tag} (brief "
+                              f"{brief.name})", by=by, brief=current.get("brief"), replaced_by=tag)
+            ledger.record("released", tag, reason=FIRST_MODEL, by=by, from_stage="certified", **details)
+            ledger.set_production(tag, sha256=c.export_info["sha256"], run_id=c.run_id, brief=brief.name,
+                                  package_sha256=package_sha)
+            c.extras["stage"] = "production"
+        elif champion != c.extras.get("champion"):
+            ledger.record("staged", tag, reason=f"production changed to {champion} after the champion/challenger "
+                          f"gate compared with {c.extras.get('champion')}: compare again before releasing", by=by,
+                          from_stage="certified", champion=champion, **details)
+            c.extras["stage"] = "staging"
+        else:
+            ledger.record("staged", tag, reason=f"passed the champion/challenger gate against {champion}", by=by,
+                          from_stage="certified", champion=champion, **details)
+            c.extras["stage"] = "staging"
     atomic_write_text(attempt / P.CARD_MD, card)
     atomic_write_text(attempt / P.CARD_HTML, markdown_to_html(card, title=f"Model card: {brief.name}"))
     return tag
@@ -516,7 +616,8 @@ def attempt_folder(promotions_dir: Path, run_id: str) -> Path:
 
 
 def promote(ref: str = "latest", *, cfg: Settings | None = None, latency_calls: int = 1000,
-            on_step: Callable[[str], None] | None = None, brief: str | None = None) -> PromotionResult:
+            on_step: Callable[[str], None] | None = None, brief: str | None = None,
+            by: str | None = None) -> PromotionResult:
     """Promote a run's selected candidate (see the module docstring). Returns the result; never raises for a
     failed gate (the result says so), raises :class:`WorkbenchError` when the run cannot be evaluated at all.
     ``latest`` is the newest promotable run of ``brief`` (a name or the brief's YAML; default: the only brief
@@ -533,10 +634,15 @@ def promote(ref: str = "latest", *, cfg: Settings | None = None, latency_calls: 
     tag = None
     if c.passed:
         step("registering in the BentoML model store")
-        tag = register(c, attempt=attempt)
+        tag = register(c, attempt=attempt, by=by)
     else:
         ledger.append({"action": "refused", "run_id": c.run_id, "brief": c.brief.name, "model": c.selected,
-                       "failed_gates": [g.name for g in report.failed], "attempt": str(attempt)})
+                       "failed_gates": [g.name for g in report.failed], "attempt": str(attempt),
+                       "by": ledger.who(by)})
+    stage = c.extras.get("stage") if tag else None
     atomic_write_text(attempt / "result.json", json.dumps({"run_id": c.run_id, "promoted": tag is not None,
-                                                           "tag": tag}, indent=2) + "\n")
-    return PromotionResult(run_id=c.run_id, gates=report, attempt_dir=attempt, tag=tag, parity=c.parity)
+                                                           "tag": tag, "stage": stage,
+                                                           "champion": c.extras.get("champion")},
+                                                          indent=2) + "\n")
+    return PromotionResult(run_id=c.run_id, gates=report, attempt_dir=attempt, tag=tag, parity=c.parity,
+                           stage=stage, champion=c.extras.get("champion"))
