@@ -5,7 +5,10 @@ resolved at import -- ``$WORKBENCH_MODEL_TAG``, else the model a built Bento was
 production pointer (:func:`workbench.serving.resolve_model`) -- **once per server**: the first process of
 ``bentoml serve`` resolves it before any worker starts and pins it (``$WORKBENCH_SERVING_PIN``), and every worker,
 respawned ones included, serves that model until the server is restarted (a promotion or rollback never splits a
-server between two models). It is loaded, verified whole (``package.json``: every file's sha256) and self-tested
+server between two models). ``WORKBENCH_HOT_SWAP=1`` (off by default for now) replaces that pin when the model
+comes from the production pointer: each worker follows the pointer -- new champion verified beside the old one and
+swapped in atomically, a shadow or canary challenger beside it, automatic rollback of a failing challenger
+(:mod:`workbench.serving.deploy`). It is loaded, verified whole (``package.json``: every file's sha256) and self-tested
 in ``__init__``; ``/readyz`` answers 200 only after that, and never for a model that fails verification, nor
 while the prediction log cannot be written (it says why: ``not ready: prediction log unwritable: ...``).
 All logic lives in :mod:`workbench.serving`; this file imports nothing else from workbench, and nothing from
@@ -54,7 +57,14 @@ from workbench.serving.app import (
     respond,
     service_options,
 )
-from workbench.serving.observe import log_failure_hook, log_on_failure, prediction_log_for, prometheus_hook
+from workbench.serving.deploy import Deployment, hot_swap_enabled
+from workbench.serving.observe import (
+    deploy_metrics,
+    log_failure_hook,
+    log_on_failure,
+    prediction_log_for,
+    prometheus_hook,
+)
 from workbench.serving.openapi import openapi_document
 from workbench.serving.schema import RequestSchema, ServingConfig, response_model
 
@@ -65,7 +75,10 @@ install_header_timeout()  # uvicorn never closes a connection stalled in its req
 
 # In a built Bento, its bento.yaml (one folder up) pins the model it was built with. pin=True: resolved once, in
 # `bentoml serve`'s first process; its workers (respawned ones too) inherit it.
-MODEL = resolve_model(bento_dir=Path(__file__).resolve().parents[1], pin=True)
+# WORKBENCH_HOT_SWAP=1: no pin; every worker resolves the pointer and follows it (workbench.serving.deploy).
+HOT_SWAP = hot_swap_enabled()
+MODEL = resolve_model(bento_dir=Path(__file__).resolve().parents[1], pin=not HOT_SWAP)
+FOLLOW_POINTER = HOT_SWAP and MODEL.from_pointer
 LOG_ON_FAILURE = log_on_failure()  # "refuse" (503) or "serve" (answer anyway, loudly): WORKBENCH_LOG_ON_FAILURE
 try:
     CONFIG = ServingConfig.load(MODEL.path / "serving.json")  # for the schema; verified in __init__
@@ -95,17 +108,13 @@ class Predict:
     def __init__(self) -> None:
         # Verifies the ONNX sha256 (serving.json, the pointer, the store metadata) and self-tests; a failure
         # leaves it Unavailable: /readyz 503, /predict 503 with the reason.
-        self.predictor = load_predictor(MODEL)
-        if self.predictor.ready:
-            # Every answered request is in the prediction log before its answer leaves (workbench drift reads it);
-            # live counters by model version on /metrics. An unwritable log folder never crashes the worker: the
-            # service starts not ready, with the reason, and recovers once the folder is writable.
-            self.predictor.log = prediction_log_for(self.predictor.tag)
-            self.predictor.log_policy = LOG_ON_FAILURE
-            if self.predictor.log is not None:
-                self.predictor.log.check()
-            self.predictor.on_scored = prometheus_hook(self.predictor.tag)
-            self.predictor.on_log_failure = log_failure_hook(self.predictor.tag)
+        predictor = load_predictor(MODEL)
+        if predictor.ready:
+            _observe(predictor)
+        self.predictor = predictor
+        if FOLLOW_POINTER:  # champion swaps, challenger, rollback: one watcher thread per worker
+            self.predictor = Deployment(predictor, champion_key=(MODEL.tag, MODEL.package_certified.get(
+                "the production pointer")), prepare=_observe, metrics=deploy_metrics()).start()
         SLOT.instance = self  # PredictRoute answers /predict with self.predictor from now on
         # Start-up objects (~90k: BentoML, pydantic, onnxruntime) never die; a full GC pass over them took
         # ~33 ms here, a stall on every request in flight. Freeze them out of the collector's scans.
@@ -120,6 +129,18 @@ class Predict:
         probability and label; multiclass: label and every class's probability; regression: prediction) and
         flags per record."""
         return await respond(self.predictor, body, ctx)
+
+
+def _observe(predictor) -> None:  # noqa: ANN001
+    """Every answered request is in the prediction log before its answer leaves (workbench drift reads it); live
+    counters by model version on /metrics. An unwritable log folder never crashes the worker: the service starts
+    not ready, with the reason, and recovers once the folder is writable."""
+    predictor.log = prediction_log_for(predictor.tag)
+    predictor.log_policy = LOG_ON_FAILURE
+    if predictor.log is not None:
+        predictor.log.check()
+    predictor.on_scored = prometheus_hook(predictor.tag)
+    predictor.on_log_failure = log_failure_hook(predictor.tag)
 
 
 def _document() -> dict:

@@ -35,7 +35,12 @@ def _():
         """Technical detail folded away (collapsed) for the specialists."""
         return mo.accordion({title: mo.vstack(list(items))})
 
-    return ad, lead, mo, table, technical
+    def chart(spec):
+        """An interactive chart (altair, rendered by vega-embed): tooltips on hover, and the selection the spec
+        defines itself (click to pick out, double-click to clear; the group chart's legend filters)."""
+        return mo.ui.altair_chart(spec, chart_selection=False, legend_selection=False)
+
+    return ad, chart, lead, mo, table, technical
 
 
 @app.cell
@@ -144,7 +149,7 @@ def _(ad, lead, mo, production, run, table, technical):
 
 
 @app.cell
-def _(ad, lead, mo, run, table, technical):
+def _(ad, chart, lead, mo, run, table, technical):
     _lb = run["reports"]["leaderboard"]
     _perf = ad.performance_frame(_lb)
     _primary = _lb["primary"]
@@ -179,7 +184,7 @@ def _(ad, lead, mo, run, table, technical):
         mo.md("A model earns its place only by beating the best simple rule (a *baseline*) by the brief's margin, on "
               "test data it never saw."),
         _stats,
-        ad.plot_performance(_lb, success_threshold=run["brief"].get("success", {}).get("threshold")),
+        chart(ad.chart_performance(_lb, success_threshold=run["brief"].get("success", {}).get("threshold"))),
         table(_plain, label="models"),
         technical("Every metric and the cross-validation figures",
                   table(_all, label="all metrics"),
@@ -203,7 +208,7 @@ def _(ad, mo, run):
 
 
 @app.cell
-def _(ad, fair_feature, fair_metric, fairness, lead, mo, run, table, technical):
+def _(ad, chart, fair_feature, fair_metric, fairness, lead, mo, run, table, technical):
     mo.stop(not fairness or fair_feature.value is None or fair_metric.value is None,
             mo.md("## 3 · Fairness slices\n_This run has no fairness report._"))
     _slice = ad.fairness_slice(fairness, fair_feature.value, fair_metric.value)
@@ -241,8 +246,8 @@ def _(ad, fair_feature, fair_metric, fairness, lead, mo, run, table, technical):
               f"lies in ({_level:.0%} confidence). Groups with fewer than {fairness.get('min_slice_size')} "
               f"people{_small} are shown but not compared: their ranges are too wide to conclude anything."
               f"{_units}"),
-        ad.plot_fairness_slice(_slice, feature=fair_feature.value, metric=fair_metric.value, overall=_overall,
-                               confidence_level=fairness.get("confidence_level")),
+        chart(ad.chart_fairness_slice(_slice, feature=fair_feature.value, metric=fair_metric.value,
+                                      overall=_overall, confidence_level=fairness.get("confidence_level"))),
         table(_groups, label=f"groups of {fair_feature.value}", wrap=["note"]),
         mo.md(f"**Gaps between the groups of {fair_feature.value}.** The check uses the upper end of the likely "
               "range, so a gap passes only if even its pessimistic value is within the limit. A gap with no limit "
@@ -267,7 +272,7 @@ def _(ad, fairness, mo, run):
 
 
 @app.cell
-def _(ad, contributions, driver_feature, fairness, lead, mo, shap, table, technical):
+def _(ad, chart, contributions, driver_feature, fairness, lead, mo, shap, table, technical):
     mo.stop(not shap, mo.md("## 4 · What drives the scores\n_This run has no SHAP report._"))
     _imp = ad.shap_importance(shap)
     _add = shap.get("additivity", {})
@@ -289,8 +294,8 @@ def _(ad, contributions, driver_feature, fairness, lead, mo, shap, table, techni
                         f"{_add.get('max_abs_error', float('nan')):.1e} "
                         f"({'passed' if _add.get('passed') else 'FAILED'}).")),
     ]
-    _parts = [*_head, ad.plot_importance(_imp, title=f"What the answers depend on most: {ad.model_name(shap.get('model'))}",
-                                         unit=_unit)]
+    _parts = [*_head, chart(ad.chart_importance(
+        _imp, title=f"What the answers depend on most: {ad.model_name(shap.get('model'))}", unit=_unit))]
     if driver_feature.value is not None:
         _drivers = ad.group_drivers(shap, contributions, driver_feature.value)
         _signed = shap.get("task") != "multiclass_classification"
@@ -305,7 +310,7 @@ def _(ad, contributions, driver_feature, fairness, lead, mo, shap, table, techni
         _parts += [
             mo.md(f"**Drivers within groups.** The same measure inside each group; {_direction}"),
             driver_feature,
-            ad.plot_group_drivers(_drivers, feature=driver_feature.value, unit=_unit),
+            chart(ad.chart_group_drivers(_drivers, feature=driver_feature.value, unit=_unit)),
             table(_top, label="top 3 drivers per group"),
         ]
     mo.vstack(_parts)
@@ -375,8 +380,8 @@ def _(ad, mo, production, whatif_form):
 
 
 @app.cell
-def _(ad, lead, mo, production, table, technical, whatif_background, whatif_fields, whatif_form, whatif_model,
-      whatif_note, whatif_package, whatif_run):
+def _(ad, chart, lead, mo, production, table, technical, whatif_background, whatif_fields, whatif_form,
+      whatif_model, whatif_note, whatif_package, whatif_run):
     mo.stop(production["status"] != "ok")
     _submitted = whatif_form.value is not None
     _err = ""
@@ -404,7 +409,7 @@ def _(ad, lead, mo, production, table, technical, whatif_background, whatif_fiel
             f"Class for {_who}: <b style='font-size:1.6rem'>{_score['label']}</b> "
             f"(probability {_score['probability']:.3f}; {_probs})</div>"
         )
-        _parts = [_lead, mo.callout(_headline, kind="neutral"), ad.plot_class_probabilities(_score)]
+        _parts = [_lead, mo.callout(_headline, kind="neutral"), chart(ad.chart_class_probabilities(_score))]
     else:
         _pos = _score["label"] == _score["positive_label"]
         _headline = mo.Html(
@@ -427,7 +432,7 @@ def _(ad, lead, mo, production, table, technical, whatif_background, whatif_fiel
             _parts += [
                 mo.md("**Why this answer.** Orange bars raise the answer, blue bars lower it (a direction, not good "
                       "or bad)."),
-                ad.plot_contributions(_exp),
+                chart(ad.chart_contributions(_exp)),
                 table(_rows, label="contributions"),
                 technical("Technical detail of the explanation",
                           mo.md(f"Contributions ({_exp['unit']}) from the run's notebook model `{_exp['model']}` "

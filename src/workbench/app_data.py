@@ -2,7 +2,8 @@
 
 Every function here reads artifacts that earlier stages certified -- run manifests, ``reports/*.json``, the
 SHAP contributions Parquet, the BentoML model packages, the promotion attempts and the prediction log -- and
-returns plain dicts, polars frames or matplotlib figures. Nothing trains and nothing writes: the app is a
+returns plain dicts, polars frames, matplotlib figures (report.html) or altair charts (the app's
+interactive charts, built from the same frames). Nothing trains and nothing writes: the app is a
 window on the runs, not a stage of the lifecycle.
 
 Two calls go beyond reading JSON, both for the what-if form:
@@ -43,12 +44,14 @@ __all__ = [
     "card_sections",
     "performance_frame",
     "plot_performance",
+    "chart_performance",
     "metric_label",
     "task_of",
     "fairness_choices",
     "fairness_slice",
     "fairness_gaps",
     "plot_fairness_slice",
+    "chart_fairness_slice",
     "shap_importance",
     "load_contributions",
     "driver_features",
@@ -56,6 +59,8 @@ __all__ = [
     "shap_unit",
     "plot_importance",
     "plot_group_drivers",
+    "chart_importance",
+    "chart_group_drivers",
     "whatif_fields",
     "whatif_row",
     "score_whatif",
@@ -64,6 +69,9 @@ __all__ = [
     "verified_model",
     "explain_whatif",
     "plot_contributions",
+    "chart_contributions",
+    "chart_class_probabilities",
+    "CHART_WIDTH",
     "drift_status",
     "prediction_drift_summary",
     "run_error",
@@ -377,38 +385,57 @@ def performance_frame(leaderboard: dict) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
+def _performance_bars(leaderboard: dict) -> dict[str, Any]:
+    """What both performance charts draw (the matplotlib figure and the altair chart), from
+    :func:`performance_frame`: ``frame`` (``model``, ``name``, ``role``, ``value``, ``colour``, top to bottom),
+    ``primary``, ``higher`` (greater is better), ``classifier``, and ``to_beat`` (``best``, ``value``, ``sign``)
+    when the run has a best baseline."""
+    from .tasks import get_task
+
+    frame = performance_frame(leaderboard)
+    primary = leaderboard["primary"]
+    task = get_task(task_of(leaderboard))
+    higher = task.greater_is_better(primary) if primary in task.metrics else True
+    roles = frame["role"].to_list()
+    bars = pl.DataFrame({
+        "model": frame["model"], "name": [model_name(m) for m in frame["model"].to_list()], "role": frame["role"],
+        "value": [v if v is not None else 0.0 for v in frame[primary].to_list()],
+        "colour": [_ORANGE if r == "selected" else _GREY if r in ("baseline", "best baseline") else _BLUE
+                   for r in roles],
+    }, schema={"model": pl.String, "name": pl.String, "role": pl.String, "value": pl.Float64, "colour": pl.String})
+    to_beat = None
+    best = leaderboard.get("best_baseline")
+    if best in leaderboard["models"]:
+        base = leaderboard["models"][best]["test"]["metrics"][primary]
+        margin = float(leaderboard.get("min_improvement") or 0.0)
+        to_beat = {"best": best, "value": base + margin if higher else base - margin, "sign": "+" if higher else "-"}
+    return {"frame": bars, "primary": primary, "higher": higher, "classifier": task.is_classifier,
+            "to_beat": to_beat}
+
+
 def plot_performance(leaderboard: dict, *, success_threshold: float | None = None) -> Any:
     """Horizontal bars of the primary metric per model (baselines grey, the selected candidate orange), with the
     bar to beat (best baseline + required improvement) and the brief's success threshold."""
     from matplotlib.figure import Figure
 
-    frame = performance_frame(leaderboard)
-    primary = leaderboard["primary"]
+    d = _performance_bars(leaderboard)
+    frame, primary, higher = d["frame"], d["primary"], d["higher"]
     names = frame["model"].to_list()[::-1]
-    values = [v if v is not None else 0.0 for v in frame[primary].to_list()[::-1]]
-    from .tasks import get_task
-
-    task = get_task(task_of(leaderboard))
-    higher = task.greater_is_better(primary) if primary in task.metrics else True
-    roles = frame["role"].to_list()[::-1]
-    colors = [_ORANGE if r == "selected" else _GREY if r in ("baseline", "best baseline") else _BLUE for r in roles]
+    values = frame["value"].to_list()[::-1]
+    colors = frame["colour"].to_list()[::-1]
     fig = Figure(figsize=(6.5, 0.45 * len(names) + 1.4), layout="constrained")
     ax = fig.add_subplot()
     ax.barh(names, values, color=colors)
     for y, v in enumerate(values):
         ax.text(v, y, f" {v:.3f}", va="center", fontsize=8)
-    best = leaderboard.get("best_baseline")
-    if best in leaderboard["models"]:
-        base = leaderboard["models"][best]["test"]["metrics"][primary]
-        margin = float(leaderboard.get("min_improvement") or 0.0)
-        bar = base + margin if higher else base - margin
-        sign = "+" if higher else "-"
-        ax.axvline(bar, color=_GREY, linestyle="--", linewidth=1,
-                   label=f"to beat: {best} {sign} margin ({bar:.3f})")
+    if d["to_beat"] is not None:
+        tb = d["to_beat"]
+        ax.axvline(tb["value"], color=_GREY, linestyle="--", linewidth=1,
+                   label=f"to beat: {tb['best']} {tb['sign']} margin ({tb['value']:.3f})")
     if success_threshold is not None:
         ax.axvline(success_threshold, color=_GREEN, linestyle=":", linewidth=1.5,
                    label=f"success threshold ({success_threshold:.3f})")
-    lo, hi = min([0.0, *values]), max([1.0 if task.is_classifier else 0.0, *values])
+    lo, hi = min([0.0, *values]), max([1.0 if d["classifier"] else 0.0, *values])
     ax.set_xlim(lo * 1.12 if lo < 0 else 0, hi * 1.12 if hi > 0 else 1.0)
     ax.set_xlabel(f"{term(primary)} on test data ({'higher' if higher else 'lower'} is better)")
     ax.set_title(f"Performance against the baseline ({term(primary)})")
@@ -630,8 +657,7 @@ def plot_group_drivers(drivers: pl.DataFrame, *, feature: str, top: int = 8, uni
     """Grouped bars of mean |SHAP| for the strongest columns, one bar per group (legend gives each group's n)."""
     from matplotlib.figure import Figure
 
-    order = (drivers.group_by("feature").agg(pl.col("mean_abs_shap").max())
-             .sort("mean_abs_shap", descending=True, maintain_order=True)["feature"].to_list()[:top])
+    order = _driver_order(drivers, top)
     groups = drivers.select("group", "n").unique(maintain_order=True).sort("group")
     fig = Figure(figsize=(6.5, 0.5 * len(order) + 1.5), layout="constrained")
     ax = fig.add_subplot()
@@ -936,6 +962,259 @@ def plot_contributions(explanation: dict, *, top: int = 10) -> Any:
     ax.set_title(title)
     ax.tick_params(axis="y", labelsize=8)
     return fig
+
+
+# =============================================================================================== interactive charts
+# The app's on-screen charts: altair (Vega-Lite) specs built from the same frames as the matplotlib figures above
+# (which report.html and the static exports keep using), with the same colours. The app wraps each one in
+# ``mo.ui.altair_chart``; every chart has tooltips, and a selection where picking something helps reading.
+CHART_WIDTH = 600
+"""Width (px) of the app's interactive charts (the medium marimo layout leaves about 700 px)."""
+
+
+def _alt() -> Any:
+    import altair as alt
+
+    return alt
+
+
+def _chart_id(chart: Any, name: str) -> Any:
+    """Tag a chart so the app's browser test (and a reader of the spec) can tell the charts apart."""
+    return chart.properties(usermeta={"wb_chart": f"wb-chart-{name}"})
+
+
+def _fmt(metric: str) -> str:
+    """The d3 format of a per-group figure: rates as percentages, target units as numbers."""
+    return ".1%" if _is_rate(metric) else ".4g"
+
+
+def _value_text(metric: str, v: float | None) -> str:
+    if v is None:
+        return ""
+    return f"{100 * v:.1f}%" if _is_rate(metric) else f"{v:.4g}"
+
+
+def chart_performance(leaderboard: dict, *, success_threshold: float | None = None) -> Any:
+    """The performance chart, interactive: the primary metric per model (the selected candidate orange, baselines
+    grey, other candidates blue) against the bar to beat (dashed grey) and the brief's success threshold (dotted
+    green); hover a bar for the model, its role and its figure, click one to pick it out."""
+    alt = _alt()
+    d = _performance_bars(leaderboard)
+    frame, primary, higher = d["frame"], d["primary"], d["higher"]
+    label = term(primary)
+    better = "higher" if higher else "lower"
+    values = frame["value"].to_list()
+    lo, hi = min([0.0, *values]), max([1.0 if d["classifier"] else 0.0, *values])
+    domain = [lo * 1.12 if lo < 0 else 0.0, hi * 1.12 if hi > 0 else 1.0]
+    roles = ["selected", "best baseline", "baseline", "candidate"]
+    colours = [_ORANGE, _GREY, _GREY, _BLUE]
+    data = frame.with_columns(pl.col("value").round(6), pl.col("role").replace("", "candidate"))
+    pick = alt.selection_point(fields=["model"], name="model_pick", on="click", clear="dblclick")
+    y = alt.Y("name:N", sort=data["name"].to_list(), title=None, axis=alt.Axis(labelLimit=260))
+    x = alt.X("value:Q", scale=alt.Scale(domain=domain, nice=False), title=f"{label} on test data ({better} is better)")
+    base = alt.Chart(data)
+    bars = base.mark_bar().encode(
+        x=x, y=y,
+        color=alt.Color("role:N", scale=alt.Scale(domain=roles, range=colours),
+                        legend=alt.Legend(title="model", orient="bottom")),
+        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.35)),
+        tooltip=[alt.Tooltip("name:N", title="model"), alt.Tooltip("role:N", title="role"),
+                 alt.Tooltip("value:Q", title=label, format=".3f")],
+    ).add_params(pick)
+    text = base.mark_text(align="left", dx=3, fontSize=11).encode(x="value:Q", y=y, text=alt.Text("value:Q", format=".3f"))
+    lines = []
+    if d["to_beat"] is not None:
+        tb = d["to_beat"]
+        lines.append({"line": f"to beat: {model_name(tb['best'])} {tb['sign']} margin", "value": round(tb["value"], 6),
+                      "kind": "to beat"})
+    if success_threshold is not None:
+        lines.append({"line": "success threshold in the brief", "value": float(success_threshold),
+                      "kind": "success threshold"})
+    layers = [bars, text]
+    if lines:
+        rules = alt.Chart(pl.DataFrame(lines)).mark_rule(strokeWidth=2).encode(
+            x="value:Q",
+            color=alt.Color("kind:N", scale=alt.Scale(domain=["to beat", "success threshold"], range=[_DARK, _GREEN]),
+                            legend=alt.Legend(title="line", orient="bottom")),
+            strokeDash=alt.StrokeDash("kind:N", scale=alt.Scale(domain=["to beat", "success threshold"],
+                                                                 range=[[6, 4], [2, 3]]), legend=None),
+            tooltip=[alt.Tooltip("line:N", title="line"), alt.Tooltip("value:Q", title=label, format=".3f")],
+        )
+        layers.append(rules)
+    chart = alt.layer(*layers).resolve_scale(color="independent").properties(
+        width=CHART_WIDTH, height=30 * max(data.height, 2),
+        title=f"Performance against the baseline ({label})")
+    return _chart_id(chart, "performance")
+
+
+def chart_fairness_slice(frame: pl.DataFrame, *, feature: str, metric: str, overall: float | None = None,
+                         confidence_level: float | None = None) -> Any:
+    """The fairness slice chart, interactive, from :func:`fairness_slice`'s frame: each group's figure (dot) and
+    its interval (line); blue = enough evidence, hollow grey = too little. Hover shows the group, its people, the
+    figure, the interval and the evidence; click a group to pick it out."""
+    alt = _alt()
+    label = metric_label(metric)
+    level = f"{confidence_level:.0%} " if confidence_level else ""
+    shown = frame.filter(pl.col("value").is_not_null())
+    data = pl.DataFrame({
+        "group": shown["group"],
+        "label": [f"{g} (n={n})" for g, n in zip(shown["group"], shown["n"], strict=True)],
+        "people": shown["n"],
+        "value": shown["value"], "ci_low": shown["ci_low"], "ci_high": shown["ci_high"],
+        "figure": [_value_text(metric, v) for v in shown["value"].to_list()],
+        "interval": ["" if lo is None or hi is None else f"{_value_text(metric, lo)} to {_value_text(metric, hi)}"
+                     for lo, hi in zip(shown["ci_low"].to_list(), shown["ci_high"].to_list(), strict=True)],
+        "evidence": ["enough people to compare" if e == "ok" else "too few people to compare"
+                     for e in shown["evidence"].to_list()],
+        "note": shown["note"],
+    }, schema={"group": pl.String, "label": pl.String, "people": pl.Int64, "value": pl.Float64,
+               "ci_low": pl.Float64, "ci_high": pl.Float64, "figure": pl.String, "interval": pl.String,
+               "evidence": pl.String, "note": pl.String})
+    order = [f"{g} (n={n})" for g, n in zip(frame["group"], frame["n"], strict=True)]
+    evidence = ["enough people to compare", "too few people to compare"]
+    pick = alt.selection_point(fields=["group"], name="group_pick", on="click", clear="dblclick")
+    tooltip = [alt.Tooltip("group:N", title=feature), alt.Tooltip("people:Q", title="people"),
+               alt.Tooltip("figure:N", title=label), alt.Tooltip("interval:N", title=f"{level}likely range"),
+               alt.Tooltip("evidence:N", title="evidence")]
+    if _is_rate(metric):
+        scale = alt.Scale(domain=[-0.02, 1.02], nice=False)
+    else:
+        scale = alt.Scale(zero=metric.startswith("mean_residual"), nice=True, padding=12)
+    y = alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=260))
+    x_title = f"{label}: dot = estimate, line = {level}bootstrap interval"
+    base = alt.Chart(data)
+    lines = base.mark_rule(strokeWidth=3).encode(
+        x=alt.X("ci_low:Q", scale=scale, title=x_title, axis=alt.Axis(format=_fmt(metric))), x2="ci_high:Q", y=y,
+        color=alt.Color("evidence:N", scale=alt.Scale(domain=evidence, range=[_BLUE, _GREY]),
+                        legend=alt.Legend(title="evidence", orient="bottom")),
+        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.3)), tooltip=tooltip)
+    dots = base.mark_point(size=110, strokeWidth=2, opacity=1).encode(
+        x=alt.X("value:Q", scale=scale), y=y,
+        stroke=alt.Stroke("evidence:N", scale=alt.Scale(domain=evidence, range=[_BLUE, _GREY]), legend=None),
+        fill=alt.Fill("evidence:N", scale=alt.Scale(domain=evidence, range=[_BLUE, "white"]), legend=None),
+        fillOpacity=alt.condition(pick, alt.value(1.0), alt.value(0.3)),
+        tooltip=tooltip,
+    ).add_params(pick)
+    layers = [lines, dots]
+    refs = []
+    if overall is not None:
+        refs.append({"line": f"everyone: {_value_text(metric, overall)}", "value": float(overall), "kind": "everyone"})
+    if metric.startswith("mean_residual"):
+        refs.append({"line": "zero: no under- or over-estimate", "value": 0.0, "kind": "zero"})
+    if refs:
+        layers.insert(0, alt.Chart(pl.DataFrame(refs)).mark_rule(strokeWidth=1.2).encode(
+            x=alt.X("value:Q", scale=scale),
+            strokeDash=alt.StrokeDash("kind:N", scale=alt.Scale(domain=["everyone", "zero"], range=[[6, 4], [1, 0]]),
+                                      legend=None),
+            color=alt.value(_DARK), tooltip=[alt.Tooltip("line:N", title="line")]))
+    chart = alt.layer(*layers).properties(
+        width=CHART_WIDTH, height=30 * max(len(order), 2),
+        title=f"{label} by {feature} (hollow grey: too little evidence)")
+    return _chart_id(chart, "fairness")
+
+
+def chart_importance(importance: pl.DataFrame, *, title: str = "Global importance", top: int = 15,
+                     unit: str = "log-odds") -> Any:
+    """The SHAP importance chart, interactive, from :func:`shap_importance`'s frame: mean |SHAP| per column
+    (blue, largest on top); hover for the figure and its rank, click a column to pick it out."""
+    alt = _alt()
+    imp = importance.head(top).with_columns(pl.int_range(1, pl.len() + 1).alias("rank"))
+    pick = alt.selection_point(fields=["feature"], name="feature_pick", on="click", clear="dblclick")
+    chart = alt.Chart(imp).mark_bar(color=_BLUE).encode(
+        x=alt.X("mean_abs_shap:Q", title=f"average size of the effect on the answer ({unit})"),
+        y=alt.Y("feature:N", sort=imp["feature"].to_list(), title=None, axis=alt.Axis(labelLimit=260)),
+        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.35)),
+        tooltip=[alt.Tooltip("feature:N", title="input"), alt.Tooltip("rank:Q", title="rank"),
+                 alt.Tooltip("mean_abs_shap:Q", title=f"how much it matters ({unit})", format=".4f")],
+    ).add_params(pick).properties(width=CHART_WIDTH, height=22 * max(imp.height, 2), title=title)
+    return _chart_id(chart, "importance")
+
+
+def _driver_order(drivers: pl.DataFrame, top: int) -> list[str]:
+    """The columns a group-driver chart shows: the ``top`` with the largest mean |SHAP| in any group."""
+    return (drivers.group_by("feature").agg(pl.col("mean_abs_shap").max())
+            .sort("mean_abs_shap", descending=True, maintain_order=True)["feature"].to_list()[:top])
+
+
+def chart_group_drivers(drivers: pl.DataFrame, *, feature: str, top: int = 8, unit: str = "log-odds") -> Any:
+    """The group-driver chart, interactive, from :func:`group_drivers`'s frame: mean |SHAP| of the strongest
+    columns, one bar per group (group colours, never the orange/blue direction pair nor red). Hover for the
+    group, its people, the rank and the average direction; click a group in the legend to show it alone."""
+    alt = _alt()
+    order = _driver_order(drivers, top)
+    groups = drivers.select("group", "n").unique(maintain_order=True).sort("group")
+    legend = [f"{g} (n={n})" for g, n in groups.iter_rows()]
+    data = (drivers.filter(pl.col("feature").is_in(order))
+            .with_columns(pl.format("{} (n={})", "group", "n").alias("group_label"),
+                          pl.when(pl.col("mean_shap").is_null()).then(pl.lit("(not signed)"))
+                          .when(pl.col("mean_shap") > 0).then(pl.format("raises ({})", pl.col("mean_shap").round(3)))
+                          .otherwise(pl.format("lowers ({})", pl.col("mean_shap").round(3))).alias("direction")))
+    pick = alt.selection_point(fields=["group_label"], name="group_legend", bind="legend")
+    chart = alt.Chart(data).mark_bar().encode(
+        x=alt.X("mean_abs_shap:Q", title=f"average size of the effect on the answer ({unit})"),
+        y=alt.Y("feature:N", sort=order, title=None, axis=alt.Axis(labelLimit=260)),
+        yOffset=alt.YOffset("group_label:N", sort=legend),
+        color=alt.Color("group_label:N", sort=legend,
+                        scale=alt.Scale(domain=legend, range=[_GROUPS[i % len(_GROUPS)] for i in range(len(legend))]),
+                        legend=alt.Legend(title=f"{feature} (click to show one)", orient="bottom", columns=3,
+                                          labelLimit=260)),
+        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
+        tooltip=[alt.Tooltip("group:N", title=feature), alt.Tooltip("n:Q", title="people"),
+                 alt.Tooltip("feature:N", title="input"), alt.Tooltip("rank:Q", title="rank in the group"),
+                 alt.Tooltip("mean_abs_shap:Q", title=f"how much it matters ({unit})", format=".4f"),
+                 alt.Tooltip("direction:N", title="direction on average")],
+    ).add_params(pick).properties(width=CHART_WIDTH, height=alt.Step(max(6, min(16, 48 // max(len(legend), 1)))),
+                                  title=f"What drives the score within groups of {feature}")
+    return _chart_id(chart, "drivers")
+
+
+def chart_contributions(explanation: dict, *, top: int = 10) -> Any:
+    """The what-if contribution chart, interactive, from :func:`explain_whatif`'s ``contributions``: one row's
+    strongest contributions (orange raises the answer, blue lowers it: a direction, not a judgement); hover for
+    the input, its value and its contribution."""
+    alt = _alt()
+    t = explanation["contributions"].head(top)
+    data = t.with_columns(pl.format("{} = {}", "feature", "value").alias("label"),
+                          pl.when(pl.col("contribution") > 0).then(pl.lit("raises it")).otherwise(pl.lit("lowers it"))
+                          .alias("direction"))
+    unit = explanation.get("unit", "log-odds")
+    what = "the prediction" if explanation.get("task") == "regression" else "the score"
+    if explanation.get("task") == "regression":
+        title = f"Why this prediction: base {explanation['base_value']:.4g}, total {explanation['margin']:.4g}"
+    else:
+        cls = f" of {explanation['class']}" if explanation.get("class") is not None else ""
+        title = f"Why this score{cls}: base {explanation['base_value']:+.2f}, total {explanation['margin']:+.2f}"
+    y = alt.Y("label:N", sort=data["label"].to_list(), title=None, axis=alt.Axis(labelLimit=300))
+    bars = alt.Chart(data).mark_bar().encode(
+        x=alt.X("contribution:Q", title=f"contribution to {what} ({unit}; > 0 raises it)"), y=y,
+        color=alt.Color("direction:N", scale=alt.Scale(domain=["raises it", "lowers it"], range=[_UP, _DOWN]),
+                        legend=alt.Legend(title=None, orient="bottom")),
+        tooltip=[alt.Tooltip("feature:N", title="input"), alt.Tooltip("value:N", title="value"),
+                 alt.Tooltip("contribution:Q", title=f"contribution ({unit})", format="+.4f"),
+                 alt.Tooltip("direction:N", title="effect")],
+    )
+    zero = alt.Chart(pl.DataFrame({"x": [0.0]})).mark_rule(color="#555").encode(x="x:Q")
+    chart = alt.layer(bars, zero).properties(width=CHART_WIDTH, height=24 * max(data.height, 2), title=title)
+    return _chart_id(chart, "contributions")
+
+
+def chart_class_probabilities(score: dict) -> Any:
+    """A multiclass what-if answer's probability per class, interactive (the predicted class orange)."""
+    alt = _alt()
+    classes = list(score["probabilities"])
+    data = pl.DataFrame({"class": classes, "probability": [score["probabilities"][c] for c in classes],
+                         "answer": ["predicted" if c == score["label"] else "other" for c in classes]})
+    y = alt.Y("class:N", sort=classes, title=None)
+    bars = alt.Chart(data).mark_bar().encode(
+        x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1.1], nice=False), title="probability (ONNX model)"),
+        y=y, color=alt.Color("answer:N", scale=alt.Scale(domain=["predicted", "other"], range=[_ORANGE, _BLUE]),
+                             legend=None),
+        tooltip=[alt.Tooltip("class:N"), alt.Tooltip("probability:Q", format=".3f")])
+    text = alt.Chart(data).mark_text(align="left", dx=3).encode(x="probability:Q", y=y,
+                                                                text=alt.Text("probability:Q", format=".3f"))
+    chart = alt.layer(bars, text).properties(width=CHART_WIDTH, height=26 * max(len(classes), 2),
+                                             title=f"Predicted class: {score['label']}")
+    return _chart_id(chart, "classes")
 
 
 # =============================================================================================== plain language

@@ -483,7 +483,8 @@ def _promotion_status(run_id: str | None) -> dict:
     from .serving.pointer import production_pointer
 
     try:
-        events = [e for e in read_ledger() if e.get("run_id") == run_id and e.get("action") in ("promote", "refused")]
+        events = [e for e in read_ledger() if e.get("run_id") == run_id
+                  and e.get("action") in ("promote", "certified", "refused")]
         prod = (production_pointer() or {}).get("tag")
     except (WorkbenchError, OSError, ValueError):
         return {"state": "unknown", "summary": "unknown (the ledger cannot be read)"}
@@ -495,8 +496,12 @@ def _promotion_status(run_id: str | None) -> dict:
         return {"state": "refused", "at": last.get("at"), "failed_gates": last.get("failed_gates"),
                 "summary": f"refused {str(last.get('at', ''))[:19]} (failed: {failed})"}
     tag = last.get("tag")
-    where = "in production" if tag == prod else "certified, not in production"
-    return {"state": "promoted", "tag": tag, "in_production": tag == prod, "at": last.get("at"),
+    from .registry.ledger import stage_of
+
+    stage = stage_of(tag) if tag else None
+    in_prod = stage == "production" if stage else tag == prod
+    where = "in production" if in_prod else (f"in {stage}" if stage else "certified, not in production")
+    return {"state": "promoted", "tag": tag, "in_production": in_prod, "stage": stage, "at": last.get("at"),
             "summary": f"promoted as {tag} ({where})"}
 
 
@@ -508,8 +513,12 @@ def promote(
     brief: Annotated[str, typer.Option("--brief", "-b", help="Brief name or YAML: whose runs 'latest' means "
                                                              "(default: the only brief with runs).")] = "",
     latency_calls: Annotated[int, typer.Option(help="Single-row calls timed for the latency gate.")] = 1000,
+    by: Annotated[str, typer.Option("--by", help="Who promotes (recorded; default: the OS user).")] = "",
 ) -> None:
     """Certify a run's selected model through the go/no-go gates and register it, or refuse (exit 3).
+
+    The first model of a brief goes to production; later ones stop at staging (after a champion/challenger gate
+    against the production model) until `workbench release <tag> --approve "reason"`.
 
     Every gate is recomputed from the run's primary evidence, each file verified against the sha256 the run
     recorded: evidence integrity (reports, artifacts, frozen brief, data), held-out predictions checked against
@@ -520,16 +529,22 @@ def promote(
     from .registry.promote import promote as do_promote
 
     result = do_promote(_existing_run(run), cfg=settings(), latency_calls=latency_calls, brief=brief or None,
-                        on_step=lambda msg: _out(f"[cyan]>[/] {escape(str(msg))}"))
+                        by=by or None, on_step=lambda msg: _out(f"[cyan]>[/] {escape(str(msg))}"))
     colors = {"pass": "green", "fail": "red", "info": "white"}
     rows = [[g.name, _s(g.value), _s(g.threshold), _styled(g.verdict, colors.get(g.verdict, "white")), g.detail]
             for g in result.gates.gates]
     columns = [("gate", {}), ("value", {}), ("threshold", {}), ("verdict", {}), ("detail", {"drop": 0})]
     console.print(_table(f"promotion gates: run {result.run_id}, model {result.gates.model}", columns, rows))
     _out(f"gate report, parity certificate and model card: {escape(str(result.attempt_dir))}")
-    if result.promoted:
-        _out(f"[bold green]promoted[/] {escape(str(result.tag))} (now in production)")
+    if result.promoted and getattr(result, "stage", "production") == "production":
+        _out(f"[bold green]promoted[/] {escape(str(result.tag))} (now in production; first model of its brief: no "
+             "champion to compare)")
         _out("serve it: cd bento && ../.venv/bin/bentoml serve --host 127.0.0.1 --port 3000")
+        return
+    if result.promoted:
+        _out(f"[bold green]promoted[/] {escape(str(result.tag))} to staging (champion "
+             f"{escape(str(result.champion))} stays in production); release it: "
+             f"workbench release {escape(str(result.tag))} --approve \"...\"")
         return
     failed = ", ".join(g.name for g in result.gates.failed)
     err_console.print(f"[bold red]refused[/]: failed gate(s): {escape(failed)}. Nothing was registered.",
@@ -545,11 +560,12 @@ def _s(v: Any) -> str:
 
 @_command()
 @handles_errors
-def rollback(reason: Annotated[str, typer.Option(help="Why (recorded in the ledger).")] = "") -> None:
-    """Return production to the previously certified model (the one before the current promotion)."""
+def rollback(reason: Annotated[str, typer.Option(help="Why (recorded in the ledger).")] = "",
+             by: Annotated[str, typer.Option("--by", help="Who (default: the OS user).")] = "") -> None:
+    """Return production to the previously released model; the rolled-back one goes back to staging."""
     from .registry.ledger import rollback as do_rollback
 
-    entry = do_rollback(reason=reason)
+    entry = do_rollback(reason=reason, by=by or None)
     _out(f"[bold yellow]rolled back[/]: production is now {escape(str(entry['tag']))} "
          f"(was {escape(str(entry['from_tag']))}); restart `bentoml serve` to load it")
 
@@ -561,43 +577,83 @@ def models(
     plain: Annotated[bool, typer.Option("--plain", help="Tab-separated lines for scripts, no header: tag, stage, "
                                                         "run, model, primary metric, value, created.")] = False,
 ) -> None:
-    """Certified models in the BentoML store, the production one marked, and the ledger's history."""
-    from .registry.ledger import read_ledger
-    from .registry.store import list_models
-    from .serving.pointer import production_pointer
+    """Registered models with their stage (certified, staging, production, retired), and the ledger's history:
+    every transition with its time, from -> to, reason and who."""
+    from .registry.release import models_overview
 
-    prod = (production_pointer() or {}).get("tag")
-    found = []
-    for m in sorted(list_models(), key=lambda m: m.info.creation_time, reverse=True):
-        if m.info.labels.get("stage") != "certified":
-            continue
-        md = m.info.metadata
-        pm = md.get("primary_metric", "")
-        found.append({"tag": str(m.tag), "stage": "production" if str(m.tag) == prod else "certified",
-                      "run_id": md.get("run_id", ""), "model": md.get("model", ""), "primary_metric": pm,
-                      "primary_value": md.get("metrics", {}).get(pm) if pm else None,
-                      "created": m.info.creation_time.strftime("%Y-%m-%d %H:%M")})
-    events = read_ledger()[-10:]
+    over = models_overview()
     if as_json:
-        print(json.dumps({"production": prod, "models": found, "ledger": events}, indent=2, default=str))
+        print(json.dumps(over, indent=2, default=str))
         return
-    rows = [[f["tag"], _styled(f["stage"], "green" if f["stage"] == "production" else ""), f["run_id"], f["model"],
-             f["primary_metric"], "" if f["primary_value"] is None else f"{f['primary_value']:.4f}", f["created"]]
-            for f in found]
+    colors = {"production": "green", "staging": "yellow", "retired": "dim"}
+    rows = [[f["tag"], _styled(f["stage"], colors.get(str(f["stage"]).split()[0], "")), str(f.get("since") or "")[:19],
+             str(f.get("by") or ""), f["run_id"], f["model"], f["primary_metric"],
+             "" if f["primary_value"] is None else f"{f['primary_value']:.4f}"] for f in over["models"]]
     if plain:
         _plain_rows(rows)
         return
     if not rows:
         _out("no certified models yet: `workbench promote latest` certifies one")
-    columns = [("tag", {"id": True}), ("stage", {}), ("run", {"id": True, "drop": 1}), ("model", {"drop": 2}),
-               ("primary", {"drop": 3}), ("value", {"drop": 4, "justify": "right"}), ("created", {"drop": 0})]
+    columns = [("tag", {"id": True}), ("stage", {}), ("since", {"drop": 2}), ("by", {"drop": 1}),
+               ("run", {"id": True, "drop": 3}), ("model", {"drop": 4}), ("primary", {"drop": 5}),
+               ("value", {"drop": 6, "justify": "right"})]
     if rows:
-        console.print(_table("certified models (BentoML store)", columns, rows))
-    if events:
+        console.print(_table("registered models (BentoML store)", columns, rows))
+    if over.get("ledger"):
         _out("ledger (last 10):")
-        for e in events:
-            _out(escape(f"  {e['at'][:19]} {e['action']:<9} {e.get('tag') or e.get('run_id')} "
-                        f"{'failed: ' + ', '.join(e['failed_gates']) if e.get('failed_gates') else ''}"))
+        for e in over["ledger"]:
+            _out(escape(f"  {str(e.get('at'))[:19]} {str(e.get('action')):<9} {e.get('tag') or e.get('run_id')} "
+                        f"{e.get('from_stage') or ''}->{e.get('to_stage') or ''} {e.get('reason') or ''} "
+                        f"(by {e.get('by')})"))
+
+
+@_command()
+@handles_errors
+def release(
+    tag: Annotated[str, typer.Argument(help="The staged model's tag (`workbench models`).")],
+    approve: Annotated[str, typer.Option("--approve", help="Why this model may serve (required, recorded).")] = "",
+    by: Annotated[str, typer.Option("--by", help="Who approves (default: the OS user).")] = "",
+    to: Annotated[str, typer.Option(help="production (shadow and canary come with the service's hot swap).")]
+    = "production",
+) -> None:
+    """Release a staged model: an integration check (the staged package answers the challenger's test split, compared
+    with the champion's answers), the recorded approval, then production."""
+    from .registry.release import release as do_release
+
+    r = do_release(tag, to=to, approve=approve, by=by or None, cfg=settings())  # type: ignore[arg-type]
+    i = r.integration.summary()
+    agree = "n/a" if i.get("agreement") is None else f"{i['agreement']:.2%}"
+    _out(escape(f"integration: {i.get('answered')}/{i.get('n')} answered, agreement {agree}, "
+                f"|delta| p99 {_s(i.get('abs_delta_p99'))}"))
+    _out(f"[bold green]released[/] {escape(r.tag)} to production (was {escape(str(r.champion or 'none'))}); "
+         "restart `bentoml serve` to load it")
+
+
+@_command()
+@handles_errors
+def compare(
+    challenger: Annotated[str, typer.Argument(help="Challenger tag.")],
+    champion: Annotated[str, typer.Option(help="Champion tag (default: the production model).")] = "",
+    log_dir: Annotated[Path, typer.Option(help="Prediction log folder.")] = None,  # type: ignore[assignment]
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+) -> None:
+    """Champion vs challenger: from the prediction log when both logged rows, else on the test split."""
+    from .registry.release import compare as do_compare
+    from .serving.pointer import production_tag
+
+    rep = do_compare(champion or production_tag(), challenger, log_dir=log_dir, cfg=settings())
+    if as_json:
+        print(rep.to_json())
+        return
+    d = rep.to_dict()
+    _out(escape(f"{d['champion']} vs {d['challenger']} ({d['source']}): answered {d['answered']}, shared "
+                f"{d['n_shared']}, agreement {_s(d['agreement'])}, |delta| "
+                + ", ".join(f"{k} {_s(v)}" for k, v in (d.get("abs_delta") or {}).items())))
+    for k in ("champion", "challenger"):
+        if d.get("metrics"):
+            _out(escape(f"  {k}: " + ", ".join(f"{m} {v:.4f}" for m, v in d["metrics"][k].items())))
+    for n in d.get("notes") or []:
+        _out(f"  note: {escape(str(n))}")
 
 
 def _package(model: str) -> tuple[str, Path]:

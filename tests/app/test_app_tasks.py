@@ -169,6 +169,7 @@ def test_drift_with_a_prediction_log_of_the_tasks_outputs(loaded, tmp_path):
     assert line.startswith("Predictions: PSI" if _regression(run) else "Predicted classes: PSI")
 
 
+@pytest.mark.slow  # about 20 s per task (a headless marimo export); the binary export runs in the default suite
 def test_static_export_shows_the_tasks_answer(task_env, tmp_path):
     """The app renders headless for this task: the what-if headline speaks the task's language."""
     env = {**os.environ, **task_env.env, "PYTHONPYCACHEPREFIX": str(tmp_path / "pycache")}
@@ -181,6 +182,8 @@ def test_static_export_shows_the_tasks_answer(task_env, tmp_path):
     assert "Traceback" not in html and "decision threshold" not in html
     for screen in ("overview", "performance", "fairness", "drivers", "whatif", "drift"):
         assert f"wb-lead-{screen}" in html, screen
+    for chart in ("performance", "fairness", "importance", "drivers", "contributions"):  # interactive charts
+        assert f"wb-chart-{chart}" in html, chart
     assert ("Prediction for the typical person" in html) if "wage" in task_env.run_id else (
         "Class for the typical person" in html)
 

@@ -136,10 +136,56 @@ def _wait(driver, condition, what: str, timeout: float = 60):
 
 
 def _charts(driver) -> list[str]:
-    """The PNG charts on the page that decoded (non-zero size): their data-URL heads."""
+    """The PNG charts on the page that decoded (non-zero size): their data-URL heads (only drift's figure is
+    a PNG in the app; the charts people explore are interactive, see :func:`_vega`)."""
     return driver.execute_script(DEEP + """
       return deepAll(document, 'img', []).filter(i => i.src.startsWith('data:image/png') && i.naturalWidth > 0)
                                          .map(i => i.src.slice(-64));""")
+
+
+def _vega(driver) -> dict[str, dict]:
+    """The interactive (altair / vega-embed) charts on the page, by the ``wb-chart-*`` id app_data tags their specs
+    with: ``drawn`` (a vega-embed element whose canvas or svg has a non-zero size) and ``spec`` (the spec marimo
+    rendered, to tell whether a chart changed)."""
+    found = driver.execute_script(DEEP + """
+      return deepAll(document, 'marimo-vega', []).map(e => {
+        const spec = e.getAttribute('data-spec') || '';
+        const id = (spec.match(/wb-chart-[a-z]+/) || [null])[0];
+        const drawn = deepAll(e.shadowRoot || e, '.vega-embed', []).concat(deepAll(e, '.vega-embed', []))
+          .some(v => Array.from(v.querySelectorAll('canvas, svg')).some(c => {
+            const r = c.getBoundingClientRect(); return r.width > 50 && r.height > 30; }));
+        return [id, drawn, spec];
+      });""")
+    return {i: {"drawn": drawn, "spec": spec} for i, drawn, spec in found if i}
+
+
+def _drawn(driver) -> list[str]:
+    return [i for i, c in _vega(driver).items() if c["drawn"]]
+
+
+def _hover_tooltip(driver, chart_id: str, timeout: float = 30) -> str:
+    """Move the mouse over an interactive chart until vega's tooltip shows; its text ("" if none appeared)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    canvas = driver.execute_script(DEEP + """
+      const e = deepAll(document, 'marimo-vega', []).find(e => (e.getAttribute('data-spec') || '').includes(arguments[0]));
+      return e ? deepAll(e.shadowRoot || e, '.vega-embed canvas, .vega-embed svg', [])[0] : null;""", chart_id)
+    assert canvas is not None, f"no drawn {chart_id}"
+    _scroll_to(driver, canvas)
+    w, h = driver.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.width, r.height];", canvas)
+    deadline = time.monotonic() + timeout
+    for y in range(10, int(h) - 10, 6):
+        for x in range(40, int(w) - 10, 8):
+            ActionChains(driver, duration=0).move_to_element_with_offset(canvas, x - int(w) // 2,
+                                                                        y - int(h) // 2).perform()
+            tips = driver.execute_script(DEEP + """
+              return deepAll(document, '.vg-tooltip', []).filter(t => t.classList.contains('visible'))
+                                                        .map(t => t.textContent);""")
+            if tips:
+                return tips[0]
+            if time.monotonic() > deadline:
+                return ""
+    return ""
 
 
 def _rows(driver) -> list[list[str]]:
@@ -208,7 +254,7 @@ def test_stakeholder_app_in_a_real_browser(promoted, server, browser, tmp_path_f
 
     t0 = time.perf_counter()
     browser.get(f"{server}/?access_token={TOKEN}")
-    _wait(browser, lambda d: _all(d, "#wb-whatif-score") and len(_charts(d)) >= 5, "the app to render", 90)
+    _wait(browser, lambda d: _all(d, "#wb-whatif-score") and len(_drawn(d)) >= 5, "the app to render", 90)
     loaded_s = time.perf_counter() - t0
 
     # -- screen by screen: header and production model, gates, performance, fairness, SHAP, what-if, drift
@@ -220,8 +266,20 @@ def test_stakeholder_app_in_a_real_browser(promoted, server, browser, tmp_path_f
                      "Drift of production inputs", "No prediction log yet"):
         assert expected in text, f"{expected!r} is not on the page"
     assert "Traceback" not in text and "An internal error occurred" not in text
-    charts = _charts(browser)
-    assert len(charts) >= 5, f"only {len(charts)} charts rendered"
+    # -- the charts people explore are interactive (vega-embed), not images: performance, fairness, SHAP, what-if
+    drawn = _drawn(browser)
+    for chart_id in ("performance", "fairness", "importance", "drivers", "contributions"):
+        assert f"wb-chart-{chart_id}" in drawn, f"the {chart_id} chart is not drawn: {drawn}"
+    assert not _charts(browser), "a static PNG chart is still on the screens people explore"
+    for chart_id in ("wb-chart-performance", "wb-chart-fairness"):
+        section = browser.execute_script(DEEP + """
+          const e = deepAll(document, 'marimo-vega', []).find(e => (e.getAttribute('data-spec') || '').includes(arguments[0]));
+          let n = e; while (n && !(n.textContent || '').match(/\d · /)) n = n.parentElement || n.getRootNode().host;
+          return n ? (n.textContent.match(/\d · [A-Za-z ]+/) || [''])[0] : '';""", chart_id)
+        assert section.startswith({"wb-chart-performance": "2 · Performance",
+                                   "wb-chart-fairness": "3 · Fairness"}[chart_id]), (chart_id, section)
+    perf_tip = _hover_tooltip(browser, "wb-chart-performance")
+    assert "model" in perf_tip and "PR-AUC" in perf_tip, perf_tip
     tables = _all(browser, "table")
     assert len(tables) >= 6, f"only {len(tables)} tables rendered"
     gate_table = next(t for t in tables if "serving copy agrees" in t.text)
@@ -252,14 +310,20 @@ def test_stakeholder_app_in_a_real_browser(promoted, server, browser, tmp_path_f
     selects = _all(browser, "select")
     feature = next(s for s in selects if [o.text for o in Select(s).options] == ["sex", "race", "sex & race"])
     metric = next(s for s in selects if "true positive rate (TPR)" in [o.text for o in Select(s).options])
-    fair_chart_before = set(_charts(browser))
+    fair_lead_tip = _hover_tooltip(browser, "wb-chart-fairness")
+    assert all(w in fair_lead_tip for w in ("sex", "people", "selection rate", "likely range", "evidence")), fair_lead_tip
+    assert any(g in fair_lead_tip for g in sexes) and "%" in fair_lead_tip, fair_lead_tip
+    fair_chart_before = _vega(browser)["wb-chart-fairness"]["spec"]
     _scroll_to(browser, feature)
     Select(feature).select_by_visible_text("race")
     _wait(browser, lambda d: any(all(g in t.text for g in race_groups) for t in _all(d, "table")),
           "the fairness table to show the race groups", 30)
     Select(metric).select_by_visible_text("true positive rate (TPR)")
     _wait(browser, lambda d: _lead(d, "fairness").startswith("By race, the model finds "), "the TPR view", 30)
-    assert set(_charts(browser)) != fair_chart_before, "the fairness chart did not change"
+    _wait(browser, lambda d: "wb-chart-fairness" in _drawn(d), "the TPR chart to be drawn", 30)
+    fair_chart_after = _vega(browser)["wb-chart-fairness"]["spec"]
+    assert fair_chart_after != fair_chart_before, "the fairness chart did not change"
+    assert "true positive rate (TPR)" in fair_chart_after and all(g in fair_chart_after for g in race_groups)
 
     # -- fill the what-if form (age 52, education Masters) and submit; the score must be the ONNX one
     score_el = _all(browser, "#wb-whatif-score")[0]
@@ -310,7 +374,7 @@ def _with_prediction_log(promoted, browser, server, tmp_path_factory) -> Path:
         log.append("browser-test", inputs, proba.tolist(), ["x"] * len(proba))
         log.close()
         browser.get(f"{server}/?access_token={TOKEN}")
-        _wait(browser, lambda d: "logged rows. Action:" in _text(d) and len(_charts(d)) >= 6,
+        _wait(browser, lambda d: "logged rows. Action:" in _text(d) and len(_charts(d)) >= 1 and len(_drawn(d)) >= 5,
               "the drift section with a prediction log", 90)
         text = _text(browser)
         assert f"over {rows.height} logged rows" in text and "No prediction log yet" not in text

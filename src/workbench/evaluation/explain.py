@@ -390,6 +390,15 @@ def _group_drivers(contrib: pd.DataFrame, sensitive: pd.DataFrame
     return drivers, sizes
 
 
+def _calibrated_base(estimator: Any) -> Any:
+    """The estimator inside a ``CalibratedClassifierCV(ensemble=False)`` (refit on the whole training split), or
+    None for any other model."""
+    inner = getattr(estimator, "calibrated_classifiers_", None)
+    if type(estimator).__name__ != "CalibratedClassifierCV" or not inner:
+        return None
+    return inner[0].estimator
+
+
 def explain(fitted_model: FittedModel, X: pd.DataFrame, *, sample_size: int = 1000, seed: int = 0,
             sensitive: Any = None, background: pd.DataFrame | None = None,
             task: Literal["binary_classification", "multiclass_classification", "regression"] = "binary_classification",
@@ -439,6 +448,11 @@ def explain(fitted_model: FittedModel, X: pd.DataFrame, *, sample_size: int = 10
         raise ParameterError("has no rows to explain", parameter="X")
     pipe = fitted_model.model
     ct, estimator = pipe.named_steps["prep"], pipe.named_steps["model"]
+    calibrated = _calibrated_base(estimator)
+    if calibrated is not None:
+        # A calibrated model is the selected estimator followed by one monotone map per class: SHAP explains the
+        # estimator (what ranks the rows); the calibration only rescales its scores.
+        estimator = calibrated
     kind = _explainer_kind(fitted_model, estimator)
     if task == "multiclass_classification":
         classes = [str(c) for c in (classes if classes is not None else getattr(estimator, "classes_", []))]

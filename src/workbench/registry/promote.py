@@ -264,7 +264,7 @@ def certify(ref: str = "latest", *, cfg: Settings | None = None, latency_calls: 
         step(f"champion/challenger: comparing with the production model {champion}")
         gates.extend(champion_gates(champion, brief=brief_obj, task=task, frames=frames, raw_test=data.test,
                                     challenger=scorer, challenger_inputs=export.inputs, challenger_p99=p99, row=row,
-                                    primary=primary, latency_calls=latency_calls, seed=seed,
+                                    primary=primary, latency_calls=latency_calls, seed=seed, contract=contract,
                                     n_bootstrap=int(params.get("bootstrap_samples") or 0)
                                     or brief_obj.fairness.bootstrap_samples))
     step("profiling the reference data for drift checks")
@@ -282,7 +282,7 @@ def certify(ref: str = "latest", *, cfg: Settings | None = None, latency_calls: 
 
 def champion_gates(champion: str, *, brief: Any, task: Any, frames: Any, raw_test: Any, challenger: Any,
                    challenger_inputs: list[dict], challenger_p99: float, row: dict, primary: str,
-                   latency_calls: int, seed: int, n_bootstrap: int) -> list[Gate]:
+                   latency_calls: int, seed: int, n_bootstrap: int, contract: Any = None) -> list[Gate]:
     """The champion/challenger gates (module docstring, step 5): the champion package loaded and verified as
     the service loads it, both scored with ONNX on the challenger's test split."""
     from .gates import CHAMPION_PREFIX, champion_challenger_gates, contract_diff
@@ -295,7 +295,11 @@ def champion_gates(champion: str, *, brief: Any, task: Any, frames: Any, raw_tes
         return [Gate(name, "does not verify", "the production package verifies", "fail",
                      f"the champion could not be loaded to compare with: {exc.message}")]
     champ_inputs = [i.model_dump() for i in pa.config.inputs]
-    diff = contract_diff(champ_inputs, [dict(i) for i in challenger_inputs])
+    specs = {c.name: c for c in getattr(contract, "columns", None) or []}
+    chal_rows = [{**dict(i), "nullable": bool(specs[i["name"]].nullable),
+                  "categories": specs[i["name"]].categories if i["kind"] == "categorical" else None}
+                 if i["name"] in specs else dict(i) for i in challenger_inputs]  # as serving.json holds them
+    diff = contract_diff(champ_inputs, chal_rows)
     if pa.config.task != task.name or (frames.classes is not None
                                        and list(pa.config.classes or []) != list(frames.classes)):
         return [Gate(name, f"{pa.config.task} {list(pa.config.classes or [])}", f"{task.name} {frames.classes}",

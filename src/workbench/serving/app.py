@@ -146,6 +146,15 @@ def request_id_from(request: Request | None) -> str:
     return new_request_id()
 
 
+def _caller_key_from_headers(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The ``X-Caller-Key`` header when it is a sane token (as a request id), else None."""
+    for key, value in headers:
+        if key == b"x-caller-key":
+            given = value.decode("latin-1")
+            return given if _REQUEST_ID.match(given) else None
+    return None
+
+
 def _request_id_from_headers(headers: list[tuple[bytes, bytes]]) -> str:
     """:func:`request_id_from` on raw ASGI headers (lower-case names, latin-1 values)."""
     for key, value in headers:
@@ -163,24 +172,31 @@ async def respond(predictor: Predictor | Unavailable, body: bytes, ctx: bentoml.
     With the API's context, its status code is set too: BentoML copies ``ctx.response.status_code`` over the
     returned response's status.
     """
-    reply = await answer(predictor, body, request_id_from(ctx.request if ctx is not None else None))
+    request = ctx.request if ctx is not None else None
+    key = request.headers.get("x-caller-key") if request is not None else None
+    reply = await answer(predictor, body, request_id_from(request),
+                         caller_key=key if key and _REQUEST_ID.match(key) else None)
     if ctx is not None:
         ctx.response.status_code = reply.status
     return Response(reply.body, status_code=reply.status, media_type="application/json",
                     headers={"X-Request-ID": reply.request_id})
 
 
-async def answer(predictor: Predictor | Unavailable, body: bytes, request_id: str) -> Reply:
+async def answer(predictor: Predictor | Unavailable, body: bytes, request_id: str, *,
+                 caller_key: str | None = None) -> Reply:
     """The reply to one ``/predict`` body: small bodies on the event loop, large ones in a worker thread.
 
     A refusal (4xx/5xx) is written to BentoML's access log (logger ``bentoml.access``) with its status, request
     id and reason: the service keeps ``/predict`` out of BentoML's per-request access log (every answered
     request is in the prediction log instead), so this is where refused ones are seen.
+
+    ``caller_key`` (the ``X-Caller-Key`` header, when sane) keeps a caller on one model of a canary release
+    (:class:`workbench.serving.deploy.Deployment`); a single-model predictor ignores it.
     """
     if len(body) <= INLINE_BODY_BYTES:
-        reply = predictor.handle(body, request_id=request_id)
+        reply = predictor.handle(body, request_id=request_id, caller_key=caller_key)
     else:
-        reply = await anyio.to_thread.run_sync(_handle_big, predictor, body, request_id)
+        reply = await anyio.to_thread.run_sync(_handle_big, predictor, body, request_id, caller_key)
     if reply.status >= 400:
         _log_refusal(reply, len(body))
     return reply
@@ -200,9 +216,10 @@ def _log_refusal(reply: Reply, size: int | str, path: str = "/predict") -> None:
                  size, reason[:500])
 
 
-def _handle_big(predictor: Predictor | Unavailable, body: bytes, request_id: str) -> Reply:
+def _handle_big(predictor: Predictor | Unavailable, body: bytes, request_id: str,
+                caller_key: str | None = None) -> Reply:
     with _BIG_BATCH:
-        return predictor.handle(body, request_id=request_id)
+        return predictor.handle(body, request_id=request_id, caller_key=caller_key)
 
 
 DRAIN_MAX_BYTES = 128 * 1024 * 1024
@@ -500,7 +517,8 @@ def cancel_bentoml_timeout_timers() -> bool:
 class PredictorSlot:
     """Where the service instance registers itself once created, for :class:`PredictRoute` (built earlier, with
     the ASGI app, before the instance exists). The route reads ``instance.predictor`` on every request, so a
-    predictor swapped on the instance is used at once."""
+    predictor swapped on the instance is used at once (with ``WORKBENCH_HOT_SWAP=1`` it is a
+    :class:`~workbench.serving.deploy.Deployment`, which swaps its models inside)."""
 
     instance: Any = None
 
@@ -550,7 +568,8 @@ class PredictRoute:
             if not message.get("more_body", False):
                 break
         try:
-            reply = await answer(predictor, chunks[0] if len(chunks) == 1 else b"".join(chunks), rid)
+            reply = await answer(predictor, chunks[0] if len(chunks) == 1 else b"".join(chunks), rid,
+                                 caller_key=_caller_key_from_headers(scope["headers"]))
         except Exception as exc:  # a bug or a model failure: say so as JSON, with the request id
             log.exception("POST %s failed (request %s)", self.path, rid)
             reply = error_reply(500, "internal_error",

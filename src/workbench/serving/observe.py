@@ -12,6 +12,12 @@
   and ``workbench_flagged_inputs_total`` (by field and flag: ``unseen_category``, ``out_of_range``, ``missing``),
   both labelled with the model version. ``prometheus_client`` is imported here, at worker start-up, after
   BentoML has set up its multi-process collector directory.
+* :func:`deploy_metrics` -- with ``WORKBENCH_HOT_SWAP=1`` (:mod:`workbench.serving.deploy`):
+  ``workbench_model_swaps_total`` (by model version and role, champion or challenger),
+  ``workbench_model_swap_failures_total`` (by model version, role and reason: ``missing``, ``package``,
+  ``sha256``, ``self_test``, ``config``, ``pointer``, ``invalid``; the full reason is logged),
+  ``workbench_shadow_dropped_total`` (shadow queue full) and ``workbench_automatic_rollbacks_total`` (by model
+  version and trigger, ``errors`` or ``latency``).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["log_failure_hook", "log_on_failure", "prediction_log_for", "prometheus_hook"]
+__all__ = ["deploy_metrics", "log_failure_hook", "log_on_failure", "prediction_log_for", "prometheus_hook"]
 
 _COUNTERS: dict[str, Any] = {}
 
@@ -80,3 +86,40 @@ def log_failure_hook(tag: str) -> Callable[[BaseException, str], None]:
             lost.inc()
 
     return on_log_failure
+
+
+class _DeployMetrics:
+    """The :class:`~workbench.serving.deploy.Deployment`'s counters on ``/metrics``."""
+
+    def __init__(self) -> None:
+        import prometheus_client as prom
+
+        if "swaps" not in _COUNTERS:
+            _COUNTERS["swaps"] = prom.Counter("workbench_model_swaps", "Models swapped in without a restart",
+                                              ["model_version", "role"])
+            _COUNTERS["swap_failures"] = prom.Counter(
+                "workbench_model_swap_failures", "Models the production pointer named that failed verification "
+                "and were not swapped in", ["model_version", "role", "reason"])
+            _COUNTERS["shadow_dropped"] = prom.Counter(
+                "workbench_shadow_dropped", "Requests the shadow challenger did not score (queue full)",
+                ["model_version"])
+            _COUNTERS["rollbacks"] = prom.Counter(
+                "workbench_automatic_rollbacks", "Challengers rolled back automatically", ["model_version", "trigger"])
+        self._c = _COUNTERS
+
+    def swapped(self, tag: str, role: str) -> None:
+        self._c["swaps"].labels(model_version=tag, role=role).inc()
+
+    def swap_failed(self, tag: str, role: str, reason: str) -> None:
+        self._c["swap_failures"].labels(model_version=tag, role=role, reason=reason).inc()
+
+    def shadow_dropped(self, tag: str) -> None:
+        self._c["shadow_dropped"].labels(model_version=tag).inc()
+
+    def rolled_back(self, tag: str, trigger: str) -> None:
+        self._c["rollbacks"].labels(model_version=tag, trigger=trigger).inc()
+
+
+def deploy_metrics() -> _DeployMetrics:
+    """The hot-swap / challenger counters (see the module docstring)."""
+    return _DeployMetrics()

@@ -32,6 +32,11 @@ the service in its first process, before any worker starts, and its workers -- r
 environment: a process whose ancestor pinned a model serves that model, whatever the production pointer says
 later (a promotion or rollback takes effect when the server is restarted: a deliberate swap).
 
+That pin is the default. ``WORKBENCH_HOT_SWAP=1`` (off by default for now) replaces it: every worker resolves the
+pointer itself and :class:`workbench.serving.deploy.Deployment` follows it -- a new champion is loaded and
+verified beside the old one and swapped in atomically, a challenger (shadow or canary) is served beside it, and
+a model that fails verification is never swapped in (see :mod:`workbench.serving.deploy`).
+
 The hot path, per request
 -------------------------
 parse + validate the JSON in one pydantic-core call (into plain dicts, no model objects) -> records to columns
@@ -51,6 +56,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -68,7 +74,7 @@ from .schema import RequestError, RequestSchema, ServingConfig
 from .scorer import OnnxScorer
 
 __all__ = ["PIN_ENV", "LogUnavailable", "ModelRef", "ModelVerificationError", "Predictor", "Reply", "Unavailable",
-           "load_predictor", "new_request_id", "resolve_model", "verify_package"]
+           "load_predictor", "model_ref", "new_request_id", "resolve_model", "verify_package"]
 
 PIN_ENV = "WORKBENCH_SERVING_PIN"
 """Environment variable holding the model the server's first process resolved (see "One model per server")."""
@@ -100,6 +106,7 @@ class ModelRef:
     source: str
     certified: dict[str, str] = field(default_factory=dict)
     package_certified: dict[str, str] = field(default_factory=dict)
+    from_pointer: bool = False  # resolved from the production pointer (what hot swap follows)
 
 
 def _is_ancestor(pid: Any) -> bool:
@@ -217,7 +224,39 @@ def _resolve(bento_dir: str | Path | None) -> ModelRef:
     if meta.get("package_sha256"):
         package["the model store metadata"] = str(meta["package_sha256"])
     return ModelRef(tag=resolved, path=Path(stored.path), source=source, certified=certified,
-                    package_certified=package)
+                    package_certified=package, from_pointer=not env and not pinned)
+
+
+def model_ref(tag: str, *, source: str, sha256: str | None = None, package_sha256: str | None = None,
+              who: str = "the production pointer") -> ModelRef:
+    """The :class:`ModelRef` of ``tag`` in the model store, certified by ``sha256`` / ``package_sha256`` (what
+    the pointer says of it, named ``who``) besides the store's metadata: what hot swap loads.
+
+    Raises
+    ------
+    ModelVerificationError
+        The tag is not in the BentoML model store.
+    """
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    try:
+        stored = bentoml.models.get(tag)
+    except (NotFound, ValueError):  # ValueError: not a tag at all
+        raise ModelVerificationError(f"model {tag} (named by {source}) is not in the BentoML model store",
+                                     hint="check $BENTOML_HOME, or promote/roll back again") from None
+    meta = stored.info.metadata or {}
+    certified, package = {}, {}
+    if sha256:
+        certified[who] = str(sha256)
+    if meta.get("onnx_sha256"):
+        certified["the model store metadata"] = str(meta["onnx_sha256"])
+    if package_sha256:
+        package[who] = str(package_sha256)
+    if meta.get("package_sha256"):
+        package["the model store metadata"] = str(meta["package_sha256"])
+    return ModelRef(tag=str(stored.tag), path=Path(stored.path), source=source, certified=certified,
+                    package_certified=package, from_pointer=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,6 +392,7 @@ class Predictor:
             self._derive_record = derive_record
         self.ready = False
         self.package_verified = False
+        self.model_dir: Path | None = None  # the package folder (set by load)
         #: What to do when the prediction log cannot record an answer: "refuse" (503) or "serve" (answer anyway).
         self.log_policy = "refuse"
         #: Optional callback ``(exc, policy)`` when a log write fails (the service's Prometheus counters).
@@ -427,6 +467,7 @@ class Predictor:
                                          hint="promote the model again") from None
         self = cls(config, scorer, tag=tag or f"{d.parent.name}:{d.name}", sha256=actual)
         self.package_verified = verified is not None
+        self.model_dir = d
         self.self_test()
         self.ready = True
         detail = {"binary_classification": f"threshold {config.threshold:g}" if config.threshold else "",
@@ -504,7 +545,8 @@ class Predictor:
         scores = self._run(self._feeds1)
         return scores, ({0: one} if one else {}), [(v,) for v in nv], [(v,) for v in cv]
 
-    def _answer(self, rows: Sequence[Mapping[str, Any]], request_id: str) -> dict:
+    def _answer(self, rows: Sequence[Mapping[str, Any]], request_id: str,
+                log_fields: Mapping[str, Any] | None = None, t0: float = 0.0) -> dict:
         scores, flags, num_cols, cat_cols = self._score_columns(rows)
         try:
             preds, outputs = self.answers.answer(scores, flags)
@@ -520,6 +562,10 @@ class Predictor:
             columns = dict(zip(self._numeric, num_cols, strict=True))
             columns.update(zip(self._categorical, cat_cols, strict=True))
             # the values passed the request schema: plain str/int/float/None, serialized as they are
+            if log_fields:  # two models served (workbench.serving.deploy): role, who answered, latency per row
+                n = len(preds)
+                outputs = {**outputs, **{k: [v] * n for k, v in log_fields.items()},
+                           "latency_ms": [round((time.perf_counter() - t0) * 1000.0, 3)] * n}
             try:
                 self.log.append_outputs(request_id, columns, outputs, flags, validated=True)
             except OSError as exc:  # complete or not at all (workbench.monitoring.log): never answered unlogged
@@ -549,8 +595,15 @@ class Predictor:
         rows, _ = self.schema.parse_python(records)
         return self._answer(rows, request_id or new_request_id())
 
-    def handle(self, body: bytes, *, request_id: str | None = None) -> Reply:
-        """Answer a ``POST /predict`` body: 200 with the predictions, or 4xx naming the problem."""
+    def handle(self, body: bytes, *, request_id: str | None = None, caller_key: str | None = None,
+               log_fields: Mapping[str, Any] | None = None) -> Reply:
+        """Answer a ``POST /predict`` body: 200 with the predictions, or 4xx naming the problem.
+
+        ``caller_key`` is unused here (a :class:`~workbench.serving.deploy.Deployment` routes on it);
+        ``log_fields`` (``{name: value}``) are added to the request's prediction log line, one value per row,
+        with ``latency_ms`` (time from here to the log write): what the two-model service records.
+        """
+        t0 = time.perf_counter() if log_fields else 0.0
         rid = request_id or new_request_id()
         limit = self.config.limits.max_body_bytes
         try:
@@ -558,7 +611,7 @@ class Predictor:
                 raise RequestError.single(413, "body_too_large", f"the request body has {len(body)} bytes; the "
                                           f"limit is {limit} (limits.max_body_bytes); split the batch")
             rows, _ = self.schema.parse_json(body)
-            return Reply(200, to_json(self._answer(rows, rid)), rid)
+            return Reply(200, to_json(self._answer(rows, rid, log_fields, t0)), rid)
         except RequestError as exc:
             return Reply(exc.status, to_json({**exc.to_dict(), "request_id": rid}), rid)
         except LogUnavailable as exc:
@@ -602,7 +655,8 @@ class Unavailable:
     def readiness(self) -> tuple[bool, str]:
         return False, f"the model is not being served: {self.reason}"
 
-    def handle(self, body: bytes, *, request_id: str | None = None) -> Reply:
+    def handle(self, body: bytes, *, request_id: str | None = None, caller_key: str | None = None,
+               log_fields: Mapping[str, Any] | None = None) -> Reply:
         rid = request_id or new_request_id()
         return error_reply(503, "model_unavailable", f"the model is not being served: {self.reason}", rid)
 
