@@ -438,7 +438,10 @@ def _(ad, chart, lead, mo, production, table, technical, whatif_background, what
                           mo.md(f"Contributions ({_exp['unit']}) from the run's notebook model `{_exp['model']}` "
                                 f"({_exp['explainer']} SHAP; its {_key}{_of} {_exp[_key]:.4f} vs ONNX "
                                 f"{_score[_key]:.4f}, |difference| "
-                                f"{abs(_exp[_key] - _score[_key]):.1e}; the answer shown above is the ONNX one).")),
+                                f"{abs(_exp[_key] - _score[_key]):.1e}; the answer shown above is the ONNX one)."
+                                + (" The model is calibrated: the contributions add up to its score before "
+                                   "calibration, a monotone rescaling of the same ranking." if _exp.get("calibrated")
+                                   else ""))),
             ]
         except Exception as _exc:  # noqa: BLE001 - shown, not fatal
             _parts.append(mo.md(f"_Contributions unavailable: {ad.run_error(_exc)}_"))

@@ -880,6 +880,9 @@ def explain_whatif(fitted: Any, run: dict, row: dict[str, Any], *, background: p
     * regression: contributions in the target's units; ``prediction`` = margin;
     * multiclass: the signed contributions to ``class_name``'s raw score (default: the predicted class), in
       ``class``; ``probabilities`` (softmax of every class's score) and ``probability`` (of ``class``).
+
+    ``calibrated`` is True when the model is a calibrated classifier: the contributions (and ``margin``) are then
+    the estimator's score before calibration, and ``probability`` / ``probabilities`` the calibrated model's.
     """
     from .data import DataContract
     from .evaluation.explain import explain
@@ -916,6 +919,18 @@ def explain_whatif(fitted: Any, run: dict, row: dict[str, Any], *, background: p
             out.update(prediction=margin, unit="target units")
         else:
             out.update(probability=1.0 / (1.0 + math.exp(-margin)), unit="log-odds")
+    if task != "regression" and _is_calibrated(fitted.model):
+        # SHAP explains the estimator inside the calibration (what ranks the rows); the answer is the calibrated
+        # model's, as the ONNX export serves it: the contributions add up to the score before calibration.
+        proba = np.asarray(fitted.model.predict_proba(X[list(contract.features)]), dtype=np.float64)[0]
+        out["calibrated"] = True
+        if task == "multiclass_classification":
+            out.update(probabilities={c: float(v) for c, v in zip(classes, proba, strict=True)},
+                       probability=float(proba[classes.index(out["class"])]))
+        else:
+            out["probability"] = float(proba[-1])
+    else:
+        out["calibrated"] = False
     values = X.iloc[0]
     out["contributions"] = pl.DataFrame({
         "feature": list(contrib.index),
@@ -923,6 +938,12 @@ def explain_whatif(fitted: Any, run: dict, row: dict[str, Any], *, background: p
         "contribution": [float(v) for v in contrib.to_numpy()],
     }).sort(pl.col("contribution").abs(), descending=True, maintain_order=True)
     return out
+
+
+def _is_calibrated(model: Any) -> bool:
+    """Whether a notebook pipeline's final step is a ``CalibratedClassifierCV`` (SHAP explains its estimator)."""
+    steps = getattr(model, "named_steps", None) or {}
+    return type(steps.get("model")).__name__ == "CalibratedClassifierCV"
 
 
 def _show(v: Any) -> str:
@@ -958,7 +979,8 @@ def plot_contributions(explanation: dict, *, top: int = 10) -> Any:
     else:
         cls = f" of {explanation['class']}" if explanation.get("class") is not None else ""
         title = (f"Why this score{cls}: base {explanation['base_value']:+.2f}, "
-                 f"total {explanation['margin']:+.2f}")
+                 f"total {explanation['margin']:+.2f}") + (" (before calibration)" if explanation.get("calibrated")
+                                                          else "")
     ax.set_title(title)
     ax.tick_params(axis="y", labelsize=8)
     return fig
@@ -1108,7 +1130,7 @@ def chart_fairness_slice(frame: pl.DataFrame, *, feature: str, metric: str, over
                                       legend=None),
             color=alt.value(_DARK), tooltip=[alt.Tooltip("line:N", title="line")]))
     chart = alt.layer(*layers).properties(
-        width=CHART_WIDTH, height=30 * max(len(order), 2),
+        width=CHART_WIDTH, height=32 * max(len(order), 3),
         title=f"{label} by {feature} (hollow grey: too little evidence)")
     return _chart_id(chart, "fairness")
 
@@ -1184,6 +1206,8 @@ def chart_contributions(explanation: dict, *, top: int = 10) -> Any:
     else:
         cls = f" of {explanation['class']}" if explanation.get("class") is not None else ""
         title = f"Why this score{cls}: base {explanation['base_value']:+.2f}, total {explanation['margin']:+.2f}"
+        if explanation.get("calibrated"):
+            title += " (before calibration)"
     y = alt.Y("label:N", sort=data["label"].to_list(), title=None, axis=alt.Axis(labelLimit=300))
     bars = alt.Chart(data).mark_bar().encode(
         x=alt.X("contribution:Q", title=f"contribution to {what} ({unit}; > 0 raises it)"), y=y,

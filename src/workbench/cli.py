@@ -500,7 +500,9 @@ def _promotion_status(run_id: str | None) -> dict:
 
     stage = stage_of(tag) if tag else None
     in_prod = stage == "production" if stage else tag == prod
-    where = "in production" if in_prod else (f"in {stage}" if stage else "certified, not in production")
+    where = ("in production" if in_prod else
+             f"in staging (release it: workbench release {tag} --approve ...)" if stage == "staging" else
+             "certified, not in production")
     return {"state": "promoted", "tag": tag, "in_production": in_prod, "stage": stage, "at": last.get("at"),
             "summary": f"promoted as {tag} ({where})"}
 
@@ -613,20 +615,29 @@ def release(
     tag: Annotated[str, typer.Argument(help="The staged model's tag (`workbench models`).")],
     approve: Annotated[str, typer.Option("--approve", help="Why this model may serve (required, recorded).")] = "",
     by: Annotated[str, typer.Option("--by", help="Who approves (default: the OS user).")] = "",
-    to: Annotated[str, typer.Option(help="production (shadow and canary come with the service's hot swap).")]
-    = "production",
+    to: Annotated[str, typer.Option(help="production, shadow (scores every request beside the champion) or "
+                                         "canary (answers --percent of requests).")] = "production",
+    percent: Annotated[int, typer.Option(help="The canary's share of requests, 1..100.")] = 0,
 ) -> None:
     """Release a staged model: an integration check (the staged package answers the challenger's test split, compared
-    with the champion's answers), the recorded approval, then production."""
+    with the champion's answers), the recorded approval, then production -- or, with --to shadow|canary, beside the
+    production model in a service started with WORKBENCH_HOT_SWAP=1, which rolls a failing challenger back by
+    itself."""
     from .registry.release import release as do_release
 
-    r = do_release(tag, to=to, approve=approve, by=by or None, cfg=settings())  # type: ignore[arg-type]
+    r = do_release(tag, to=to, approve=approve, by=by or None, cfg=settings(),  # type: ignore[arg-type]
+                   percent=percent or None)
     i = r.integration.summary()
     agree = "n/a" if i.get("agreement") is None else f"{i['agreement']:.2%}"
     _out(escape(f"integration: {i.get('answered')}/{i.get('n')} answered, agreement {agree}, "
                 f"|delta| p99 {_s(i.get('abs_delta_p99'))}"))
+    if r.to_stage in ("shadow", "canary"):
+        share = f" at {percent}%" if r.to_stage == "canary" else ""
+        _out(f"[bold green]{r.to_stage}[/]{share}: {escape(r.tag)} beside {escape(str(r.champion))}; a service "
+             "started with WORKBENCH_HOT_SWAP=1 picks it up within a second (`workbench compare` to watch it)")
+        return
     _out(f"[bold green]released[/] {escape(r.tag)} to production (was {escape(str(r.champion or 'none'))}); "
-         "restart `bentoml serve` to load it")
+         "a service with WORKBENCH_HOT_SWAP=1 swaps to it without a restart, others on restart")
 
 
 @_command()

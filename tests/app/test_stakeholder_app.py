@@ -274,8 +274,8 @@ def test_stakeholder_app_in_a_real_browser(promoted, server, browser, tmp_path_f
     for chart_id in ("wb-chart-performance", "wb-chart-fairness"):
         section = browser.execute_script(DEEP + """
           const e = deepAll(document, 'marimo-vega', []).find(e => (e.getAttribute('data-spec') || '').includes(arguments[0]));
-          let n = e; while (n && !(n.textContent || '').match(/\d · /)) n = n.parentElement || n.getRootNode().host;
-          return n ? (n.textContent.match(/\d · [A-Za-z ]+/) || [''])[0] : '';""", chart_id)
+          let n = e; while (n && !(n.textContent || '').match(/[0-9] · /)) n = n.parentElement || n.getRootNode().host;
+          return n ? (n.textContent.match(/[0-9] · [A-Za-z ]+/) || [''])[0] : '';""", chart_id)
         assert section.startswith({"wb-chart-performance": "2 · Performance",
                                    "wb-chart-fairness": "3 · Fairness"}[chart_id]), (chart_id, section)
     perf_tip = _hover_tooltip(browser, "wb-chart-performance")
@@ -310,9 +310,9 @@ def test_stakeholder_app_in_a_real_browser(promoted, server, browser, tmp_path_f
     selects = _all(browser, "select")
     feature = next(s for s in selects if [o.text for o in Select(s).options] == ["sex", "race", "sex & race"])
     metric = next(s for s in selects if "true positive rate (TPR)" in [o.text for o in Select(s).options])
-    fair_lead_tip = _hover_tooltip(browser, "wb-chart-fairness")
-    assert all(w in fair_lead_tip for w in ("sex", "people", "selection rate", "likely range", "evidence")), fair_lead_tip
-    assert any(g in fair_lead_tip for g in sexes) and "%" in fair_lead_tip, fair_lead_tip
+    fair_tip = _hover_tooltip(browser, "wb-chart-fairness")
+    assert all(w in fair_tip for w in ("sex", "people", "selection rate", "likely range", "evidence")), fair_tip
+    assert any(g in fair_tip for g in sexes) and "%" in fair_tip, fair_tip
     fair_chart_before = _vega(browser)["wb-chart-fairness"]["spec"]
     _scroll_to(browser, feature)
     Select(feature).select_by_visible_text("race")

@@ -162,8 +162,20 @@ def test_release_needs_an_approval_and_a_staged_model_then_moves_production(home
     assert ledger.stage_of(chal["tag"]) == "staging"
     with pytest.raises(WorkbenchError, match="needs an approval"):
         release(chal["tag"], approve="  ", split=split())
-    with pytest.raises(WorkbenchError, match="shadow and canary"):
-        release(chal["tag"], to="shadow", approve="ok", split=split())
+    with pytest.raises(WorkbenchError, match="needs a percent"):
+        release(chal["tag"], to="canary", approve="ok", split=split())
+    # shadow beside the champion: the pointer names the challenger, the champion stays; then back to staging
+    sh = release(chal["tag"], to="shadow", approve="watch it on live traffic", split=split())
+    assert sh.to_stage == "shadow" and ledger.stage_of(chal["tag"]) == "shadow"
+    ptr = production_pointer()
+    assert ptr["tag"] == champ["tag"] and ptr["challenger"] == {"tag": chal["tag"], "mode": "shadow",
+                                                                 "percent": None,
+                                                                 "package_sha256": chal["package_sha256"]}
+    c = release(chal["tag"], to="canary", percent=25, approve="shadow looked fine", split=split())
+    assert c.to_stage == "canary" and production_pointer()["challenger"]["percent"] == 25
+    assert ledger.clear_challenger(chal["tag"], reason="back to staging") is not None
+    assert "challenger" not in production_pointer() and ledger.stage_of(chal["tag"]) == "staging"
+    assert ledger.clear_challenger(chal["tag"], reason="again") is None  # the pointer no longer names it
     with pytest.raises(WorkbenchError, match="only a staged model"):
         release(champ["tag"], approve="ok", split=split())
     assert production_pointer()["tag"] == champ["tag"]

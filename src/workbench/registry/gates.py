@@ -186,7 +186,7 @@ def champion_challenger_gates(*, task: Any, y: Any, champion: Any, challenger: A
       confidence bound at most ``guardrail_tolerance`` above the champion's;
     - ``single-row latency p99`` (``latency_p99``: champion, challenger in ms): the ratio at most
       ``latency_ratio`` (the brief's ``deployment.latency_ratio``, the ratio that would roll a live challenger
-      back), or within 0.1 ms of the champion (timer noise at microsecond scales).
+      back), or within 1 ms of the champion (machine noise at sub-millisecond scales).
     """
     import numpy as np
 
@@ -254,9 +254,11 @@ def champion_challenger_gates(*, task: Any, y: Any, champion: Any, challenger: A
     if latency_p99 is not None:
         la, lb = latency_p99
         ratio = lb / la if la > 0 else float("inf")
-        ok = ratio <= latency_ratio or lb - la <= 0.1
+        # Single-row p99s of a fraction of a millisecond move by 2x with machine noise alone: a challenger fails
+        # only when it is both latency_ratio slower and slower by a millisecond or more.
+        ok = ratio <= latency_ratio or lb - la < 1.0
         gates.append(Gate(f"{P}: single-row latency p99", f"{lb:.3f} vs {la:.3f} ms (x{ratio:.2f})",
-                          f"ratio <= {latency_ratio:g} (or within 0.1 ms)", "pass" if ok else "fail",
+                          f"ratio <= {latency_ratio:g} (or within 1 ms)", "pass" if ok else "fail",
                           "in-process ONNX single-row calls, same row, same process",
                           figures={"champion_ms": _r(la), "challenger_ms": _r(lb), "ratio": _r(ratio),
                                    "max_ratio": latency_ratio}))

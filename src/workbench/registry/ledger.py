@@ -46,7 +46,7 @@ from ..errors import WorkbenchError
 from ..serving.pointer import bentoml_home, pointer_path, production_pointer
 
 __all__ = ["ledger_path", "lock_path", "transition", "append", "read_ledger", "set_production", "rollback",
-           "certified_history", "replay", "check_consistent", "STAGES", "TRANSITIONS", "ALLOWED", "record",
+           "certified_history", "set_challenger", "clear_challenger", "replay", "check_consistent", "STAGES", "TRANSITIONS", "ALLOWED", "record",
            "stages", "stage_of", "who"]
 
 STAGES = ("certified", "staging", "shadow", "canary", "production", "retired")
@@ -164,7 +164,8 @@ def read_ledger() -> list[dict]:
 
 def set_production(tag: str, *, sha256: str, run_id: str, brief: str, package_sha256: str | None = None) -> dict:
     """Replace the production pointer (under the ledger lock). ``package_sha256`` is the sha256 of the package's
-    ``package.json`` (the service verifies the package whole against it); None for packages made before it."""
+    ``package.json`` (the service verifies the package whole against it); None for packages made before it.
+    A fresh pointer names no challenger: a release or rollback ends any shadow or canary."""
     pointer = {"tag": tag, "sha256": sha256, "run_id": run_id, "brief": brief,
                "since": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
     if package_sha256:
@@ -174,6 +175,54 @@ def set_production(tag: str, *, sha256: str, run_id: str, brief: str, package_sh
         with contextlib.suppress(OSError):  # readable by a service running as another user (umask 022 style)
             os.chmod(pointer_path(), 0o644)
     return pointer
+
+
+def set_challenger(tag: str, *, mode: str, package_sha256: str | None, reason: str, by: str | None = None,
+                   percent: int | None = None) -> dict:
+    """Put ``tag`` beside the production model as a ``shadow`` (scores every request off the answer's path) or a
+    ``canary`` answering ``percent`` % of requests: a ledger line, then the pointer's ``challenger`` key, under
+    the ledger lock. The production model stays as it is; a release or rollback (:func:`set_production`) writes a
+    fresh pointer and so clears any challenger.
+
+    Raises
+    ------
+    WorkbenchError
+        Not a shadow/canary mode, a canary without a percent in 1..100, no production model, or the tag's stage
+        cannot move there (:data:`ALLOWED`).
+    """
+    if mode not in ("shadow", "canary"):
+        raise WorkbenchError(f"unknown challenger mode {mode!r}", hint="use shadow or canary")
+    if mode == "canary" and not (isinstance(percent, int) and 1 <= percent <= 100):
+        raise WorkbenchError(f"a canary needs a percent in 1..100, got {percent!r}", hint="pass --percent 5")
+    with transition():
+        ptr = production_pointer()
+        if not ptr or not ptr.get("tag"):
+            raise WorkbenchError("no production model: a challenger needs a champion",
+                                 hint="release a model to production first")
+        if ptr["tag"] == tag:
+            raise WorkbenchError(f"{tag} is the production model: it cannot be its own challenger")
+        line = record(mode, tag, reason=reason, by=by, **({"percent": percent} if mode == "canary" else {}))
+        ptr["challenger"] = {"tag": tag, "package_sha256": package_sha256, "mode": mode,
+                             "percent": percent if mode == "canary" else None}
+        atomic_write_text(pointer_path(), json.dumps(ptr, indent=2) + "\n")
+        with contextlib.suppress(OSError):
+            os.chmod(pointer_path(), 0o644)
+    return line
+
+
+def clear_challenger(tag: str, *, reason: str, by: str | None = None, automatic: bool = False) -> dict | None:
+    """Take the challenger ``tag`` out of the pointer and back to ``staging`` (a ledger line), under the ledger
+    lock. Nothing happens (None) when the pointer no longer names it."""
+    with transition():
+        ptr = production_pointer() or {}
+        if (ptr.get("challenger") or {}).get("tag") != tag:
+            return None
+        line = record("staged", tag, reason=reason, by=by, automatic=automatic)
+        atomic_write_text(pointer_path(), json.dumps({k: v for k, v in ptr.items() if k != "challenger"},
+                                                     indent=2) + "\n")
+        with contextlib.suppress(OSError):
+            os.chmod(pointer_path(), 0o644)
+    return line
 
 
 def certified_history() -> list[dict]:

@@ -550,7 +550,8 @@ def register(c: Certification, *, attempt: Path, by: str | None = None) -> str:
                        "target": brief.target.column,
                        "positive_label": None if brief.target.positive_label is None
                        else str(brief.target.positive_label),
-                       "threshold": brief.threshold, "fairness": brief.fairness.model_dump()},
+                       "threshold": brief.threshold, "fairness": brief.fairness.model_dump(),
+                       "deployment": brief.deployment.model_dump(), "min_rows": brief.monitoring.min_rows},
     }
     fairness = reports["fairness"]
     metadata = {

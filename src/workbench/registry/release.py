@@ -355,7 +355,8 @@ class ReleaseResult:
 
 
 def release(tag: str, *, to: Literal["production", "shadow", "canary"] = "production", approve: str,
-            by: str | None = None, split: TestSplit | None = None, cfg: Settings | None = None) -> ReleaseResult:
+            by: str | None = None, split: TestSplit | None = None, cfg: Settings | None = None,
+            percent: int | None = None) -> ReleaseResult:
     """Release a staged model to production (see the module docstring).
 
     Parameters
@@ -363,8 +364,12 @@ def release(tag: str, *, to: Literal["production", "shadow", "canary"] = "produc
     tag:
         The staged model (``workbench models`` lists the stages).
     to:
-        ``"production"``. ``"shadow"`` and ``"canary"`` need the service that serves two models (the serving half
-        of issue 14) and are refused until then.
+        ``"production"``; or ``"shadow"`` (the challenger scores every request off the answer's path) or
+        ``"canary"`` (it answers ``percent`` % of requests), beside the production model: the pointer's
+        ``challenger`` (:func:`workbench.registry.ledger.set_challenger`), followed by a service started with
+        ``WORKBENCH_HOT_SWAP=1``, which also rolls a failing challenger back by itself.
+    percent:
+        The canary's share of requests (1..100).
     approve:
         Why this release is approved: required, recorded in the ledger line.
     by:
@@ -380,10 +385,8 @@ def release(tag: str, *, to: Literal["production", "shadow", "canary"] = "produc
     """
     if not (approve or "").strip():
         raise WorkbenchError(f"releasing {tag} needs an approval", hint='pass --approve "why this model may serve"')
-    if to != "production":
-        raise WorkbenchError(f"release to {to} is not available yet: shadow and canary need the service that "
-                             "serves two models (the serving half of the deployment phase)",
-                             hint="release to production, or wait for shadow/canary support")
+    if to not in ("production", "shadow", "canary"):
+        raise WorkbenchError(f"unknown release target {to!r}", hint="use production, shadow or canary")
     tag = str(tag)
     stage = ledger.stage_of(tag)
     if stage not in ("staging", "shadow", "canary"):
@@ -399,6 +402,11 @@ def release(tag: str, *, to: Literal["production", "shadow", "canary"] = "produc
     from ..serving.pointer import production_pointer
 
     meta = _meta(tag)
+    if to in ("shadow", "canary"):
+        entry = ledger.set_challenger(tag, mode=to, percent=percent, package_sha256=meta.get("package_sha256"),
+                                      reason=approve.strip(), by=by)
+        return ReleaseResult(tag=tag, from_stage=stage, to_stage=to, champion=champion, integration=report,
+                             entry=entry)
     with ledger.transition():
         current = production_pointer()
         if (current or {}).get("tag") != (champion or (current or {}).get("tag")):

@@ -50,6 +50,7 @@ import anyio
 import anyio.to_thread
 import bentoml
 from pydantic_core import to_json
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -178,8 +179,10 @@ async def respond(predictor: Predictor | Unavailable, body: bytes, ctx: bentoml.
                          caller_key=key if key and _REQUEST_ID.match(key) else None)
     if ctx is not None:
         ctx.response.status_code = reply.status
+    after = getattr(predictor, "after_reply", None)  # a shadow challenger scores once the answer is out
     return Response(reply.body, status_code=reply.status, media_type="application/json",
-                    headers={"X-Request-ID": reply.request_id})
+                    headers={"X-Request-ID": reply.request_id},
+                    background=BackgroundTask(after) if after is not None else None)
 
 
 async def answer(predictor: Predictor | Unavailable, body: bytes, request_id: str, *,
@@ -579,3 +582,9 @@ class PredictRoute:
                                 (b"content-length", str(len(reply.body)).encode()),
                                 (b"x-request-id", reply.request_id.encode())]})
         await send({"type": "http.response.body", "body": reply.body})
+        after = getattr(predictor, "after_reply", None)
+        if after is not None:  # a shadow challenger scores the request now that its answer is out
+            try:
+                after()
+            except Exception:  # noqa: BLE001 - never the caller's problem
+                log.exception("shadow scoring failed after request %s", rid)
