@@ -222,3 +222,16 @@ def test_named_runs_that_do_not_exist_or_cannot_be_promoted(runs_dir):
         choose_run("latest", runs_dir)
     assert e.value.exit_code == 2
     assert resolve_run("20260101-000004-a", runs_dir) == runs_dir / "20260101-000004-a"  # not promotable: still shown
+
+
+def test_each_kernel_gets_its_own_ipc_socket_folder():
+    # jupyter_client's default IPC socket prefix is "kernel-ipc" in the working folder: two runs started at once in
+    # one checkout could bind the same sockets and read each other's messages. Each kernel gets a private folder.
+    from workbench import runs
+
+    cls = runs._kernel_manager_class()
+    a, b = cls(), cls()
+    assert a.transport == b.transport == "ipc"
+    assert a.ip != b.ip and Path(a.ip).parent.is_dir() and Path(b.ip).parent.is_dir()
+    runs._remove_kernel_dirs()
+    assert not Path(a.ip).parent.exists() and not Path(b.ip).parent.exists()

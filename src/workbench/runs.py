@@ -21,6 +21,7 @@ import os
 import platform
 import re
 import subprocess
+import tempfile
 import sys
 import time
 from collections.abc import Callable
@@ -439,12 +440,14 @@ def execute_run(*, brief_path: str | Path, phases: list[str] | None = None, para
                     kernel_manager_class=_kernel_manager_class(),
                 )
             except Exception as exc:
+                _remove_kernel_dirs()
                 entry.update(status="failed", finished_at=_now(), duration_s=round(time.perf_counter() - t0, 3),
                              kernel_start_s=round(first_cell.get("t", 0.0), 3))
                 error = _cell_error(exc, nb_in.name)
                 status = "failed"
                 emit("notebook_end", {"phase": ph, "status": "failed", "duration_s": entry["duration_s"]})
                 break
+            _remove_kernel_dirs()
             entry.update(status="succeeded", finished_at=_now(), duration_s=round(time.perf_counter() - t0, 3),
                          kernel_start_s=round(first_cell.get("t", 0.0), 3), cell_seconds=_cell_durations(nb_out))
             results = _read_results(run_dir)
@@ -509,6 +512,17 @@ def _evidence(run_dir: Path) -> dict[str, str]:
         return {}
 
 
+_KERNEL_DIRS: list[str] = []
+"""Private socket folders of the kernels this process started (removed when their notebook ends)."""
+
+
+def _remove_kernel_dirs() -> None:
+    import shutil
+
+    while _KERNEL_DIRS:
+        shutil.rmtree(_KERNEL_DIRS.pop(), ignore_errors=True)
+
+
 def _kernel_manager_class() -> type:
     """Kernels talk to the runner over local IPC sockets, not TCP: nothing listens on a port, and ipykernel has
     no reason to warn about unencrypted TCP."""
@@ -517,6 +531,12 @@ def _kernel_manager_class() -> type:
     class IPCKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs: Any) -> None:
             kwargs.setdefault("transport", "ipc")
+            # jupyter_client names IPC sockets "<ip>-<port>" with ip "kernel-ipc" in the working folder and picks
+            # the first free port numbers: two runs started at the same time in one checkout could bind the same
+            # sockets and read each other's messages ("Invalid Signature"). A private folder per kernel cannot.
+            folder = tempfile.mkdtemp(prefix="workbench-kernel-")
+            _KERNEL_DIRS.append(folder)
+            kwargs.setdefault("ip", str(Path(folder) / "kernel"))
             super().__init__(**kwargs)
 
     return IPCKernelManager
