@@ -63,14 +63,19 @@ browser: ## Install headless Chromium + chromedriver for the browser tests (Debi
 	elif command -v sudo >/dev/null; then sudo sh -c '$(APT_CHROMIUM)'; \
 	else echo "browser: installing Chromium needs root (or sudo): run \`make browser\` as root" >&2; exit 1; fi
 
+# Two pytest workers (pytest-xdist), one test module per worker at a time so module fixtures are built once: most of
+# the suite waits on notebook kernels and servers, so two workers on two cores about halve its wall time.
+# PYTEST_PARALLEL= (empty) runs it in one process.
+PYTEST_PARALLEL ?= -n 2 --dist loadscope
+
 test: setup ## Run the test suite (what .ci/run calls); browser tests run when Chromium is (or can be) installed
 	@if $(CHROMIUM_OK); then :; \
 	elif command -v apt-get >/dev/null && { [ "$$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then $(MAKE) --no-print-directory browser; \
 	else echo "make test: no /usr/bin/chromium (installing it needs root: \`sudo make browser\`); the browser tests will be skipped"; fi
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow" -q $(PYTEST_PARALLEL)
 
 test-all: setup ## Run every test, including the slow ones
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL)
 
 lint: setup ## ruff
 	$(BIN)/ruff check src tests benchmarks
