@@ -153,9 +153,10 @@ def test_another_dataset_runs_unchanged_through_the_cli(churn_project, runs_dir)
     assert contract["target"] == "churned"
     roles = {c["name"]: c["role"] for c in contract["columns"]}
     assert roles["customer_id"] == "excluded" and roles["region"] == "feature"
+    # a wide terminal: this test is about the run, not the 80-column layout (tests/test_cli.py checks that)
     listing = subprocess.run([sys.executable, "-m", "workbench", "runs"], capture_output=True, text=True, cwd=ROOT,
-                             env=env, timeout=120)
-    assert m["run_id"] in listing.stdout and "succeeded" in listing.stdout
+                             env={**env, "COLUMNS": "200"}, timeout=120)
+    assert m["run_id"] in listing.stdout and "succeeded" in listing.stdout, listing.stdout
 
 
 def test_cli_bad_param_exit_code(churn_project, runs_dir):

@@ -113,7 +113,8 @@ def _table(title: str | None, columns: list[tuple[str, dict]], rows: list[list[A
 
     keep = list(range(len(cols)))
     while True:
-        need = sum(min_width(i, cols[i][1] | {"header": cols[i][0]}) for i in keep) + 2 * (len(keep) - 1)
+        # padding: one space each side of every cell (no outer edge), plus a column of slack for rich's rounding
+        need = sum(min_width(i, cols[i][1] | {"header": cols[i][0]}) for i in keep) + 3 * len(keep)
         droppable = [i for i in keep if cols[i][1].get("drop") is not None]
         if need <= width or not droppable:
             break
@@ -125,8 +126,9 @@ def _table(title: str | None, columns: list[tuple[str, dict]], rows: list[list[A
         if spec.get("id"):
             table.add_column(name, no_wrap=True, overflow="fold", min_width=min(min_width(i, spec | {"header": name}),
                                                                                width))
-        else:
-            table.add_column(name, overflow="fold", justify=spec.get("justify", "left"))
+        else:  # never narrower than its longest word (up to 10): a short status is not folded mid-word
+            table.add_column(name, overflow="fold", justify=spec.get("justify", "left"),
+                             min_width=min_width(i, spec | {"header": name}))
     for r in rows:
         table.add_row(*[r[i] if isinstance(r[i], Text) else Text(str(r[i])) for i in keep])
     return table
