@@ -698,7 +698,6 @@ def _require_log(log_dir: Path | None, tag: str) -> None:
     characters unsafe in file names become ``_``: ``adult_income:abc`` logs to ``adult_income_abc/``)."""
     from .errors import DataError
     from .monitoring import log as plog
-
     from .monitoring.compact import log_files
 
     root = Path(log_dir) if log_dir else plog.log_dir()

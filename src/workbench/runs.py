@@ -21,8 +21,8 @@ import os
 import platform
 import re
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass

@@ -99,10 +99,12 @@ def test_unknown_family_is_a_brief_error():
 
 
 def test_budget_of_zero_is_refused():
-    with pytest.raises(Exception):  # the brief itself refuses n_trials: 0 (pydantic)
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):  # the brief itself refuses n_trials: 0
         _brief(n_trials=0)
-    from workbench.params import validate_params
     from workbench.errors import ParameterError
+    from workbench.params import validate_params
 
     with pytest.raises(ParameterError, match="search_trials"):
         validate_params("prototype", {"brief_path": __file__, "search_trials": -1})

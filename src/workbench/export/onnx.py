@@ -105,7 +105,7 @@ def register_gbm_converters() -> list[str]:
     except ImportError:  # pragma: no cover
         subclasses = []
     for est in subclasses:
-        for base, alias, conv, kind in list(pairs):
+        for base, _alias, conv, kind in list(pairs):
             if issubclass(est, base) and est is not base:
                 pairs.append((est, f"Workbench{est.__name__}", conv, kind))
                 break

@@ -24,9 +24,9 @@ from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils.validation import check_is_fitted
 
 from ..errors import ModelError
-from .candidates import apply_params, unknown_model_error
 from ._rules import OneFeatureClassRule, OneFeatureRegressionRule
-from .frame import IMPUTED_CATEGORY, MISSING_CATEGORY, ColumnRoles, column_roles
+from .candidates import apply_params, unknown_model_error
+from .frame import IMPUTED_CATEGORY, MISSING_CATEGORY, column_roles
 
 __all__ = ["BaselineSpec", "BASELINES", "TASK_BASELINES", "baselines_for", "OneFeatureRule", "OneFeatureClassRule",
            "OneFeatureRegressionRule", "make_baseline", "describe_baseline"]

@@ -286,9 +286,9 @@ def calibrate(fitted: Any, X: Any, y: Any, *, task: str, seed: int, cv_folds: in
 def _parity_check(model: Any, fitted: Any, X: Any, *, task: str, seed: int, threshold: float | None,
                   n_rows: int = 2000) -> dict:
     """Export ``model`` and certify it on a seeded sample of training rows (never the test split)."""
+    from ..errors import WorkbenchError
     from ..export.onnx import export_onnx
     from ..export.parity import parity_certificate
-    from ..errors import WorkbenchError
     from .frame import column_roles
 
     roles = column_roles(X)
