@@ -84,6 +84,7 @@ bench: setup ## Run every benchmark (prints figures; JSON under benchmarks/resul
 	$(BIN)/python benchmarks/bench_audit.py
 	$(BIN)/python benchmarks/bench_run.py --repeats 3
 	$(BIN)/python benchmarks/bench_drift.py
+	$(BIN)/python benchmarks/bench_gbm.py
 	$(BIN)/python benchmarks/bench_serving.py --install-wrk
 
 lab: setup ## JupyterLab on 127.0.0.1 at the project root (notebooks, briefs, run folders), kernel "Python (workbench)"
