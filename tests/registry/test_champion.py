@@ -62,13 +62,21 @@ def test_guardrails_latency_and_fairness_regressions_fail():
     y = rng.integers(0, 2, 500)
     p = np.clip(0.5 * y + 0.25 + rng.normal(0, 0.1, 500), 0.01, 0.99)
     gaps = lambda hi: {"gaps": [{"feature": "region", "metric": "demographic_parity_difference",  # noqa: E731
-                                 "ci_high": hi}]}
+                                 "ci_high": hi, "threshold": 0.3},
+                                {"feature": "region", "metric": "equalized_odds_difference", "ci_high": hi,
+                                 "threshold": None},  # not gated by the brief: not a guardrail
+                                {"feature": "region", "metric": "demographic_parity_ratio", "ci_low": 1 - hi,
+                                 "ci_high": 1.0, "threshold": 0.6}]}
     g = _gates(p, p, y, latency_p99=(0.5, 1.5), fairness=(gaps(0.10), gaps(0.20)))
     assert g["champion/challenger: single-row latency p99"].verdict == "fail"  # x3 > the brief's x2
     fair = g["champion/challenger: fairness demographic_parity_difference by region (upper bound)"]
     assert fair.verdict == "fail" and fair.figures["delta"] == pytest.approx(0.10)
+    assert not any("equalized_odds_difference" in name for name in g)
+    # a ratio gap is better when larger: a lower bound falling by 0.10 is the regression
+    ratio = g["champion/challenger: fairness demographic_parity_ratio by region (lower bound)"]
+    assert ratio.verdict == "fail" and ratio.figures["delta"] == pytest.approx(0.10)
     ok = _gates(p, p, y, latency_p99=(0.02, 0.05), fairness=(gaps(0.10), gaps(0.11)))
-    assert ok["champion/challenger: single-row latency p99"].verdict == "pass"  # within 0.1 ms: timer noise
+    assert ok["champion/challenger: single-row latency p99"].verdict == "pass"  # within 1 ms: machine noise
     assert ok["champion/challenger: fairness demographic_parity_difference by region (upper bound)"].verdict == "pass"
     # a worse-calibrated challenger (same ranking, so the same AUC) fails the ECE guardrail
     squashed = 0.5 + (p - 0.5) * 0.2

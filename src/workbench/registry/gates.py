@@ -238,17 +238,25 @@ def champion_challenger_gates(*, task: Any, y: Any, champion: Any, challenger: A
         fa, fb = fairness
         champ = {(g["feature"], g["metric"]): g for g in fa.get("gaps") or []}
         for g in fb.get("gaps") or []:
+            if g.get("threshold") is None:
+                continue  # a gap the brief does not gate is reported in the fairness report, not a guardrail
             c = champ.get((g["feature"], g["metric"]))
-            name = f"{P}: fairness {g['metric']} by {g['feature']} (upper bound)"
-            hb, ha = g.get("ci_high"), (c or {}).get("ci_high")
+            ratio = str(g["metric"]).endswith("ratio")  # a ratio gap is better when larger: its lower bound counts
+            key = "ci_low" if ratio else "ci_high"
+            name = f"{P}: fairness {g['metric']} by {g['feature']} ({'lower' if ratio else 'upper'} bound)"
+            hb, ha = g.get(key), (c or {}).get(key)
+            if ratio and hb is not None and ha is not None:
+                hb, ha = -hb, -ha  # compare "how much worse" the same way for both kinds
             if hb is None or ha is None or hb != hb or ha != ha:
                 gates.append(Gate(name, "not comparable", f"Δ <= +{guardrail_tolerance:g}", "info",
-                                  "the gap has no upper bound for one of the models (no such gap, or no evidence)"))
+                                  "the gap has no bound for one of the models (no such gap, or no evidence)"))
                 continue
             ok = hb - ha <= guardrail_tolerance + 1e-12
-            gates.append(Gate(name, f"{hb:.4f} vs {ha:.4f} (Δ {hb - ha:+.4f})", f"Δ <= +{guardrail_tolerance:g}",
-                              "pass" if ok else "fail",
-                              "upper confidence bound of the gap, challenger vs champion, same rows and groups",
+            shown_b, shown_a = (-hb, -ha) if ratio else (hb, ha)
+            gates.append(Gate(name, f"{shown_b:.4f} vs {shown_a:.4f} (worse by {hb - ha:+.4f})",
+                              f"worse by <= +{guardrail_tolerance:g}", "pass" if ok else "fail",
+                              f"{'lower' if ratio else 'upper'} confidence bound of the gap, challenger vs champion, "
+                              "same rows and groups",
                               figures={"champion": _r(ha), "challenger": _r(hb), "delta": _r(hb - ha),
                                        "tolerance": guardrail_tolerance}))
     if latency_p99 is not None:
