@@ -19,48 +19,27 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
-from sklearn.preprocessing import OrdinalEncoder
 from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils.validation import check_is_fitted
 
 from ..errors import ModelError
 from ._rules import OneFeatureClassRule, OneFeatureRegressionRule
+from ._rules import _Coder as _RuleCoder
 from .candidates import apply_params, unknown_model_error
-from .frame import IMPUTED_CATEGORY, MISSING_CATEGORY, column_roles
+from .frame import IMPUTED_CATEGORY, column_roles
 
 __all__ = ["BaselineSpec", "BASELINES", "TASK_BASELINES", "baselines_for", "OneFeatureRule", "OneFeatureClassRule",
            "OneFeatureRegressionRule", "make_baseline", "describe_baseline"]
 
 
-def _as_categories(values: Any) -> np.ndarray:
-    s = pd.Series(values, dtype=object)
-    s = s.where(s.notna() & (s != MISSING_CATEGORY), IMPUTED_CATEGORY)
-    return s.astype(str).to_numpy(dtype=object).reshape(-1, 1)
+def _positive_rate(y: np.ndarray) -> float:
+    return float(np.mean(y)) if len(y) else 0.0
 
 
-class _Coder:
-    """Turns one raw column into the number the tree splits on (used in the CV folds and the final fit)."""
-
-    def __init__(self, kind: str, values: Any, y: np.ndarray) -> None:
-        self.kind = kind
-        if kind == "numeric":
-            x = np.asarray(values, dtype=np.float64)
-            self.fill = float(np.nanmedian(x)) if np.isfinite(x).any() else 0.0
-            self.order: list[str] = []
-        else:
-            cats = _as_categories(values).ravel()
-            rates = pd.Series(y).groupby(cats).mean()
-            # Categories in order of positive rate: a threshold on the code is then the best two-set split.
-            self.order = sorted(rates.index, key=lambda c: (rates[c], c))
-            known = np.array(self.order, dtype=object).reshape(-1, 1)
-            self.encoder = OrdinalEncoder(categories=[self.order], handle_unknown="use_encoded_value",
-                                          unknown_value=-1).fit(known)
-
-    def __call__(self, values: Any) -> np.ndarray:
-        if self.kind == "numeric":
-            x = np.asarray(values, dtype=np.float64)
-            return np.where(np.isnan(x), self.fill, x).reshape(-1, 1)
-        return self.encoder.transform(_as_categories(values))
+def _Coder(kind: str, values: Any, y: np.ndarray) -> _RuleCoder:  # noqa: N802 - reads like the class it builds
+    """The one-feature rules' coder (:mod:`._rules`) with categories in order of their positive rate: a threshold on
+    the code is then the best two-set split."""
+    return _RuleCoder(kind, values, y, _positive_rate)
 
 
 class OneFeatureRule(ClassifierMixin, BaseEstimator):
@@ -145,11 +124,7 @@ class OneFeatureRule(ClassifierMixin, BaseEstimator):
         return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
 
 
-def _fmt(v: float) -> str:
-    return f"{v:g}"
-
-
-def _leaves(tree: DecisionTreeClassifier, feature: str, coder: _Coder) -> list[dict]:
+def _leaves(tree: DecisionTreeClassifier, feature: str, coder: _RuleCoder) -> list[dict]:
     """The tree's leaves as intervals of the encoded feature, in words, highest positive rate first."""
     t = tree.tree_
     pos_col = list(tree.classes_).index(1) if 1 in tree.classes_ else None
@@ -170,7 +145,7 @@ def _leaves(tree: DecisionTreeClassifier, feature: str, coder: _Coder) -> list[d
     return sorted(out, key=lambda leaf: -leaf["p_positive"])
 
 
-def _categories(coder: _Coder, lo: float, hi: float) -> list[str]:
+def _categories(coder: _RuleCoder, lo: float, hi: float) -> list[str]:
     cats = [c if c != IMPUTED_CATEGORY else "(missing)" for i, c in enumerate(coder.order) if lo < i <= hi]
     return cats + (["(unseen)"] if lo < -1 <= hi else [])
 
@@ -180,19 +155,11 @@ def _category_set(feature: str, cats: list[str]) -> str:
     return f"{feature} in {{{shown}}}"
 
 
-def _condition(feature: str, coder: _Coder, lo: float, hi: float) -> str:
-    if coder.kind != "numeric":
-        return _category_set(feature, _categories(coder, lo, hi))
-    if np.isinf(lo) and np.isinf(hi):
-        return f"any {feature}"
-    if np.isinf(lo):
-        return f"{feature} <= {_fmt(hi)}"
-    if np.isinf(hi):
-        return f"{feature} > {_fmt(lo)}"
-    return f"{_fmt(lo)} < {feature} <= {_fmt(hi)}"
+def _condition(feature: str, coder: _RuleCoder, lo: float, hi: float) -> str:
+    return coder.condition(feature, lo, hi)
 
 
-def _headline(feature: str, coder: _Coder, leaves: list[dict]) -> str:
+def _headline(feature: str, coder: _RuleCoder, leaves: list[dict]) -> str:
     """The rule in one phrase: when it predicts positive (P >= 0.5), merging neighbouring leaves."""
     positive = sorted((leaf for leaf in leaves if leaf["p_positive"] >= 0.5), key=lambda leaf: leaf["low"])
     if not positive:
