@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
 import shutil
 from pathlib import Path
@@ -14,7 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from testkit import ROOT, make_churn, write_brief
+from testkit import ROOT, isolated_workbench, make_churn, write_brief
 from workbench.config import Settings
 
 pytestmark = [pytest.mark.notebook, pytest.mark.timeout(900)]
@@ -24,19 +23,8 @@ FAST = {"cv_folds": "3", "shap_sample": "50", "bootstrap_samples": "50", "candid
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    base = tmp_path_factory.mktemp("evidence")
-    keys = ("WORKBENCH_RUNS_DIR", "BENTOML_HOME", "WORKBENCH_MODEL_TAG", "WORKBENCH_PROMOTIONS_DIR")
-    saved = {k: os.environ.get(k) for k in keys}
-    os.environ["WORKBENCH_RUNS_DIR"] = str(base / "runs")
-    os.environ["BENTOML_HOME"] = str(base / "bentoml")
-    os.environ["WORKBENCH_PROMOTIONS_DIR"] = str(base / "promotions")
-    os.environ.pop("WORKBENCH_MODEL_TAG", None)
-    yield base
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with isolated_workbench(tmp_path_factory.mktemp("evidence")) as base:
+        yield base
 
 
 def _run(base: Path, name: str, df: pl.DataFrame, **brief):

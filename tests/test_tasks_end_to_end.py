@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from testkit import ROOT
+from testkit import ROOT, isolated_workbench
 from workbench.config import Settings
 from workbench.runs import execute_run
 
@@ -28,21 +28,8 @@ BRIEFS = {"regression": ROOT / "briefs" / "wage.yaml", "multiclass_classificatio
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    base = tmp_path_factory.mktemp("tasks")
-    keys = ("WORKBENCH_RUNS_DIR", "BENTOML_HOME", "WORKBENCH_MODEL_TAG", "WORKBENCH_PROMOTIONS_DIR",
-            "WORKBENCH_LOG_DIR")
-    saved = {k: os.environ.get(k) for k in keys}
-    os.environ["WORKBENCH_RUNS_DIR"] = str(base / "runs")
-    os.environ["BENTOML_HOME"] = str(base / "bentoml")
-    os.environ["WORKBENCH_PROMOTIONS_DIR"] = str(base / "promotions")
-    os.environ["WORKBENCH_LOG_DIR"] = str(base / "log")
-    os.environ.pop("WORKBENCH_MODEL_TAG", None)
-    yield base
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with isolated_workbench(tmp_path_factory.mktemp("tasks"), log=True) as base:
+        yield base
 
 
 @pytest.fixture(scope="module", params=list(BRIEFS))

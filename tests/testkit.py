@@ -6,6 +6,8 @@ folders have a conftest.py, and which one answers to the name ``conftest`` depen
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -54,3 +56,26 @@ def write_brief(path: Path, data_file: str, **overrides) -> Path:
             brief[key] = value
     path.write_text(yaml.safe_dump(brief, sort_keys=False))
     return path
+
+
+@contextlib.contextmanager
+def isolated_workbench(base: Path, *, log: bool = False):
+    """Point runs, the BentoML home, promotions (and, with ``log``, the prediction log) at folders under ``base``
+    while the block runs, with no pinned model tag; the environment is restored afterwards."""
+    keys = ("WORKBENCH_RUNS_DIR", "BENTOML_HOME", "WORKBENCH_MODEL_TAG", "WORKBENCH_PROMOTIONS_DIR",
+            "WORKBENCH_LOG_DIR")
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ["WORKBENCH_RUNS_DIR"] = str(base / "runs")
+    os.environ["BENTOML_HOME"] = str(base / "bentoml")
+    os.environ["WORKBENCH_PROMOTIONS_DIR"] = str(base / "promotions")
+    if log:
+        os.environ["WORKBENCH_LOG_DIR"] = str(base / "log")
+    os.environ.pop("WORKBENCH_MODEL_TAG", None)
+    try:
+        yield base
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

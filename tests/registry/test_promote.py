@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from testkit import ROOT, make_churn, write_brief
+from testkit import ROOT, isolated_workbench, make_churn, write_brief
 from workbench.config import Settings
 from workbench.runs import execute_run
 
@@ -27,19 +27,8 @@ QUICK = {"cv_folds": "3", "shap_sample": "50", "bootstrap_samples": "50", "candi
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    base = tmp_path_factory.mktemp("promo")
-    saved = {k: os.environ.get(k) for k in ("WORKBENCH_RUNS_DIR", "BENTOML_HOME", "WORKBENCH_MODEL_TAG",
-                                            "WORKBENCH_PROMOTIONS_DIR")}
-    os.environ["WORKBENCH_RUNS_DIR"] = str(base / "runs")
-    os.environ["BENTOML_HOME"] = str(base / "bentoml")
-    os.environ["WORKBENCH_PROMOTIONS_DIR"] = str(base / "promotions")
-    os.environ.pop("WORKBENCH_MODEL_TAG", None)
-    yield base
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with isolated_workbench(tmp_path_factory.mktemp("promo")) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
