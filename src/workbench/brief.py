@@ -155,6 +155,19 @@ class DeploymentSpec(_Strict):
     window_s: float = Field(300.0, gt=0, description="sliding window the watcher compares over, seconds")
     min_requests: int = Field(100, ge=1, description="requests per model in the window before the watcher judges")
     canary_steps: list[int] = Field(default_factory=lambda: [5, 25, 50, 100], description="canary percentages")
+    min_labels: int = Field(200, ge=10, description="labelled rows per model (workbench feedback) before a drop of "
+                                                     "the primary metric can roll the challenger back")
+    replay_requests: int = Field(1000, ge=1, le=100_000, description="recorded production requests the release's "
+                                                                      "integration test replays (the test split "
+                                                                      "when there is no log)")
+    load_test_seconds: float = Field(20.0, gt=0, le=600, description="length of the release's load test against "
+                                                                      "a real bentoml serve")
+    load_test_clients: int = Field(32, ge=1, le=256, description="concurrent clients of the load test")
+    load_test_max_requests: int = Field(200_000, ge=1, description="requests after which the load test stops "
+                                                                    "even before its time is up")
+    load_test_p99_ms: float = Field(250.0, gt=0, description="p99 latency under load that refuses the release")
+    load_test_max_error_rate: float = Field(0.0, ge=0, le=1, description="share of non-2xx answers under load "
+                                                                           "that refuses the release")
 
 
 class SuccessSpec(_Strict):

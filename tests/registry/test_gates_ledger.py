@@ -169,3 +169,16 @@ def test_attempt_folders_are_unique_under_concurrency(tmp_path):
     with ThreadPoolExecutor(8) as pool:
         folders = list(pool.map(lambda _: attempt_folder(tmp_path / "promotions", "run-x"), range(16)))
     assert len(set(folders)) == 16 and all(f.is_dir() for f in folders)
+
+
+def test_a_fairness_gap_without_two_comparable_groups_says_so_instead_of_a_blank_point():
+    from workbench.registry.fairness_gate import fairness_gates
+
+    row = {"feature": "sex & race", "metric": "equalized_odds_difference", "value": None, "ci_low": None,
+           "ci_high": None, "threshold": 0.2, "verdict": "insufficient evidence — review",
+           "groups_used": ["Male & White"], "groups_excluded": ["Female & Other"],
+           "groups_insufficient": ["Female & Other"]}
+    gate = fairness_gates({"gaps": [row], "confidence_level": 0.95})[0]
+    assert gate.verdict == "fail"
+    assert "n/a" not in gate.detail
+    assert "1 group with enough evidence (a gap needs two)" in gate.detail

@@ -31,8 +31,12 @@ def _f(x: Any) -> str:
 
 def _figures(g: dict, level: int) -> str:
     """The gated interval, the all-groups gap and Fairlearn's figure of one gap row."""
-    parts = [f"point {_f(g.get('value'))}, {level}% CI [{_f(g.get('ci_low'))}, {_f(g.get('ci_high'))}] over "
-             f"{len(g.get('groups_used') or [])} groups"]
+    used = len(g.get("groups_used") or [])
+    if g.get("value") is None:  # no two groups with enough evidence to compare: no gated interval to show
+        parts = [f"no gated figure: {used} group{'' if used == 1 else 's'} with enough evidence (a gap needs two)"]
+    else:
+        parts = [f"point {_f(g.get('value'))}, {level}% CI [{_f(g.get('ci_low'))}, {_f(g.get('ci_high'))}] over "
+                 f"{used} groups"]
     if "value_all_groups" in g:
         n_all = len(g.get("groups_used") or []) + len(g.get("groups_excluded") or [])
         parts.append(f"all {n_all} groups {_f(g.get('value_all_groups'))} (CI high {_f(g.get('ci_high_all_groups'))})")
