@@ -80,12 +80,13 @@ test-all: setup ## Run every test, including the slow ones
 lint: setup ## ruff
 	$(BIN)/ruff check src tests benchmarks
 
-bench: setup ## Run every benchmark (prints figures; JSON under benchmarks/results/; ~15 min; installs wrk if missing)
+bench: setup ## Run every benchmark (prints figures; JSON under benchmarks/results/; ~18 min; installs wrk if missing)
 	$(BIN)/python benchmarks/bench_audit.py
 	$(BIN)/python benchmarks/bench_run.py --repeats 3
 	$(BIN)/python benchmarks/bench_drift.py
 	$(BIN)/python benchmarks/bench_gbm.py
 	$(BIN)/python benchmarks/bench_serving.py --install-wrk
+	$(BIN)/python benchmarks/bench_deploy.py
 
 lab: setup ## JupyterLab on 127.0.0.1 at the project root (notebooks, briefs, run folders), kernel "Python (workbench)"
 	$(BIN)/python -m ipykernel install --sys-prefix --name workbench --display-name "Python (workbench)"

@@ -2,15 +2,21 @@
 
 Run it from this folder: ``bentoml serve --host 127.0.0.1 --port 3000`` (``service:Predict``). The model is
 resolved at import -- ``$WORKBENCH_MODEL_TAG``, else the model a built Bento was built with, else the
-production pointer (:func:`workbench.serving.resolve_model`) -- **once per server**: the first process of
-``bentoml serve`` resolves it before any worker starts and pins it (``$WORKBENCH_SERVING_PIN``), and every worker,
-respawned ones included, serves that model until the server is restarted (a promotion or rollback never splits a
-server between two models). ``WORKBENCH_HOT_SWAP=1`` (off by default for now) replaces that pin when the model
-comes from the production pointer: each worker follows the pointer -- new champion verified beside the old one and
-swapped in atomically, a shadow or canary challenger beside it, automatic rollback of a failing challenger
-(:mod:`workbench.serving.deploy`). It is loaded, verified whole (``package.json``: every file's sha256) and self-tested
-in ``__init__``; ``/readyz`` answers 200 only after that, and never for a model that fails verification, nor
-while the prediction log cannot be written (it says why: ``not ready: prediction log unwritable: ...``).
+production pointer (:func:`workbench.serving.resolve_model`).
+
+* **From the production pointer** (the usual case), each worker follows the pointer (hot swap, on by default):
+  a new champion is verified beside the old one and swapped in atomically without a restart -- which is also how
+  ``workbench release`` and ``workbench rollback`` reach a running server --, a shadow or canary challenger is
+  served beside it, and a failing challenger is rolled back automatically (:mod:`workbench.serving.deploy`). A
+  worker respawned after a pointer change starts on the pointer's model.
+* **Pinned**: a model named by ``$WORKBENCH_MODEL_TAG`` or by a built Bento, or any model with
+  ``WORKBENCH_HOT_SWAP=0``, is resolved **once per server**: the first process of ``bentoml serve`` resolves it
+  before any worker starts and pins it (``$WORKBENCH_SERVING_PIN``), and every worker, respawned ones included,
+  serves that model until the server is restarted.
+
+The model is loaded, verified whole (``package.json``: every file's sha256) and self-tested in ``__init__``;
+``/readyz`` answers 200 only after that, and never for a model that fails verification, nor while the prediction
+log cannot be written (it says why: ``not ready: prediction log unwritable: ...``).
 All logic lives in :mod:`workbench.serving`; this file imports nothing else from workbench, and nothing from
 scikit-learn, shap or fairlearn.
 
@@ -32,14 +38,14 @@ Serving decisions (measured on the Adult logistic regression; see README "Servin
 * The edge: ``application/json`` required (415), bodies over ``limits.max_body_bytes`` refused (413) after
   draining them (bounded) so every client reads the answer, duplicate keys refused (400), strings bounded by the
   contract, connections stalled in their request head closed after ``$WORKBENCH_HEADER_TIMEOUT`` (10 s), every
-  refusal logged with its request id; ``/docs.json`` documents exactly that (:mod:`workbench.serving.openapi`).
+  refusal logged with its request id; ``/docs.json`` documents exactly that, for the model serving now (after a hot
+  swap, the new champion's fields, answer, example and tag: :func:`workbench.serving.openapi.service_document`).
 * Binds 127.0.0.1 unless ``--host``/``BENTOML_HOST`` says otherwise (the image sets ``BENTOML_HOST=0.0.0.0``).
 """
 
 from __future__ import annotations
 
 import gc
-import json
 from pathlib import Path
 
 import bentoml
@@ -65,7 +71,7 @@ from workbench.serving.observe import (
     prediction_log_for,
     prometheus_hook,
 )
-from workbench.serving.openapi import openapi_document
+from workbench.serving.openapi import service_document
 from workbench.serving.schema import RequestSchema, ServingConfig, response_model
 
 # BentoML 1.4 arms a 30 s timer per request and never cancels it; the garbage collector's passes over those
@@ -73,11 +79,15 @@ from workbench.serving.schema import RequestSchema, ServingConfig, response_mode
 cancel_bentoml_timeout_timers()
 install_header_timeout()  # uvicorn never closes a connection stalled in its request head
 
-# In a built Bento, its bento.yaml (one folder up) pins the model it was built with. pin=True: resolved once, in
-# `bentoml serve`'s first process; its workers (respawned ones too) inherit it.
-# WORKBENCH_HOT_SWAP=1: no pin; every worker resolves the pointer and follows it (workbench.serving.deploy).
+# Hot swap (default): every worker resolves the production pointer itself and follows it (workbench.serving.deploy).
+# A model that does not come from the pointer -- $WORKBENCH_MODEL_TAG, or the model a built Bento's bento.yaml (one
+# folder up) names -- and any model with WORKBENCH_HOT_SWAP=0 is pinned: resolved once, in `bentoml serve`'s first
+# process; its workers (respawned ones too) inherit it.
+BENTO_DIR = Path(__file__).resolve().parents[1]
 HOT_SWAP = hot_swap_enabled()
-MODEL = resolve_model(bento_dir=Path(__file__).resolve().parents[1], pin=not HOT_SWAP)
+MODEL = resolve_model(bento_dir=BENTO_DIR, pin=not HOT_SWAP)
+if HOT_SWAP and not MODEL.from_pointer:
+    MODEL = resolve_model(bento_dir=BENTO_DIR, pin=True)
 FOLLOW_POINTER = HOT_SWAP and MODEL.from_pointer
 LOG_ON_FAILURE = log_on_failure()  # "refuse" (503) or "serve" (answer anyway, loudly): WORKBENCH_LOG_ON_FAILURE
 try:
@@ -112,7 +122,7 @@ class Predict:
         if predictor.ready:
             _observe(predictor)
         self.predictor = predictor
-        if FOLLOW_POINTER:  # champion swaps, challenger, rollback: one watcher thread per worker
+        if FOLLOW_POINTER:  # hot swap: champion swaps, challenger, rollback; one watcher thread per worker
             self.predictor = Deployment(predictor, champion_key=(MODEL.tag, MODEL.package_certified.get(
                 "the production pointer")), prepare=_observe, metrics=deploy_metrics()).start()
         SLOT.instance = self  # PredictRoute answers /predict with self.predictor from now on
@@ -143,17 +153,16 @@ def _observe(predictor) -> None:  # noqa: ANN001
     predictor.on_log_failure = log_failure_hook(predictor.tag)
 
 
-def _document() -> dict:
-    """/docs.json: BentoML's document with /predict, the probes and the title as the service behaves."""
-    base = Predict.openapi_spec.asdict()
-    if CONFIG is None:
-        return base
-    profile_path = MODEL.path / "reference_profile.json"
-    profile = json.loads(profile_path.read_text()) if profile_path.is_file() else None
-    return openapi_document(base, CONFIG, PredictResponse, tag=MODEL.tag, profile=profile)
+def _document(predictor) -> dict:  # noqa: ANN001
+    """/docs.json for the model serving now (built once per champion): BentoML's document with /predict, the
+    probes and the title as the service behaves."""
+    return service_document(Predict.openapi_spec.asdict(), predictor, config=CONFIG, tag=MODEL.tag,
+                            model_dir=MODEL.path)
 
 
-Predict.add_asgi_middleware(BodyLimit, max_bytes=CONFIG.limits.max_body_bytes if CONFIG else 10 * 1024 * 1024)
+# the body limit follows the serving champion's limits.max_body_bytes (after a hot swap too)
+Predict.add_asgi_middleware(BodyLimit, max_bytes=CONFIG.limits.max_body_bytes if CONFIG else 10 * 1024 * 1024,
+                            slot=SLOT)
 Predict.add_asgi_middleware(ServiceRoutes, slot=SLOT, document=_document)
 if DIRECT:  # inside BodyLimit and BentoML's metrics, tracing, access-log and timeout middlewares
     Predict.add_asgi_middleware(PredictRoute, slot=SLOT, path="/predict")

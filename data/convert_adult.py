@@ -15,11 +15,10 @@ It prints the sha256 of every original and converted file for data/README.md.
 
 from __future__ import annotations
 
-import hashlib
-import sys
 from pathlib import Path
 
 import polars as pl
+from convert_common import detail, nulls, source_dir, write
 
 COLUMNS = [
     "age", "workclass", "fnlwgt", "education", "education_num", "marital_status", "occupation",
@@ -27,10 +26,6 @@ COLUMNS = [
     "income",
 ]
 INTEGER_COLUMNS = ["age", "fnlwgt", "education_num", "capital_gain", "capital_loss", "hours_per_week"]
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def convert(src: Path, *, skip_rows: int) -> pl.DataFrame:
@@ -52,18 +47,12 @@ def convert(src: Path, *, skip_rows: int) -> pl.DataFrame:
 
 def main(src_dir: str) -> None:
     src = Path(src_dir)
-    out = Path(__file__).resolve().parent
     for name, target, skip in [("adult.data", "adult_train.parquet", 0), ("adult.test", "adult_test.parquet", 1)]:
         df = convert(src / name, skip_rows=skip)
-        dest = out / target
-        tmp = dest.with_suffix(".parquet.tmp")
-        df.write_parquet(tmp, compression="zstd", compression_level=10, statistics=True)
-        tmp.replace(dest)
-        print(f"{name}: sha256 {sha256(src / name)}")
-        print(f"  -> {target}: {df.height} rows x {df.width} cols, sha256 {sha256(dest)}")
-        print(f"     labels: {dict(df['income'].value_counts().iter_rows())}")
-        print(f"     nulls: {dict((c, n) for c, n in zip(df.columns, df.null_count().row(0)) if n)}")
+        write(df, src / name, target)
+        detail("labels", dict(df["income"].value_counts().iter_rows()))
+        detail("nulls", nulls(df))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "../shared/datasets/adult")
+    main(source_dir("../shared/datasets/adult"))

@@ -18,20 +18,15 @@ reproduces the same bytes.
 
 from __future__ import annotations
 
-import hashlib
-import sys
 from pathlib import Path
 
 import polars as pl
+from convert_common import detail, nulls, source_dir, write
 
 NUMBERS = {"bill_length_mm": pl.Float64, "bill_depth_mm": pl.Float64, "flipper_length_mm": pl.Int64,
            "body_mass_g": pl.Int64, "year": pl.Int64}
 COLUMNS = ["species", "island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "sex",
            "year"]
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def convert(src: Path) -> pl.DataFrame:
@@ -47,17 +42,12 @@ def convert(src: Path) -> pl.DataFrame:
 
 def main(src_dir: str) -> None:
     src = Path(src_dir) / "penguins.csv"
-    out = Path(__file__).resolve().parent / "penguins.parquet"
     df = convert(src)
-    tmp = out.with_suffix(".parquet.tmp")
-    df.write_parquet(tmp, compression="zstd", compression_level=10, statistics=True)
-    tmp.replace(out)
-    print(f"penguins.csv: sha256 {sha256(src)}")
-    print(f"  -> {out.name}: {df.height} rows x {df.width} cols, sha256 {sha256(out)}")
-    print(f"     species: {dict(df['species'].value_counts().sort('species').iter_rows())}")
-    print(f"     nulls: {dict((c, n) for c, n in zip(df.columns, df.null_count().row(0), strict=True) if n)}")
-    print(f"     sex 'NA' tokens: {(df['sex'] == 'NA').sum()}")
+    write(df, src, "penguins.parquet")
+    detail("species", dict(df["species"].value_counts().sort("species").iter_rows()))
+    detail("nulls", nulls(df))
+    detail("sex 'NA' tokens", (df["sex"] == "NA").sum())
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "../shared/datasets/penguins")
+    main(source_dir("../shared/datasets/penguins"))

@@ -16,21 +16,16 @@ re-running it reproduces the same bytes.
 
 from __future__ import annotations
 
-import hashlib
-import sys
 from pathlib import Path
 
 import polars as pl
+from convert_common import detail, source_dir, write
 
 SCHEMA = {
     "year": pl.Int64, "age": pl.Int64, "maritl": pl.String, "race": pl.String, "education": pl.String,
     "region": pl.String, "jobclass": pl.String, "health": pl.String, "health_ins": pl.String,
     "logwage": pl.Float64, "wage": pl.Float64,
 }
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def convert(src: Path) -> pl.DataFrame:
@@ -42,16 +37,11 @@ def convert(src: Path) -> pl.DataFrame:
 
 def main(src_dir: str) -> None:
     src = Path(src_dir) / "Wage.csv"
-    out = Path(__file__).resolve().parent / "wage.parquet"
     df = convert(src)
-    tmp = out.with_suffix(".parquet.tmp")
-    df.write_parquet(tmp, compression="zstd", compression_level=10, statistics=True)
-    tmp.replace(out)
-    print(f"Wage.csv: sha256 {sha256(src)}")
-    print(f"  -> {out.name}: {df.height} rows x {df.width} cols, sha256 {sha256(out)}")
-    print(f"     wage: mean {df['wage'].mean():.3f}, std {df['wage'].std():.3f}, "
-          f"min {df['wage'].min():.3f}, max {df['wage'].max():.3f}")
+    write(df, src, "wage.parquet")
+    detail("wage", f"mean {df['wage'].mean():.3f}, std {df['wage'].std():.3f}, min {df['wage'].min():.3f}, "
+                   f"max {df['wage'].max():.3f}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "../shared/datasets/wage")
+    main(source_dir("../shared/datasets/wage"))

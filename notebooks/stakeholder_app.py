@@ -4,7 +4,9 @@
     marimo export html notebooks/stakeholder_app.py -o app.html --no-include-code --no-sandbox [-- --run RUN_ID]
 
 It reads run folders (``$WORKBENCH_RUNS_DIR``, default ``papermill_runs/``) and the model registry
-(``$BENTOML_HOME``) and trains nothing; every helper lives in :mod:`workbench.app_data`.
+(``$BENTOML_HOME``) and trains nothing; every helper lives in :mod:`workbench.app_data`. The run's evaluation and
+fairness reports come back as their report objects (``run["evaluation"]``, ``run["fairness"]``), and the fairness
+chart is the report's own (``fairness.chart(feature, figure)``).
 """
 
 import marimo
@@ -179,8 +181,7 @@ def _(ad, chart, lead, mo, run, table, technical):
                       formats={c: ".4f" for c in ("cv_mean", "cv_std", *_others)})
     mo.vstack([
         mo.md("## 2 · Performance against the baseline"),
-        lead("performance", ad.lead_performance(_lb, brief=run["brief"],
-                                                evaluation=run["reports"].get("evaluation"))),
+        lead("performance", ad.lead_performance(_lb, brief=run["brief"], evaluation=run["evaluation"])),
         mo.md("A model earns its place only by beating the best simple rule (a *baseline*) by the brief's margin, on "
               "test data it never saw."),
         _stats,
@@ -195,7 +196,7 @@ def _(ad, chart, lead, mo, run, table, technical):
 
 @app.cell
 def _(ad, mo, run):
-    fairness = run["reports"].get("fairness") or {}
+    fairness = run["fairness"]  # the FairnessReport object (None: the run has none)
     _choices = ad.fairness_choices(fairness)
     fair_feature = mo.ui.dropdown(options=_choices["features"], value=(_choices["features"] or [None])[0],
                                   label="Sensitive feature")
@@ -213,8 +214,7 @@ def _(ad, chart, fair_feature, fair_metric, fairness, lead, mo, run, table, tech
             mo.md("## 3 · Fairness slices\n_This run has no fairness report._"))
     _slice = ad.fairness_slice(fairness, fair_feature.value, fair_metric.value)
     _gaps = ad.fairness_gaps(fairness, fair_feature.value)
-    _overall = (fairness.get("overall") or {}).get(fair_metric.value)
-    _task = ad.task_of(fairness)
+    _task = fairness.task
     _small = {"binary_classification": " (or positives/negatives, for TPR/FPR)",
               "multiclass_classification": " (or rows of the class, for a class's recall)"}.get(_task, "")
     _units = {"regression": "",
@@ -228,7 +228,7 @@ def _(ad, chart, fair_feature, fair_metric, fairness, lead, mo, run, table, tech
                 "enough people to compare?": "yes" if r["evidence"] == "ok" else "no, too few",
                 "note": r["note"].replace(" rows < min_slice_size ", " people; the minimum to compare is ")}
                for r in _slice.iter_rows(named=True)]
-    _level = fairness.get("confidence_level", 0.95)
+    _level = fairness.confidence_level or 0.95
     _gap_rows = [{"measure": ad.term(g["metric"]), **({"class": g["class"] or ""} if "class" in g else {}),
                   "gap": ad.gap_value_text(g["metric"], g["value"]),
                   f"at most ({_level:.0%} confidence)": ad.gap_value_text(g["metric"], g["ci_high"]),
@@ -243,11 +243,10 @@ def _(ad, chart, fair_feature, fair_metric, fairness, lead, mo, run, table, tech
              + (f" Amounts are in the units of {_target.get('column')}." if _task == "regression" else "")),
         mo.hstack([fair_feature, fair_metric], justify="start", gap=2),
         mo.md(f"Each group's {ad.explain(fair_metric.value)}, on test data, with the range the true figure likely "
-              f"lies in ({_level:.0%} confidence). Groups with fewer than {fairness.get('min_slice_size')} "
+              f"lies in ({_level:.0%} confidence). Groups with fewer than {fairness.min_slice_size} "
               f"people{_small} are shown but not compared: their ranges are too wide to conclude anything."
               f"{_units}"),
-        chart(ad.chart_fairness_slice(_slice, feature=fair_feature.value, metric=fair_metric.value,
-                                      overall=_overall, confidence_level=fairness.get("confidence_level"))),
+        chart(fairness.chart(fair_feature.value, fair_metric.value)),
         table(_groups, label=f"groups of {fair_feature.value}", wrap=["note"]),
         mo.md(f"**Gaps between the groups of {fair_feature.value}.** The check uses the upper end of the likely "
               "range, so a gap passes only if even its pessimistic value is within the limit. A gap with no limit "
@@ -266,7 +265,7 @@ def _(ad, chart, fair_feature, fair_metric, fairness, lead, mo, run, table, tech
 def _(ad, fairness, mo, run):
     shap = run["reports"].get("shap") or {}
     contributions = ad.load_contributions(run["dir"])
-    _features = ad.driver_features(shap, contributions, fairness.get("features") or [])
+    _features = ad.driver_features(shap, contributions, fairness.features if fairness else [])
     driver_feature = mo.ui.dropdown(options=_features, value=(_features or [None])[0], label="Groups of")
     return contributions, driver_feature, shap
 
@@ -283,7 +282,7 @@ def _(ad, chart, contributions, driver_feature, fairness, lead, mo, shap, table,
         shap.get("task"), "how far each column moves a score, in log-odds")
     _head = [
         mo.md("## 4 · What drives the scores"),
-        lead("drivers", ad.lead_shap(shap, sensitive=fairness.get("features"))),
+        lead("drivers", ad.lead_shap(shap, sensitive=fairness.features if fairness else None)),
         mo.md(f"Each bar is the average {ad.explain('shap')}, over {shap.get('sample_size')} people of the test "
               "data. Longer bars matter more; the bar says nothing about whether an input raises or lowers the "
               "answer."),

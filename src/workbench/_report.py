@@ -6,6 +6,8 @@ three views (evidently's Snapshot idea).
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import html
 import json
 import math
@@ -13,10 +15,12 @@ import os
 import stat
 import tempfile
 import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Report", "atomic_write_text", "atomic_write_bytes", "html_table", "jsonable", "esc"]
+__all__ = ["Report", "atomic_write_text", "atomic_write_bytes", "html_table", "jsonable", "esc", "fields_from_dict", "read_json",
+           "CHART_WIDTH", "BLUE", "GREY", "ORANGE", "RED", "GREEN", "UP", "DOWN", "DARK", "GROUP_COLOURS", "chart_id"]
 
 
 def esc(value: Any) -> str:
@@ -95,6 +99,15 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def read_json(path: str | Path) -> Any:
+    """A JSON file's content, or None when it is missing, unreadable or not JSON (for views that show what a run
+    folder holds and skip what it does not)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
 def html_table(rows: list[dict], columns: list[str] | None = None, *, max_rows: int = 200,
                formats: dict[str, str] | None = None) -> str:
     if not rows:
@@ -115,6 +128,57 @@ def html_table(rows: list[dict], columns: list[str] | None = None, *, max_rows: 
     )
     more = f"<p><em>{len(rows) - max_rows} more rows not shown</em></p>" if len(rows) > max_rows else ""
     return f"<table class='wb'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
+
+
+def fields_from_dict(cls: type, d: Mapping[str, Any], *,
+                     convert: Mapping[str, Callable[[Any], Any]] | None = None) -> dict[str, Any]:
+    """The keyword arguments that rebuild dataclass report ``cls`` from its ``to_dict()`` output ``d``.
+
+    Every init field but ``title`` is read from ``d`` when present, copied (the report never shares a list or
+    dict with ``d``) and passed through ``convert[name]`` when given; keys that are not fields (derived figures
+    such as ``verdict`` or ``primary_value``) are ignored. A required field ``d`` lacks -- a run cut short, a file
+    written before the field existed -- reads as empty: ``[]`` or ``{}`` by its annotation, None otherwise; a
+    field with a default keeps its default.
+
+    Raises
+    ------
+    TypeError
+        ``d`` is not a mapping (say, a report file that holds a list).
+    """
+    if not isinstance(d, Mapping):
+        raise TypeError(f"{cls.__name__}.from_dict expects the dict its to_dict() writes, got {type(d).__name__}")
+    convert = convert or {}
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if not f.init or f.name == "title":
+            continue
+        if f.name in d:
+            value = copy.deepcopy(d[f.name])
+            out[f.name] = convert[f.name](value) if f.name in convert and value is not None else value
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            kind = str(f.type).split("[", 1)[0].strip()
+            out[f.name] = [] if kind == "list" else {} if kind == "dict" else None
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- charts
+# What the report objects' charts share (their matplotlib figures and the stakeholder app's altair charts): the
+# width of an interactive chart, the colour convention and the tag that names a chart in its spec.
+CHART_WIDTH = 600
+"""Width (px) of the app's interactive charts (the medium marimo layout leaves about 700 px)."""
+
+BLUE, GREY, ORANGE, RED, GREEN = "#1f77b4", "#9e9e9e", "#e6550d", "#c5221f", "#137333"
+"""Colour convention: orange raises a score and blue lowers it (a direction, never good/bad); red only marks a
+failure; grey is a baseline or too little evidence."""
+UP, DOWN, DARK = "#e6550d", "#1f77b4", "#444444"
+GROUP_COLOURS = ("#5e3c99", "#1b9e77", "#a6761d", "#e7298a", "#66a61e", "#666666", "#7570b3", "#b2abd2")
+"""Groups in a chart: colours that are neither the direction pair (orange/blue) nor red."""
+
+
+def chart_id(chart: Any, name: str) -> Any:
+    """Tag an altair chart ``usermeta.wb_chart = "wb-chart-<name>"`` so the app's browser test (and a reader of
+    the spec) can tell the charts apart."""
+    return chart.properties(usermeta={"wb_chart": f"wb-chart-{name}"})
 
 
 class Report:

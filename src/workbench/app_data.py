@@ -2,9 +2,17 @@
 
 Every function here reads artifacts that earlier stages certified -- run manifests, ``reports/*.json``, the
 SHAP contributions Parquet, the BentoML model packages, the promotion attempts and the prediction log -- and
-returns plain dicts, polars frames, matplotlib figures (report.html) or altair charts (the app's
-interactive charts, built from the same frames). Nothing trains and nothing writes: the app is a
-window on the runs, not a stage of the lifecycle.
+returns plain dicts, polars frames, matplotlib figures or altair charts (the app's interactive charts, built from
+the same frames). Nothing trains and nothing writes: the app is a window on the runs, not a stage of the
+lifecycle.
+
+The run's held-out evaluation and fairness reports are read back as their report objects
+(:meth:`workbench.artifacts.RunFolder.report_object`; :func:`load_run` gives them as ``evaluation`` and
+``fairness``), and the helpers below take either that object or its saved dict. A report object that owns a chart
+draws it: the fairness slice chart is :meth:`FairnessReport.chart <workbench.evaluation.FairnessReport.chart>`
+(:func:`chart_fairness_slice` and :func:`plot_fairness_slice` hand its frame to the same drawing code). The
+performance, SHAP and what-if charts are drawn here: the leaderboard and the SHAP report do not read back from
+their JSON as objects.
 
 Two calls go beyond reading JSON, both for the what-if form:
 
@@ -20,7 +28,6 @@ Two calls go beyond reading JSON, both for the what-if form:
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -28,6 +35,21 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from ._report import (
+    BLUE,
+    CHART_WIDTH,
+    DARK,
+    DOWN,
+    GREEN,
+    GREY,
+    GROUP_COLOURS,
+    ORANGE,
+    RED,
+    UP,
+    Report,
+)
+from ._report import chart_id as _chart_id
+from ._report import read_json as _read_json
 from .config import Settings
 from .config import settings as _settings
 from .errors import DataError, WorkbenchError
@@ -96,59 +118,36 @@ __all__ = [
 MISSING_OPTION = "(missing)"
 """What the what-if form shows for a missing categorical value (sent to the model as ``None``)."""
 
-METRIC_LABELS = {
-    "selection_rate": "selection rate",
-    "tpr": "true positive rate (TPR)",
-    "fpr": "false positive rate (FPR)",
-    "accuracy": "accuracy",
-    "mae": "mean absolute error (MAE)",
-    "mean_prediction": "mean prediction",
-    "mean_residual": "mean residual (actual - predicted)",
-}
-"""Labels of the per-group figures a fairness report carries (multiclass ``recall[c]`` / ``selection_rate[c]``
-are labelled by :func:`metric_label`)."""
-
 BINARY = "binary_classification"
 
 
 def metric_label(metric: str) -> str:
     """A per-group figure as a reader names it: ``tpr`` -> "true positive rate (TPR)", ``recall[Adelie]`` ->
-    "recall of Adelie", ``selection_rate[Adelie]`` -> "share predicted Adelie"."""
-    if metric.endswith("]") and "[" in metric:
-        name, cls = metric[:-1].split("[", 1)
-        if name == "recall":
-            return f"recall of {cls}"
-        if name == "selection_rate":
-            return f"share predicted {cls}"
-        return f"{METRIC_LABELS.get(name, name.replace('_', ' '))} of {cls}"
-    return METRIC_LABELS.get(metric, metric.replace("_", " "))
+    "recall of Adelie", ``selection_rate[Adelie]`` -> "share predicted Adelie" (the fairness charts' labels)."""
+    from .evaluation._charts import figure_label
+
+    return figure_label(metric)
 
 
-def task_of(*reports: dict | None) -> str:
+def task_of(*reports: Any) -> str:
     """The task a run or package is for: the first ``task`` any of the given dicts records (leaderboard,
-    brief, serving.json, fairness report ...), else binary classification (what runs before round 2 were)."""
+    brief, serving.json, fairness report ...) or the task of the first report object given, else binary
+    classification (what runs before round 2 were)."""
     for r in reports:
+        if isinstance(r, Report):
+            return str(r.task)
         if r and r.get("task"):
             return str(r["task"])
     return BINARY
 
-_BLUE, _GREY, _ORANGE, _RED, _GREEN = "#1f77b4", "#9e9e9e", "#e6550d", "#c5221f", "#137333"
-_UP, _DOWN, _DARK = "#e6550d", "#1f77b4", "#444444"
-_GROUPS = ("#5e3c99", "#1b9e77", "#a6761d", "#e7298a", "#66a61e", "#666666", "#7570b3", "#b2abd2")
-"""Groups in a chart: colours that are neither the direction pair (orange/blue) nor red."""
-"""Colour convention: orange raises a score and blue lowers it (a direction, never good/bad); red only marks a
-failure; grey is a baseline or too little evidence."""
+# The colour convention of every chart (workbench._report): orange raises a score and blue lowers it (a direction,
+# never good/bad); red only marks a failure; grey is a baseline or too little evidence; _GROUPS tell groups apart.
+_BLUE, _GREY, _ORANGE, _RED, _GREEN = BLUE, GREY, ORANGE, RED, GREEN
+_UP, _DOWN, _DARK, _GROUPS = UP, DOWN, DARK, GROUP_COLOURS
 
 
 def _cfg(cfg: Settings | None) -> Settings:
     return cfg or _settings()
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 # =============================================================================================== runs
@@ -186,32 +185,62 @@ def default_run(runs: list[dict], *, requested: str | None = None, production_ru
 
 def load_run(run_id: str, cfg: Settings | None = None) -> dict:
     """One run's manifest and reports: ``run_id``, ``dir``, ``manifest``, ``reports`` (name -> dict),
-    ``figures`` (PNG names), ``selected`` (candidate), ``brief`` (the brief as recorded in the manifest),
-    ``task`` and ``classes`` (multiclass: class names in code order, else None).
+    ``evaluation`` and ``fairness`` (the selected model's held-out report and the fairness report, read back as
+    their objects for the run's task; None when the run has none or the file does not read back), ``figures`` (PNG
+    names), ``selected`` (candidate), ``brief`` (the brief as recorded in the manifest), ``task`` and ``classes``
+    (multiclass: class names in code order, else None).
 
     Raises
     ------
     RunError
         The run does not exist or has no manifest.
     """
+    from .artifacts import RunFolder
     from .runs import read_manifest, resolve_run
 
     run_dir = resolve_run(run_id, _cfg(cfg).runs_dir)
     manifest = read_manifest(run_dir)
+    folder = RunFolder(run_dir)
     reports = {}
-    for p in sorted((run_dir / "reports").glob("*.json")):
-        data = _read_json(p)
+    for name in folder.report_names():
+        data = _read_json(folder.report_path(name))
         if data is not None:
-            reports[p.stem] = data
+            reports[name] = data
+    objects = {name: _report_object(folder, name) for name in ("evaluation", "fairness")}
     figures = sorted(p.name for p in (run_dir / "figures").glob("*.png")) if (run_dir / "figures").is_dir() else []
     proto = (manifest.get("results") or {}).get("prototype") or {}
     brief = (manifest.get("brief") or {}).get("content") or {}
     return {"run_id": manifest.get("run_id", run_dir.name), "dir": run_dir, "manifest": manifest,
-            "reports": reports, "figures": figures,
+            "reports": reports, **objects, "figures": figures,
             "selected": proto.get("selected") or reports.get("leaderboard", {}).get("selected"),
             "brief": brief, "task": task_of(reports.get("leaderboard"), brief, reports.get("contract")),
             "classes": (reports.get("leaderboard") or {}).get("classes") or (reports.get("contract") or {}).get(
                 "classes")}
+
+
+def _report_object(folder: Any, name: str) -> Any:
+    """``folder.report_object(name)``, or None when the run has no such report or it does not read back (the
+    screen that needs it then says so)."""
+    try:
+        return folder.report_object(name, required=False)
+    except WorkbenchError:
+        return None
+
+
+def _evaluation(evaluation: Any, task: str) -> Any:
+    """A held-out evaluation report object, from the object or its saved dict (None for none)."""
+    if not evaluation:
+        return None
+    from .evaluation import evaluation_report_from_dict
+
+    return evaluation_report_from_dict(evaluation, task=task)
+
+
+def _fairness(fairness: Any) -> Any:
+    """A fairness report object, from the object or its saved dict."""
+    from .evaluation import fairness_report_from_dict
+
+    return fairness_report_from_dict(fairness or {})
 
 
 # =============================================================================================== registry
@@ -445,24 +474,20 @@ def plot_performance(leaderboard: dict, *, success_threshold: float | None = Non
 
 
 # =============================================================================================== fairness
-def fairness_choices(fairness: dict) -> dict[str, Any]:
+def fairness_choices(fairness: Any) -> dict[str, Any]:
     """Selector options: ``features`` (sensitive features and their intersections, as in the report) and
     ``metrics`` (label -> metric key): the per-group figures the report carries with a confidence interval, in
     the report's order (binary: selection rate, TPR, FPR, accuracy; regression: MAE, mean prediction, mean
-    residual; multiclass: accuracy, then recall and share predicted of each class)."""
-    features = [f for f in fairness.get("features", []) if fairness.get("groups", {}).get(f)]
-    seen: list[str] = []
-    for rows in fairness.get("groups", {}).values():
-        for r in rows:
-            seen += [k for k in (r.get("ci") or {}) if k not in seen]
-    if task_of(fairness) == BINARY:  # the binary order, as before round 2
-        seen = [k for k in METRIC_LABELS if k in seen] + [k for k in seen if k not in METRIC_LABELS]
-    metrics = {metric_label(key): key for key in seen}
-    return {"features": features, "metrics": metrics}
+    residual; multiclass: accuracy, then recall and share predicted of each class). ``fairness`` is the report
+    object or its saved dict."""
+    report = _fairness(fairness)
+    features = [f for f in report.features if report.groups.get(f)]
+    return {"features": features, "metrics": {metric_label(key): key for key in report.figures}}
 
 
-def fairness_slice(fairness: dict, feature: str, metric: str) -> pl.DataFrame:
-    """One metric in each group of ``feature``, with its bootstrap confidence interval.
+def fairness_slice(fairness: Any, feature: str, metric: str) -> pl.DataFrame:
+    """One metric in each group of ``feature``, with its bootstrap confidence interval
+    (:meth:`FairnessReport.slice_frame <workbench.evaluation.FairnessReport.slice_frame>`).
 
     Columns: ``group``, ``n``, ``positives``, ``value``, ``ci_low``, ``ci_high``, ``evidence``, ``note``.
     ``positives`` is the group's rows of the positive class (binary) or of the class a multiclass ``recall[c]``
@@ -474,25 +499,11 @@ def fairness_slice(fairness: dict, feature: str, metric: str) -> pl.DataFrame:
     DataError
         The report has no such feature.
     """
-    groups = fairness.get("groups", {})
-    if feature not in groups:
+    report = _fairness(fairness)
+    if feature not in report.groups:
         raise DataError(f"the fairness report has no slices for '{feature}'", column=feature,
-                        hint=f"choose one of: {', '.join(groups)}")
-    rows = []
-    cls = metric[len("recall["):-1] if metric.startswith("recall[") and metric.endswith("]") else None
-    for g in groups[feature]:
-        ci = (g.get("ci") or {}).get(metric) or [None, None]
-        evidence = g.get("evidence_tpr_fpr") if metric in ("tpr", "fpr") else g.get("evidence")
-        if cls is not None and g.get("evidence") == "ok":
-            evidence = (g.get("evidence_recall") or {}).get(cls, evidence)
-        positives = (g.get("class_counts") or {}).get(cls) if cls is not None else g.get("positives")
-        rows.append({"group": str(g["group"]), "n": int(g.get("count", 0)),
-                     "positives": None if positives is None else int(positives),
-                     "value": _num(g.get(metric)), "ci_low": _num(ci[0]), "ci_high": _num(ci[1]),
-                     "evidence": evidence or "", "note": g.get("note") or ""})
-    schema = {"group": pl.String, "n": pl.Int64, "positives": pl.Int64, "value": pl.Float64, "ci_low": pl.Float64,
-              "ci_high": pl.Float64, "evidence": pl.String, "note": pl.String}
-    return pl.DataFrame(rows, schema=schema)
+                        hint=f"choose one of: {', '.join(report.groups)}")
+    return report.slice_frame(feature, metric)
 
 
 def _num(v: Any) -> float | None:
@@ -502,17 +513,17 @@ def _num(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def fairness_gaps(fairness: dict, feature: str) -> pl.DataFrame:
+def fairness_gaps(fairness: Any, feature: str) -> pl.DataFrame:
     """The between-group gaps of ``feature``: ``metric``, ``value``, ``ci_low``, ``ci_high``, ``threshold``,
     ``verdict``, ``groups_excluded``; multiclass reports add ``class`` (the class a per-class gap is largest
     for) after ``metric``."""
-    gaps = [g for g in fairness.get("gaps", []) if g.get("feature") == feature]
-    per_class = any("class" in g for g in fairness.get("gaps", []))
+    report = _fairness(fairness)
+    per_class = report.per_class
     rows = [{"metric": g["metric"], **({"class": g.get("class")} if per_class else {}),
              "value": _num(g.get("value")), "ci_low": _num(g.get("ci_low")),
              "ci_high": _num(g.get("ci_high")), "threshold": _num(g.get("threshold")), "verdict": g.get("verdict", ""),
              "groups_excluded": ", ".join(map(str, g.get("groups_excluded") or []))}
-            for g in gaps]
+            for g in report.feature_gaps(feature)]
     schema = {"metric": pl.String, **({"class": pl.String} if per_class else {}), "value": pl.Float64,
               "ci_low": pl.Float64, "ci_high": pl.Float64, "threshold": pl.Float64, "verdict": pl.String,
               "groups_excluded": pl.String}
@@ -521,41 +532,19 @@ def fairness_gaps(fairness: dict, feature: str) -> pl.DataFrame:
 
 def plot_fairness_slice(frame: pl.DataFrame, *, feature: str, metric: str, overall: float | None = None,
                         confidence_level: float | None = None) -> Any:
-    """Point estimate and confidence interval per group; groups with too little evidence are hollow and grey."""
-    from matplotlib.figure import Figure
+    """Point estimate and confidence interval per group; groups with too little evidence are hollow and grey (the
+    static twin of the fairness report's chart, from :func:`fairness_slice`'s frame)."""
+    from .evaluation._charts import fairness_slice_figure
 
-    label = metric_label(metric)
-    n = frame.height
-    fig = Figure(figsize=(6.5, 0.42 * max(n, 2) + 1.3), layout="constrained")
-    ax = fig.add_subplot()
-    for y, r in enumerate(frame.iter_rows(named=True)):
-        if r["value"] is None:
-            continue
-        ok = r["evidence"] == "ok"
-        if r["ci_low"] is not None and r["ci_high"] is not None:
-            ax.plot([r["ci_low"], r["ci_high"]], [y, y], color=_BLUE if ok else _GREY, linewidth=2.2)
-        ax.plot([r["value"]], [y], "o", markersize=7, color=_BLUE if ok else _GREY,
-                markerfacecolor=_BLUE if ok else "white")
-    ax.set_yticks(range(n), [f"{g} (n={c})" for g, c in zip(frame["group"], frame["n"], strict=True)], fontsize=8)
-    ax.invert_yaxis()
-    if overall is not None:
-        ax.axvline(overall, color=_DARK, linestyle="--", linewidth=1, label=f"everyone {overall:.3f}")
-        ax.legend(fontsize=7, loc="best")
-    level = f"{confidence_level:.0%} " if confidence_level else ""
-    ax.set_xlabel(f"{label}: dot = estimate, line = {level}bootstrap interval", fontsize=8)
-    ax.set_title(f"{label} by {feature} (hollow grey: too little evidence)", fontsize=10)
-    if _is_rate(metric):
-        ax.set_xlim(-0.02, 1.02)
-    else:  # target units (regression): fit the intervals, and show where zero is for residuals
-        if metric.startswith("mean_residual"):
-            ax.axvline(0.0, color="#555", linewidth=0.8)
-        ax.margins(x=0.08)
-    return fig
+    return fairness_slice_figure(frame, feature=feature, metric=metric, overall=overall,
+                                 confidence_level=confidence_level)
 
 
 def _is_rate(metric: str) -> bool:
     """Whether a per-group figure is a share in [0, 1] (every classification figure), not a target-unit value."""
-    return metric not in ("mae", "mean_prediction", "mean_residual")
+    from .evaluation._charts import is_rate
+
+    return is_rate(metric)
 
 
 # =============================================================================================== SHAP
@@ -990,30 +979,10 @@ def plot_contributions(explanation: dict, *, top: int = 10) -> Any:
 # The app's on-screen charts: altair (Vega-Lite) specs built from the same frames as the matplotlib figures above
 # (which report.html and the static exports keep using), with the same colours. The app wraps each one in
 # ``mo.ui.altair_chart``; every chart has tooltips, and a selection where picking something helps reading.
-CHART_WIDTH = 600
-"""Width (px) of the app's interactive charts (the medium marimo layout leaves about 700 px)."""
-
-
 def _alt() -> Any:
     import altair as alt
 
     return alt
-
-
-def _chart_id(chart: Any, name: str) -> Any:
-    """Tag a chart so the app's browser test (and a reader of the spec) can tell the charts apart."""
-    return chart.properties(usermeta={"wb_chart": f"wb-chart-{name}"})
-
-
-def _fmt(metric: str) -> str:
-    """The d3 format of a per-group figure: rates as percentages, target units as numbers."""
-    return ".1%" if _is_rate(metric) else ".4g"
-
-
-def _value_text(metric: str, v: float | None) -> str:
-    if v is None:
-        return ""
-    return f"{100 * v:.1f}%" if _is_rate(metric) else f"{v:.4g}"
 
 
 def chart_performance(leaderboard: dict, *, success_threshold: float | None = None) -> Any:
@@ -1071,68 +1040,12 @@ def chart_performance(leaderboard: dict, *, success_threshold: float | None = No
 
 def chart_fairness_slice(frame: pl.DataFrame, *, feature: str, metric: str, overall: float | None = None,
                          confidence_level: float | None = None) -> Any:
-    """The fairness slice chart, interactive, from :func:`fairness_slice`'s frame: each group's figure (dot) and
-    its interval (line); blue = enough evidence, hollow grey = too little. Hover shows the group, its people, the
-    figure, the interval and the evidence; click a group to pick it out."""
-    alt = _alt()
-    label = metric_label(metric)
-    level = f"{confidence_level:.0%} " if confidence_level else ""
-    shown = frame.filter(pl.col("value").is_not_null())
-    data = pl.DataFrame({
-        "group": shown["group"],
-        "label": [f"{g} (n={n})" for g, n in zip(shown["group"], shown["n"], strict=True)],
-        "people": shown["n"],
-        "value": shown["value"], "ci_low": shown["ci_low"], "ci_high": shown["ci_high"],
-        "figure": [_value_text(metric, v) for v in shown["value"].to_list()],
-        "interval": ["" if lo is None or hi is None else f"{_value_text(metric, lo)} to {_value_text(metric, hi)}"
-                     for lo, hi in zip(shown["ci_low"].to_list(), shown["ci_high"].to_list(), strict=True)],
-        "evidence": ["enough people to compare" if e == "ok" else "too few people to compare"
-                     for e in shown["evidence"].to_list()],
-        "note": shown["note"],
-    }, schema={"group": pl.String, "label": pl.String, "people": pl.Int64, "value": pl.Float64,
-               "ci_low": pl.Float64, "ci_high": pl.Float64, "figure": pl.String, "interval": pl.String,
-               "evidence": pl.String, "note": pl.String})
-    order = [f"{g} (n={n})" for g, n in zip(frame["group"], frame["n"], strict=True)]
-    evidence = ["enough people to compare", "too few people to compare"]
-    pick = alt.selection_point(fields=["group"], name="group_pick", on="click", clear="dblclick")
-    tooltip = [alt.Tooltip("group:N", title=feature), alt.Tooltip("people:Q", title="people"),
-               alt.Tooltip("figure:N", title=label), alt.Tooltip("interval:N", title=f"{level}likely range"),
-               alt.Tooltip("evidence:N", title="evidence")]
-    if _is_rate(metric):
-        scale = alt.Scale(domain=[-0.02, 1.02], nice=False)
-    else:
-        scale = alt.Scale(zero=metric.startswith("mean_residual"), nice=True, padding=12)
-    y = alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=260))
-    x_title = f"{label}: dot = estimate, line = {level}bootstrap interval"
-    base = alt.Chart(data)
-    lines = base.mark_rule(strokeWidth=3).encode(
-        x=alt.X("ci_low:Q", scale=scale, title=x_title, axis=alt.Axis(format=_fmt(metric))), x2="ci_high:Q", y=y,
-        color=alt.Color("evidence:N", scale=alt.Scale(domain=evidence, range=[_BLUE, _GREY]),
-                        legend=alt.Legend(title="evidence", orient="bottom")),
-        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.3)), tooltip=tooltip)
-    dots = base.mark_point(size=110, strokeWidth=2, opacity=1).encode(
-        x=alt.X("value:Q", scale=scale), y=y,
-        stroke=alt.Stroke("evidence:N", scale=alt.Scale(domain=evidence, range=[_BLUE, _GREY]), legend=None),
-        fill=alt.Fill("evidence:N", scale=alt.Scale(domain=evidence, range=[_BLUE, "white"]), legend=None),
-        fillOpacity=alt.condition(pick, alt.value(1.0), alt.value(0.3)),
-        tooltip=tooltip,
-    ).add_params(pick)
-    layers = [lines, dots]
-    refs = []
-    if overall is not None:
-        refs.append({"line": f"everyone: {_value_text(metric, overall)}", "value": float(overall), "kind": "everyone"})
-    if metric.startswith("mean_residual"):
-        refs.append({"line": "zero: no under- or over-estimate", "value": 0.0, "kind": "zero"})
-    if refs:
-        layers.insert(0, alt.Chart(pl.DataFrame(refs)).mark_rule(strokeWidth=1.2).encode(
-            x=alt.X("value:Q", scale=scale),
-            strokeDash=alt.StrokeDash("kind:N", scale=alt.Scale(domain=["everyone", "zero"], range=[[6, 4], [1, 0]]),
-                                      legend=None),
-            color=alt.value(_DARK), tooltip=[alt.Tooltip("line:N", title="line")]))
-    chart = alt.layer(*layers).properties(
-        width=CHART_WIDTH, height=32 * max(len(order), 3),
-        title=f"{label} by {feature} (hollow grey: too little evidence)")
-    return _chart_id(chart, "fairness")
+    """The fairness slice chart, interactive, from :func:`fairness_slice`'s frame: the chart
+    :meth:`FairnessReport.chart <workbench.evaluation.FairnessReport.chart>` draws (the app calls that)."""
+    from .evaluation._charts import fairness_slice_chart
+
+    return fairness_slice_chart(frame, feature=feature, metric=metric, overall=overall,
+                                confidence_level=confidence_level)
 
 
 def chart_importance(importance: pl.DataFrame, *, title: str = "Global importance", top: int = 15,
@@ -1437,13 +1350,14 @@ def _and(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def lead_fairness(fairness: dict, feature: str, metric: str, *, positive_label: str | None = None,
+def lead_fairness(fairness: Any, feature: str, metric: str, *, positive_label: str | None = None,
                   units: str = "") -> str:
     """The lead sentence of the fairness screen: how the model treats each group of ``feature`` on ``metric``
     ("By sex, the model predicts “>50K” for 8.1% of Female and 24.8% of Male"), then the gated gap(s) of the
-    feature with their verdicts in plain words."""
-    task = task_of(fairness)
-    rows = [r for r in (fairness.get("groups") or {}).get(feature, []) if _num(r.get(metric)) is not None]
+    feature with their verdicts in plain words. ``fairness`` is the report object or its saved dict."""
+    report = _fairness(fairness)
+    task = report.task
+    rows = [r for r in report.groups.get(feature, []) if _num(r.get(metric)) is not None]
     ok = sorted([r for r in rows if r.get("evidence") == "ok"] or rows, key=lambda r: float(r[metric]))
 
     def phrase(r: dict, first: bool) -> str:
@@ -1460,9 +1374,9 @@ def lead_fairness(fairness: dict, feature: str, metric: str, *, positive_label: 
     small = [str(r["group"]) for r in rows if r.get("evidence") != "ok"]
     if small:
         head += f" {_and(small)} {'has' if len(small) == 1 else 'have'} too few people in the test data to compare."
-    gaps = [g for g in fairness.get("gaps", []) if g.get("feature") == feature]
+    gaps = report.feature_gaps(feature)
     gated = [g for g in gaps if g.get("threshold") is not None] or gaps[:1]
-    level = fairness.get("confidence_level", 0.95)
+    level = 0.95 if report.confidence_level is None else report.confidence_level
     return " ".join([head, *[gap_sentence(g, confidence_level=level, units=units) for g in gated]])
 
 
@@ -1476,10 +1390,12 @@ def _metric_value_text(metric: str, value: float | None, units: str = "") -> str
     return f"{value:.3f}"
 
 
-def lead_performance(leaderboard: dict, *, brief: dict | None = None, evaluation: dict | None = None) -> str:
+def lead_performance(leaderboard: dict, *, brief: dict | None = None, evaluation: Any = None) -> str:
     """The lead sentence of the performance screen: the selected model against the best simple rule and the
     brief's bar, in the task's words; multiclass adds how often each class is recognised, regression how far off
-    a prediction typically is."""
+    a prediction typically is. ``evaluation`` is the selected model's held-out report (the object or its saved
+    dict)."""
+    from .evaluation import MulticlassReport, RegressionReport
     from .tasks import get_task
 
     brief = brief or {}
@@ -1510,14 +1426,14 @@ def lead_performance(leaderboard: dict, *, brief: dict | None = None, evaluation
     if thr is not None:
         bar.append(f"reach {'at least' if higher else 'at most'} {thr:g}")
     s += f" (the brief asks it to {' and '.join(bar)})." if bar else "."
-    ev = evaluation or {}
-    if task.name == "multiclass_classification" and ev.get("per_class"):
-        per = sorted(ev["per_class"], key=lambda r: -(r.get("recall") or 0))
+    ev = _evaluation(evaluation, task.name)
+    if task.name == "multiclass_classification" and isinstance(ev, MulticlassReport) and ev.per_class:
+        per = sorted(ev.per_class, key=lambda r: -(r.get("recall") or 0))
         parts = [f"{r['class']} {_pct(r.get('recall'), 0)}" for r in per[1:]]
         s += (f" {per[0]['class']} is recognised {_pct(per[0].get('recall'), 0)} of the time"
               + (f", {', '.join(parts)}" if parts else "") + f"{unit_txt}.")
-    elif task.name == "regression" and (ev.get("residual") or {}).get("mean") is not None:
-        r = ev["residual"]["mean"]
+    elif task.name == "regression" and isinstance(ev, RegressionReport) and ev.residual.get("mean") is not None:
+        r = ev.residual["mean"]
         how = "under-estimates" if r > 0 else "over-estimates"
         s += f" Across everyone, the model {how} {target or 'the target'} by {abs(r):.3g} on average."
     if target:

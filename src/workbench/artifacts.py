@@ -271,6 +271,44 @@ class RunFolder:
         except json.JSONDecodeError as exc:
             raise RunError(f"{p} is not valid JSON ({exc})", hint="the run folder was edited; run again") from None
 
+    #: Saved reports that read back as their report objects (``report_object``); ``contract`` has ``contract()``.
+    REPORT_OBJECTS = ("evaluation", "fairness", "cv", "leakage")
+
+    def report_names(self) -> list[str]:
+        """The reports the run saved (``reports/<name>.json``), sorted."""
+        folder = self.path / self.REPORTS
+        return sorted(p.stem for p in folder.glob("*.json") if not p.name.startswith(".")) if folder.is_dir() else []
+
+    def report_object(self, name: str, *, required: bool = True) -> Any:
+        """A saved report read back as its object: ``evaluation`` (the selected model's held-out report) and
+        ``fairness`` as the class of the task they record (:func:`workbench.evaluation.evaluation_report_from_dict`,
+        :func:`~workbench.evaluation.fairness_report_from_dict`), ``cv`` as a ``CVReport``, ``leakage`` as a
+        ``LeakageReport``; None when the report is missing and not ``required``.
+
+        Raises
+        ------
+        RunError
+            ``name`` is not one of :data:`REPORT_OBJECTS`, or the report is missing (``required``), not JSON, or
+            does not read back as its report.
+        """
+        if name not in self.REPORT_OBJECTS:
+            raise RunError(f"reports/{name}.json has no report object to read back",
+                           hint=f"read one of: {', '.join(self.REPORT_OBJECTS)}; or the dict with report({name!r})")
+        d = self.report(name, required=required)
+        if d is None:
+            return None
+        from .evaluation import CVReport, evaluation_report_from_dict, fairness_report_from_dict
+        from .evaluation.leakage import LeakageReport
+
+        readers = {"evaluation": evaluation_report_from_dict, "fairness": fairness_report_from_dict,
+                   "cv": CVReport.from_dict, "leakage": LeakageReport.from_dict}
+        try:
+            return readers[name](d)
+        except (TypeError, ValueError, KeyError, AttributeError, WorkbenchError) as exc:
+            msg = exc.message if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
+            raise RunError(f"run {self.run_id}: reports/{name}.json does not read back as a report ({msg})",
+                           hint="the run folder was edited or written by another version; run again") from None
+
     def contract(self) -> Any:
         from .data import DataContract
 

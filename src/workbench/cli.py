@@ -571,7 +571,8 @@ def rollback(reason: Annotated[str, typer.Option(help="Why (recorded in the ledg
 
     entry = do_rollback(reason=reason, by=by or None)
     _out(f"[bold yellow]rolled back[/]: production is now {escape(str(entry['tag']))} "
-         f"(was {escape(str(entry['from_tag']))}); restart `bentoml serve` to load it")
+         f"(was {escape(str(entry['from_tag']))}); a running service swaps to it within a second, without a "
+         "restart (one started with WORKBENCH_HOT_SWAP=0, WORKBENCH_MODEL_TAG or from a built Bento: on restart)")
 
 
 @_command()
@@ -620,26 +621,58 @@ def release(
     to: Annotated[str, typer.Option(help="production, shadow (scores every request beside the champion) or "
                                          "canary (answers --percent of requests).")] = "production",
     percent: Annotated[int, typer.Option(help="The canary's share of requests, 1..100.")] = 0,
+    load_seconds: Annotated[float, typer.Option("--load-seconds", help="Length of the load test, seconds "
+                                                "(default: the brief's deployment.load_test_seconds, 20).",
+                                                show_default=False)] = None,  # type: ignore[assignment]
+    clients: Annotated[int, typer.Option("--clients", help="Concurrent clients of the load test (default: the "
+                                         "brief's deployment.load_test_clients, 32).",
+                                         show_default=False)] = None,  # type: ignore[assignment]
+    replay: Annotated[int, typer.Option("--replay", help="Records the integration test replays (default: the "
+                                        "brief's deployment.replay_requests, 1000).",
+                                        show_default=False)] = None,  # type: ignore[assignment]
+    log_dir: Annotated[Path, typer.Option(help="The production prediction log, whose champion requests are "
+                                               "replayed (default: $WORKBENCH_LOG_DIR or "
+                                               "$BENTOML_HOME/workbench/predictions).")] = None,  # type: ignore[assignment]
 ) -> None:
-    """Release a staged model: an integration check (the staged package answers the challenger's test split, compared
-    with the champion's answers), the recorded approval, then production -- or, with --to shadow|canary, beside the
-    production model in a service started with WORKBENCH_HOT_SWAP=1, which rolls a failing challenger back by
-    itself."""
+    """Release a staged model after a rehearsal against a real `bentoml serve` of it on 127.0.0.1: an integration
+    test (up to --replay records -- the champion's recorded requests from the prediction log, else the test split --
+    each answered 200, compared with the champion's answers), a bounded load test (--clients for --load-seconds:
+    req/s, p99, non-2xx; refused past the brief's p99 and error limits) and the recorded approval. All three
+    pass: production -- or, with --to shadow|canary, beside the production model in the running service (hot swap,
+    the default), which rolls a failing challenger back by itself. A failed check moves nothing (exit 3).
+    The evidence (JSON and HTML) is kept under $BENTOML_HOME/workbench/releases/."""
+    from .registry.release import ReleaseRefused
     from .registry.release import release as do_release
 
-    r = do_release(tag, to=to, approve=approve, by=by or None, cfg=settings(),  # type: ignore[arg-type]
-                   percent=percent or None)
-    i = r.integration.summary()
-    agree = "n/a" if i.get("agreement") is None else f"{i['agreement']:.2%}"
-    _out(escape(f"integration: {i.get('answered')}/{i.get('n')} answered, agreement {agree}, "
-                f"|delta| p99 {_s(i.get('abs_delta_p99'))}"))
+    def checks_table(evidence: Any) -> None:
+        colors = {"pass": "green", "fail": "red", "not run": "yellow"}
+        rows = [[c["check"], _styled(c["verdict"], colors.get(c["verdict"], "")), c["figures"]]
+                for c in evidence.checks()]
+        console.print(_table(f"release checks: {evidence.tag} -> {evidence.to}",
+                             [("check", {}), ("verdict", {}), ("figures", {})], rows))
+        for n in [*evidence.integration.notes, *evidence.notes]:
+            _out(f"  note: {escape(str(n))}")
+
+    try:
+        r = do_release(tag, to=to, approve=approve, by=by or None, cfg=settings(),  # type: ignore[arg-type]
+                       percent=percent or None, log_dir=log_dir, load_seconds=load_seconds, clients=clients,
+                       replay=replay, on_step=lambda msg: _out(f"[cyan]>[/] {escape(str(msg))}"))
+    except ReleaseRefused as exc:
+        checks_table(exc.evidence)
+        err_console.print(f"[bold red]refused[/]: failed check(s): {escape(', '.join(exc.evidence.failed))}. "
+                          "Nothing was moved.", highlight=False, soft_wrap=True)
+        raise
+    checks_table(r.evidence)
+    _out(f"evidence: {escape(str(r.evidence_dir))}")
     if r.to_stage in ("shadow", "canary"):
         share = f" at {percent}%" if r.to_stage == "canary" else ""
-        _out(f"[bold green]{r.to_stage}[/]{share}: {escape(r.tag)} beside {escape(str(r.champion))}; a service "
-             "started with WORKBENCH_HOT_SWAP=1 picks it up within a second (`workbench compare` to watch it)")
+        _out(f"[bold green]{r.to_stage}[/]{share}: {escape(r.tag)} beside {escape(str(r.champion))}; the running "
+             "service picks it up within a second and rolls it back by itself if it fails (errors, latency; "
+             "`workbench feedback` on its metric); `workbench compare` to watch it")
         return
     _out(f"[bold green]released[/] {escape(r.tag)} to production (was {escape(str(r.champion or 'none'))}); "
-         "a service with WORKBENCH_HOT_SWAP=1 swaps to it without a restart, others on restart")
+         "a running service swaps to it within a second, without a restart (one started with "
+         "WORKBENCH_HOT_SWAP=0, WORKBENCH_MODEL_TAG or from a built Bento: on restart)")
 
 
 @_command()
@@ -804,27 +837,56 @@ def feedback(
 ) -> None:
     """Join ground truth to logged predictions; report live performance and fairness like the Prototype phase.
 
+    While the production pointer names a challenger (shadow or canary) and --model is the production model (the
+    default), the labels are also joined with the challenger's logged rows and kept (labels add up over several
+    runs, in $WORKBENCH_LABELS_DIR or $BENTOML_HOME/workbench/labels); each model's
+    primary metric is reported, and a challenger worse than the champion by more than deployment.metric_drop
+    (with deployment.min_labels labelled rows each) is rolled back to staging automatically.
+
     Exit codes: 0 fine, 10 a live fairness gap exceeds its threshold, 20 concept drift (the primary metric
-    dropped beyond the brief's tolerance); 1/2 for errors.
+    dropped beyond the brief's tolerance) or a challenger rolled back on its metric; 1/2 for errors.
     """
-    from .feedback import feedback_report, join_labels, read_labels, read_logged
+    from .feedback import feedback_report, feedback_with_challenger, join_labels, read_labels, read_logged
+    from .serving.deploy import challenger_of
+    from .serving.pointer import production_pointer
 
     tag, path = _package(model)
     mon = json.loads((path / "monitoring.json").read_text())
     labels = read_labels(labels_file)
-    joined = join_labels(read_logged(log_dir, model_version=tag), labels,
-                         label_column=label_column or mon["target"], file=labels_file)
-    report = feedback_report(joined, mon)
+    column = label_column or mon["target"]
+    ptr = production_pointer() or {}
+    spec = challenger_of(ptr) if not model or model == ptr.get("tag") else None
+    versus = None
+    if spec is None:
+        report = feedback_report(join_labels(read_logged(log_dir, model_version=tag), labels, label_column=column,
+                                             file=labels_file), mon)
+    else:
+        report, versus = feedback_with_challenger(labels, champion=tag, spec=spec, label_column=column,
+                                                  log_dir=log_dir, file=labels_file)
     d = _out_dir(out, "feedback")
-    report.save(d / "feedback.json")
-    report.save_html(d / "feedback.html")
-    color = "red" if report.concept_drift else "green"
-    head = (f"{report.rows} labelled rows; {report.primary}: certified {report.certified_value:.4f}, live "
-            f"{report.live_value:.4f} (tolerance {report.tolerance:g}) ->")
-    _out(f"{escape(head)} [bold {color}]{'concept drift' if report.concept_drift else 'ok'}[/]")
-    _out(escape(f"live fairness: {report.fairness_verdict}"))
-    _out(f"report: {escape(str(d / 'feedback.html'))}")
-    raise typer.Exit(report.exit_code)
+    if report is not None:
+        report.save(d / "feedback.json")
+        report.save_html(d / "feedback.html")
+        color = "red" if report.concept_drift else "green"
+        head = (f"{report.rows} labelled rows; {report.primary}: certified {report.certified_value:.4f}, live "
+                f"{report.live_value:.4f} (tolerance {report.tolerance:g}) ->")
+        _out(f"{escape(head)} [bold {color}]{'concept drift' if report.concept_drift else 'ok'}[/]")
+        _out(escape(f"live fairness: {report.fairness_verdict}"))
+        _out(f"report: {escape(str(d / 'feedback.html'))}")
+    else:
+        _out(escape(f"no label is for the champion {tag}'s own rows: no live report for it"))
+    if versus is not None:
+        versus.save(d / "challenger.json")
+        versus.save_html(d / "challenger.html")
+        color = "red" if versus.trigger else "green"
+        _out(f"[bold {color}]challenger[/]: {escape(versus.headline())}")
+        if versus.rolled_back:
+            _out(f"[bold red]rolled back[/] {escape(versus.challenger)} to staging (ledger: automatic, trigger "
+                 f"{escape(str(versus.trigger))}); running services drop it on their next pointer check")
+        for n in versus.notes:
+            _out(f"  note: {escape(n)}")
+        _out(f"report: {escape(str(d / 'challenger.html'))}")
+    raise typer.Exit(max(report.exit_code if report is not None else 0, versus.exit_code if versus else 0))
 
 
 def main() -> None:  # pragma: no cover - console-script entry point

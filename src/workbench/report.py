@@ -5,6 +5,10 @@
 stylesheet is fetched), so the file can be mailed, archived or opened offline. The detailed HTML views the
 notebooks saved (``reports/*.html``) are folded in as collapsible sections.
 
+The held-out evaluation and the fairness report are read back as their report objects (the task's class, by
+:func:`workbench.evaluation.evaluation_report_from_dict` / :func:`~workbench.evaluation.fairness_report_from_dict`);
+the other reports are shown from their saved JSON.
+
 The runner calls it once, at the very end of a run (:func:`workbench.runs.execute_run`); a failure to write the
 report is logged and recorded in the manifest but never changes the run's status.
 """
@@ -12,18 +16,21 @@ report is logged and recorded in the manifest but never changes the run's status
 from __future__ import annotations
 
 import base64
-import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
 
 from ._report import atomic_write_text, esc, html_table
+from ._report import read_json as _read_json
 from .registry.card import METRIC_TEXT, figure_label, shap_unit
 from .tasks import get_task
 
 __all__ = ["REPORT_NAME", "write_run_report", "run_report_html", "effective_parameters"]
 
 REPORT_NAME = "report.html"
+
+log = logging.getLogger(__name__)
 
 # Figures shown in each section, in this order; any other PNG lands under "Other figures".
 _DISCOVERY_FIGURES = ["quality", "missingness", "distributions", "target_by_group"]
@@ -54,10 +61,21 @@ p.lead{font-size:15px;line-height:1.5;border-left:4px solid #1f77b4;background:#
 </style>"""
 
 
-def _read_json(path: Path) -> dict | None:
+def _report_object(reports: dict, name: str) -> Any:
+    """``reports[name]`` (``evaluation`` or ``fairness``; the saved dict or the object) as its report object, None
+    when the run has none or it does not read back (logged: the run report then shows the rest)."""
+    from .evaluation import evaluation_report_from_dict, fairness_report_from_dict
+
+    d = reports.get(name)
+    if not d:
+        return None
+    task = (reports.get("leaderboard") or {}).get("task")
+    reader = evaluation_report_from_dict if name == "evaluation" else fairness_report_from_dict
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        return reader(d, task=task)
+    except Exception as exc:  # noqa: BLE001 - a report that does not read back is left out, never fatal
+        log.warning("reports/%s.json does not read back as a report (%s: %s): left out of the run report", name,
+                    type(exc).__name__, exc)
         return None
 
 
@@ -198,46 +216,42 @@ def _secondary_metrics(lb: dict, task: Any, primary: str, limit: int = 3) -> lis
     return ordered[:limit]
 
 
-def _evaluation(ev: dict, task: str, lb: dict) -> str:
-    """The selected model on held-out data, per task (the evaluation report's own fields)."""
+def _evaluation(ev: Any, task: str, lb: dict) -> str:
+    """The selected model on held-out data, per task (the evaluation report object's own fields)."""
     head = "<h3>Selected model on held-out data</h3>"
     if task == "multiclass_classification":
-        classes = ev.get("classes") or lb.get("classes") or []
+        classes = getattr(ev, "classes", None) or lb.get("classes") or []
         conf = [{"actual \\ predicted": c, **{k: v for k, v in zip(classes, row, strict=False)}}
-                for c, row in zip(classes, ev.get("confusion") or [], strict=False)]
+                for c, row in zip(classes, getattr(ev, "confusion", None) or [], strict=False)]
         per_class = [{k: r.get(k) for k in ("class", "support", "predicted", "precision", "recall", "f1", "pr_auc",
-                                             "ece")} for r in ev.get("per_class") or []]
-        return (head + f"<p>{esc(ev.get('n'))} rows, {len(classes)} classes; the decision is the class with the "
-                f"highest probability. Macro calibration ECE {_fmt(ev.get('macro_ece'), '.4f')}.</p>"
+                                             "ece")} for r in getattr(ev, "per_class", None) or []]
+        return (head + f"<p>{esc(ev.n)} rows, {len(classes)} classes; the decision is the class with the "
+                f"highest probability. Macro calibration ECE {_fmt(getattr(ev, 'macro_ece', None), '.4f')}.</p>"
                 + html_table(per_class, formats={k: ".4f" for k in ("precision", "recall", "f1", "pr_auc", "ece")})
                 + "<p class='muted'>Confusion counts (rows: actual class, columns: predicted class)</p>"
                 + html_table(conf))
     if task == "regression":
-        t, r = ev.get("target") or {}, ev.get("residual") or {}
+        t, r = getattr(ev, "target", None) or {}, getattr(ev, "residual", None) or {}
         quant = [{"residual quantile": f"{lv:g}", "value": v}
                  for lv, v in zip(r.get("levels") or [], r.get("quantiles") or [], strict=False)]
-        return (head + f"<p>{esc(ev.get('n'))} rows; actual mean {_fmt(t.get('mean'), '.4g')} (std "
+        return (head + f"<p>{esc(ev.n)} rows; actual mean {_fmt(t.get('mean'), '.4g')} (std "
                 f"{_fmt(t.get('std'), '.4g')}, range {_fmt(t.get('min'), '.4g')} to {_fmt(t.get('max'), '.4g')}); "
                 f"predicted mean {_fmt(t.get('prediction_mean'), '.4g')} (std {_fmt(t.get('prediction_std'), '.4g')})."
                 f" Residuals (actual - predicted, in the target's units): mean {_fmt(r.get('mean'), '.4g')}, std "
                 f"{_fmt(r.get('std'), '.4g')}; a positive mean residual means the model under-predicts.</p>"
                 + html_table(quant, formats={"value": ".4g"}))
-    conf = ev.get("confusion") or {}
-    return (head + f"<p>{esc(ev.get('n'))} rows, threshold "
-            f"{esc(ev.get('threshold'))}: positive rate {_fmt(ev.get('positive_rate'), '.3f')}, predicted "
-            f"{_fmt(ev.get('predicted_positive_rate'), '.3f')}; confusion tn {esc(conf.get('tn'))}, fp "
-            f"{esc(conf.get('fp'))}, fn {esc(conf.get('fn'))}, tp {esc(conf.get('tp'))}; calibration ECE "
-            f"{_fmt((ev.get('calibration') or {}).get('ece'), '.4f')}.</p>")
+    conf = getattr(ev, "confusion", None) or {}
+    cal = getattr(ev, "calibration", None) or {}
+    return (head + f"<p>{esc(ev.n)} rows, threshold "
+            f"{esc(getattr(ev, 'threshold', None))}: positive rate {_fmt(getattr(ev, 'positive_rate', None), '.3f')}, "
+            f"predicted {_fmt(getattr(ev, 'predicted_positive_rate', None), '.3f')}; confusion tn {esc(conf.get('tn'))}, "
+            f"fp {esc(conf.get('fp'))}, fn {esc(conf.get('fn'))}, tp {esc(conf.get('tp'))}; calibration ECE "
+            f"{_fmt(cal.get('ece'), '.4f')}.</p>")
 
 
-def _fairness_units(task: str, fair: dict) -> str:
+def _fairness_units(task: str, fair: Any) -> str:
     """What the gaps measure, for the tasks whose figures are not rates."""
-    figures: list[str] = []
-    for rows in (fair.get("groups") or {}).values():
-        if rows:
-            figures = list(rows[0].get("ci") or {})
-            break
-    per_group = ", ".join(figure_label(f) for f in figures)
+    per_group = ", ".join(figure_label(f) for f in fair.figures)
     if task == "regression":
         return (" Gaps of MAE and mean residual are in the target's units; mae_relative_difference is a fraction "
                 f"of the overall MAE. Per group: {esc(per_group)}.")
@@ -304,18 +318,17 @@ def _prototype(reports: dict, reports_dir: Path, figs: _Figures) -> str:
            html_table(rows, formats={f"{primary} (held-out)": ".4f", "delta vs baseline": "+.4f",
                                      **{m: ".4f" for m in secondary}}),
            figs.take(_PROTOTYPE_FIGURES)]
-    ev = reports.get("evaluation")
-    if ev:
+    ev = _report_object(reports, "evaluation")
+    if ev is not None:
         out.append(_evaluation(ev, task.name, lb))
-    fair = reports.get("fairness")
-    if fair:
-        per_class = any("class" in g for g in fair.get("gaps", []))
-        keys = ("feature", "metric", *(("class",) if per_class else ()), "value", "ci_low", "ci_high", "threshold",
-                "verdict")
-        gaps = [{k: g.get(k) for k in keys} for g in fair.get("gaps", [])]
-        out.append(f"<h3 id='fairness'>Fairness: {esc(fair.get('verdict'))}</h3>"
-                   f"<p class='muted'>{_fmt(fair.get('confidence_level'), '.0%')} bootstrap intervals "
-                   f"({esc(fair.get('n_bootstrap'))} resamples); slices smaller than {esc(fair.get('min_slice_size'))} "
+    fair = _report_object(reports, "fairness")
+    if fair is not None:
+        keys = ("feature", "metric", *(("class",) if fair.per_class else ()), "value", "ci_low", "ci_high",
+                "threshold", "verdict")
+        gaps = [{k: g.get(k) for k in keys} for g in fair.gaps]
+        out.append(f"<h3 id='fairness'>Fairness: {esc(fair.verdict)}</h3>"
+                   f"<p class='muted'>{_fmt(fair.confidence_level, '.0%')} bootstrap intervals "
+                   f"({esc(fair.n_bootstrap)} resamples); slices smaller than {esc(fair.min_slice_size)} "
                    f"are reported, not compared.{_fairness_units(task.name, fair)}</p>"
                    + html_table(gaps, formats={"value": ".4f", "ci_low": ".4f", "ci_high": ".4f"}))
     out.append(figs.take_prefix(_FAIRNESS_PREFIX))
@@ -359,7 +372,8 @@ def effective_parameters(m: dict, reports: dict | None = None, passed: dict | No
     reports = reports or {}
     passed = passed or {}
     brief = (m.get("brief") or {}).get("content") or {}
-    fair, shap, lb = reports.get("fairness") or {}, reports.get("shap") or {}, reports.get("leaderboard") or {}
+    fair = _report_object(reports, "fairness")
+    shap, lb = reports.get("shap") or {}, reports.get("leaderboard") or {}
     data = m.get("data") or {}
     rows = []
     for phase, params in (m.get("parameters") or {}).items():
@@ -371,7 +385,7 @@ def effective_parameters(m: dict, reports: dict | None = None, passed: dict | No
             shown: Any = value
             if key == "bootstrap_samples" and not value:
                 brief_n = (brief.get("fairness") or {}).get("bootstrap_samples")
-                shown = fair.get("n_bootstrap") or brief_n
+                shown = (fair.n_bootstrap if fair is not None else None) or brief_n
                 source = ("the brief (fairness.bootstrap_samples): the notebook's 0 means “use the brief's value”")
             elif key == "sample_rows" and not value:
                 counts = ", ".join(f"{v.get('rows')} {k}" for k, v in data.items() if v.get("rows") is not None)
@@ -397,29 +411,30 @@ def _plain(m: dict, reports: dict) -> str:
     from . import app_data as ad
 
     brief = (m.get("brief") or {}).get("content") or {}
-    lb, fair, shap = reports.get("leaderboard"), reports.get("fairness"), reports.get("shap")
+    lb, shap = reports.get("leaderboard"), reports.get("shap")
+    fair = _report_object(reports, "fairness")
     target = brief.get("target") or {}
     out = []
     if lb:
-        out.append(ad.lead_performance(lb, brief=brief, evaluation=reports.get("evaluation")))
+        out.append(ad.lead_performance(lb, brief=brief, evaluation=_report_object(reports, "evaluation")))
     gates = m.get("gates") or {}
     if gates:
         failed = [n.replace("_", " ") for n, g in gates.items() if not g.get("passed")]
         out.append("The run's own checks (data quality, the brief's stop conditions) "
                    + (f"failed: {', '.join(failed)}." if failed else "all passed.")
                    + " Promotion to production adds its own checks later.")
-    if fair:
-        task = ad.task_of(fair, lb)
+    if fair is not None:
+        task = fair.task
         figure = {"regression": "mean_residual", "multiclass_classification": "accuracy"}.get(task, "selection_rate")
-        for feature in [f for f in fair.get("features", []) if " & " not in f]:
+        for feature in [f for f in fair.features if " & " not in f]:
             out.append(ad.lead_fairness(fair, feature, figure, positive_label=target.get("positive_label")))
         if task == "regression" and target.get("column"):
             out.append(f"Amounts are in the units of {target['column']}.")
     if shap:
-        out.append(ad.lead_shap(shap, sensitive=(fair or {}).get("features")))
+        out.append(ad.lead_shap(shap, sensitive=fair.features if fair is not None else None))
     if not out:
         return ""
-    keys = [k for k in ((lb or {}).get("primary"),) if k] + [g.get("metric") for g in (fair or {}).get("gaps", [])]
+    keys = [k for k in ((lb or {}).get("primary"),) if k] + [g.get("metric") for g in (fair.gaps if fair else [])]
     terms = ad.glossary([k for k in keys if k] + ["baseline", "confidence_interval", "no_threshold"])
     return ("<h2 id='plain'>In plain words</h2>" + "".join(f"<p class='lead'>{esc(t)}</p>" for t in out)
             + "<details><summary>what the terms mean</summary>" + html_table(terms) + "</details>")
@@ -451,6 +466,9 @@ def run_report_html(run_dir: str | Path) -> str:
     reports_dir = run_dir / "reports"
     reports = {p.stem: d for p in sorted(reports_dir.glob("*.json")) if (d := _read_json(p)) is not None} \
         if reports_dir.is_dir() else {}
+    for name in ("evaluation", "fairness"):  # read back once, as report objects
+        if name in reports:
+            reports[name] = _report_object(reports, name)
     results = m.get("results") or {}
     figs = _Figures(run_dir / "figures")
     try:

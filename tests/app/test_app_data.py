@@ -119,6 +119,32 @@ def test_fairness_slices_with_intervals(loaded):
         ad.fairness_slice(fair, "zodiac", "tpr")
 
 
+def test_the_run_s_reports_come_back_as_objects_and_the_app_charts_the_report_s_own_chart(loaded):
+    """load_run reads the evaluation and fairness reports back as their objects (RunFolder.report_object); the
+    helpers give the same answers from the object as from the saved dict, and the fairness chart the app shows is
+    the report's own."""
+    from workbench.artifacts import RunFolder
+    from workbench.evaluation import EvaluationReport, FairnessReport
+
+    _, run = loaded
+    ev, fair = run["evaluation"], run["fairness"]
+    assert type(ev) is EvaluationReport and type(fair) is FairnessReport
+    saved = RunFolder(run["dir"])
+    assert json.loads(ev.to_json()) == run["reports"]["evaluation"] == json.loads(saved.report_object("evaluation").to_json())
+    assert json.loads(fair.to_json()) == run["reports"]["fairness"]
+    assert ad.fairness_choices(fair) == ad.fairness_choices(run["reports"]["fairness"])
+    assert ad.fairness_gaps(fair, "race").equals(ad.fairness_gaps(run["reports"]["fairness"], "race"))
+    lb = run["reports"]["leaderboard"]
+    assert ad.lead_performance(lb, evaluation=ev) == ad.lead_performance(lb, evaluation=run["reports"]["evaluation"])
+    for feature, metric in (("sex", "selection_rate"), ("race", "tpr")):
+        frame = ad.fairness_slice(fair, feature, metric)
+        assert frame.equals(fair.slice_frame(feature, metric))
+        assert ad.lead_fairness(fair, feature, metric) == ad.lead_fairness(run["reports"]["fairness"], feature, metric)
+        via_app = ad.chart_fairness_slice(frame, feature=feature, metric=metric, overall=fair.overall.get(metric),
+                                          confidence_level=fair.confidence_level).to_dict()
+        assert fair.chart(feature, metric).to_dict() == via_app
+
+
 # ----------------------------------------------------------------------------------------------- SHAP
 def test_group_drivers_from_the_parquet_match_shap_json(loaded):
     _, run = loaded

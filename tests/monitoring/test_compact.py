@@ -181,3 +181,23 @@ def test_empty_logs_and_windows(tmp_path):
     assert compact_log(tmp_path, "m:2", include_active=True).empty == ["m_2/20260101T000000000000-1.jsonl"]
     with pytest.raises(DataError, match="holds no rows"):
         read_columns(tmp_path, "m:2", None)
+
+
+def test_a_segment_where_a_challenger_arrives_mid_way_reads_every_row(tmp_path):
+    """A champion's segment spanning a challenger's arrival: lines without role / answered_by / latency_ms, then
+    lines with them (one per row, batches included). Every row reads back, the early ones with nulls there."""
+    log = PredictionLog("m:1", root=tmp_path, retention_days=0)
+    for i in range(6):
+        k = 1 + i % 3
+        outputs = {"probability": [0.25] * k, "label": ["no"] * k}
+        if i >= 3:
+            outputs |= {"role": ["champion"] * k, "answered_by": ["m:1"] * k, "latency_ms": [0.1] * k}
+        log.append_outputs(f"r{i}", {"x": [1.0] * k, "g": ["u"] * k}, outputs, validated=True)  # as the service
+    log.close()
+    for reader in (read_columns(tmp_path, "m:1"), read_log(tmp_path, model_version="m:1")):
+        df = reader.sort(["request_id", "row"])
+        assert df.height == 12 and df.get_column("request_id").n_unique() == 6
+        assert df.filter(pl.col("request_id").is_in(["r0", "r1", "r2"])).get_column("role").null_count() == 6
+        assert df.filter(pl.col("request_id").is_in(["r3", "r4", "r5"])).get_column("answered_by").to_list() == ["m:1"] * 6
+    res = compact_log(tmp_path, "m:1", include_active=True)
+    assert res.rows == 12 and not res.failed and read_columns(tmp_path, "m:1").height == 12

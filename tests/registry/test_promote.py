@@ -187,7 +187,7 @@ def test_rollback_cli_after_two_promotions(adult_run, env):
     assert len(attempts) == len(set(attempts)) and all((a / "gates.json").is_file() for a in attempts)
     # a later promotion of the same brief stops at staging: release it (with an approval) before rolling back
     staged = next(e["tag"] for e in reversed(ledger.read_ledger()) if e["action"] == "staged")
-    rel = _cli("release", staged, "--approve", "test", env_dir=env)
+    rel = _cli("release", staged, "--approve", "test", "--load-seconds", "1", "--clients", "4", env_dir=env)
     assert rel.returncode == 0, rel.stdout + rel.stderr
     assert "released" in rel.stdout and "integration" in rel.stdout
     from workbench.serving.pointer import production_tag

@@ -40,10 +40,19 @@ def client(service):
     before = set(REGISTRY._collector_to_names)
     with TestClient(service.Predict.to_asgi()) as c:
         yield c
+    _stop_watcher(service.SLOT.instance)
     # BentoML registers its request metrics in the default registry; a second app in this process (the other
     # parametrization) would clash with them, as it never does under `bentoml serve` (one app per process)
     for collector in set(REGISTRY._collector_to_names) - before:
         REGISTRY.unregister(collector)
+
+
+def _stop_watcher(instance) -> None:
+    """The service follows the pointer by default (a Deployment's watcher thread): stop it, so it does not go on
+    following the suite's pointer after the module."""
+    predictor = getattr(instance, "predictor", None)
+    if hasattr(predictor, "stop"):
+        predictor.stop()
 
 
 def test_probes(client):
@@ -183,9 +192,12 @@ def test_unverified_model_is_not_ready(serving_package, tmp_path):
     with bentoml_home(home):
         svc = load_service_module("workbench_bento_service_tampered")
         instance = svc.Predict.inner()  # what the app's lifespan runs (a second app would clash in prometheus)
-    assert not instance.__is_ready__()
-    reply = instance.predictor.handle(json.dumps(serving_package.records[0]).encode())
-    assert reply.status == 503 and b"refusing to serve" in reply.body
+    try:
+        assert not instance.__is_ready__()
+        reply = instance.predictor.handle(json.dumps(serving_package.records[0]).encode())
+        assert reply.status == 503 and b"refusing to serve" in reply.body
+    finally:
+        _stop_watcher(instance)
 
 
 def test_not_ready_service_answers_503_over_http(client, serving_package):

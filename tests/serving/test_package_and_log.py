@@ -183,6 +183,70 @@ def test_an_unlogged_answer_is_a_503_and_readiness_says_why(serving_package):
     assert p.readiness()[0]
 
 
+def test_the_one_record_path_refuses_what_a_real_log_cannot_record(serving_package, tmp_path, monkeypatch):
+    """The format path (one clean record) writes its line with the log's own write: a failed write answers 503
+    (or, opted in, 200 counted as unlogged), and only the answers given under "refuse" are in the log."""
+    import workbench.monitoring.log as logmod
+
+    p = Predictor.load(serving_package.path, tag=serving_package.tag)
+    p.log = PredictionLog(p.tag, root=tmp_path)
+    seen = []
+    p.on_log_failure = lambda exc, policy: seen.append(policy)
+    rec = next(r for r in serving_package.records if not p.guard.check_one(p._get_numeric(r), p._get_categorical(r)))
+    body = json.dumps(rec).encode()
+    assert p.handle(body, request_id="ok-1").status == 200
+    real = os.write
+
+    def enospc(fd, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(logmod.os, "write", enospc)
+    r = p.handle(body, request_id="refused")
+    out = json.loads(r.body)
+    assert r.status == 503 and out["errors"][0]["type"] == "prediction_log_unwritable" and seen == ["refuse"]
+    assert "No space left" in out["error"] and not p.log.healthy
+    p.log_policy = "serve"
+    assert p.handle(body, request_id="unlogged").status == 200 and seen == ["refuse", "serve"]
+    monkeypatch.setattr(logmod.os, "write", real)
+    p.log_policy = "refuse"
+    assert p.handle(body, request_id="ok-2").status == 200 and p.log.healthy
+    p.log.close()
+    assert read_log(tmp_path)["request_id"].to_list() == ["ok-1", "ok-2"]
+
+
+def test_json_template_writes_what_to_json_writes():
+    from pydantic_core import to_json
+
+    from workbench.monitoring.log import hole, json_template
+
+    obj = {"a%b": [hole("x"), {'k"%s': hole("y")}], "z": hole("w"), "t": "100% \u20ac"}
+    values = {"w": 1e-7, "x": 'q"%s\\ \u20ac,', "y": [1, None, 2.5]}
+    filled = {"a%b": [values["x"], {'k"%s': values["y"]}], "z": values["w"], "t": "100% \u20ac"}
+    for names in (["w", "x", "y"], ["x", "y", "w"]):
+        fmt, order = json_template(obj, names)
+        args = tuple(to_json(values[n]) for n in names)
+        assert fmt % (args if order is None else order(args)) == to_json(filled)
+    assert json_template(obj, ["x", "y", "w"])[1] is None  # the holes' own order: nothing to reorder
+    with pytest.raises(ValueError, match="not named"):
+        json_template(obj, ["x", "y"])
+    with pytest.raises(ValueError, match="2 times"):
+        json_template([hole("x"), hole("x")], ["x"])
+
+
+def test_log_timestamps_and_whole_lines(tmp_path):
+    from datetime import datetime
+
+    log = PredictionLog("m:1", root=tmp_path)
+    for ts in (log._now(), json.loads(log.ts_json())):
+        parsed = datetime.fromisoformat(ts)
+        assert parsed.utcoffset().total_seconds() == 0 and parsed.isoformat(timespec="microseconds") == ts
+        assert abs(parsed.timestamp() - __import__("time").time()) < 60
+    with pytest.raises(ValueError, match="newline"):
+        log.write_line(b'{"request_id":"r"}', 1)
+    assert log.write_line(b'{"request_id":"r","n":1}\n', 1) == 1 and log.rows_written == 1
+    log.close()
+
+
 def test_short_writes_are_completed(tmp_path, monkeypatch):
     import workbench.monitoring.log as logmod
 

@@ -338,4 +338,48 @@ def test_guard_check_one_agrees_with_check(predictor, serving_package):
                     {"capital_gain": None, "native_country": None}]:
         rec = dict(serving_package.records[3], **changes)
         nv, cv = tuple(rec[n] for n in g.numeric), tuple(rec[c] for c in g.categorical)
-        assert g.check_one(nv, cv) == g.check([(v,) for v in nv], [(v,) for v in cv]).get(0, {})
+        flags = g.check_one(nv, cv)
+        assert flags == g.check([(v,) for v in nv], [(v,) for v in cv]).get(0, {})
+        assert g.clean_one(nv, cv) is (not flags)  # the one-record path's all-clear, decided in C
+
+
+def test_parse_one_takes_only_what_it_can_prove_and_agrees_with_parse_json(predictor, serving_package):
+    """parse_one (the one-record path's parser) skips the unknown-key check, so it must refuse every body where
+    that check or the duplicate-key check could matter -- the general parser then answers it as before."""
+    schema = predictor.schema
+    rec = serving_package.records[0]
+    body = _body(rec)
+    assert schema.parse_one(body) == schema.parse_json(body)[0][0]
+    num = predictor.guard.numeric[0]
+    swapped = {("not_an_input" if k == num else k): v for k, v in rec.items()}  # as many keys, one unknown
+    twice = body[:-1] + b", " + _body(num) + b": 1.0}"
+    for bad in (_body(swapped), twice, b" " + body, _body([rec]), body[:-1], _body(dict(rec, **{num: "12"})),
+                _body(dict(rec, extra=1))):
+        assert schema.parse_one(bad) is None, bad
+    _refused(predictor.handle(_body(swapped)), 422, field="not_an_input")
+    _refused(predictor.handle(twice), 400, field=num)
+    assert _ok(predictor.handle(b" " + body))["predictions"] == _ok(predictor.handle(body))["predictions"]
+
+
+def test_request_ids_are_unique_across_threads_and_forks():
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from workbench.serving.predictor import new_request_id
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        ids = [i for chunk in pool.map(lambda _: [new_request_id() for _ in range(300)], range(8)) for i in chunk]
+    assert len(set(ids)) == len(ids) == 2400
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its first id must not be the parent's next one
+        try:
+            os.write(write, new_request_id().encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    child = os.read(read, 64).decode()
+    os.waitpid(pid, 0)
+    os.close(read)
+    assert len(child) == 32 and child != new_request_id() and child not in ids

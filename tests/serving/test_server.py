@@ -37,7 +37,9 @@ def free_port() -> int:
 
 
 def server_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("WORKBENCH_MODEL_TAG", "WORKBENCH_SERVING_PIN")}
+    # the service's defaults (hot swap on) unless a test says otherwise
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("WORKBENCH_MODEL_TAG", "WORKBENCH_SERVING_PIN", "WORKBENCH_HOT_SWAP")}
     env.update(BENTOML_HOME=str(home), WORKBENCH_WORKERS="1", BENTOML_DO_NOT_TRACK="true", OMP_NUM_THREADS="1")
     env.update(extra)
     return env

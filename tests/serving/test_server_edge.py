@@ -1,6 +1,7 @@
 """Tier 3 at the edge: a real ``bentoml serve`` on 127.0.0.1 -- Python clients read the 413, stalled connections
 are closed, the OpenAPI document holds under Schemathesis ``--checks all``, a full or read-only log folder never
-answers a request it did not log, and one server serves one model even after a pointer change and a respawn.
+answers a request it did not log, and with ``WORKBENCH_HOT_SWAP=0`` one server serves one model even after a pointer
+change and a respawn (with hot swap, the default, it follows the pointer: tests/serving/test_deploy_live.py).
 
 Every server is started by :func:`~tests.serving.test_server.bentoml_serve` (bounded wait, whole process tree
 stopped in teardown); every load is bounded.
@@ -265,12 +266,14 @@ def _workers(arbiter: psutil.Process) -> list[psutil.Process]:
     return out
 
 
-def test_one_model_per_server_after_a_pointer_change_and_a_respawn(serving_package, multiclass_package, tmp_path):
+def test_without_hot_swap_one_model_per_server_after_a_pointer_change_and_a_respawn(serving_package,
+                                                                                     multiclass_package, tmp_path):
     pointer = serving_package.home / "workbench" / "production.json"
     saved = pointer.read_text()
     body = json.dumps(serving_package.records[0]).encode()
     try:
-        with bentoml_serve(serving_package.home, tmp_path / "serve.log", WORKBENCH_WORKERS="2") as url:
+        with bentoml_serve(serving_package.home, tmp_path / "serve.log", WORKBENCH_WORKERS="2",
+                           WORKBENCH_HOT_SWAP="0") as url:
             first = {_post(url, body).json()["model_version"] for _ in range(10)}
             assert first == {serving_package.tag}
             # a promotion (or rollback) moves the pointer while the server runs ...

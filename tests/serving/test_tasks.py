@@ -4,6 +4,7 @@ the prediction log and drift/feedback on it, and a real ``bentoml serve`` (tier 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import httpx
@@ -11,6 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from workbench.monitoring.log import read_log
 from workbench.serving import ModelVerificationError, Predictor, ServingConfig
 from workbench.serving.guard import MISSING, OUT_OF_RANGE, UNSEEN_CATEGORY
 from workbench.serving.schema import (
@@ -164,6 +166,75 @@ def test_non_finite_or_broken_outputs_fail_loudly(predictor, package, monkeypatc
     monkeypatch.setattr(predictor, "_run", lambda feeds: broken)
     with pytest.raises(ModelVerificationError, match="non-finite"):
         predictor.handle(_body(package.records[:n]))
+
+
+@pytest.fixture(params=["binary_classification", *TASKS])
+def any_package(request, serving_package, multiclass_package, regression_package):
+    return {"binary_classification": serving_package, "multiclass_classification": multiclass_package,
+            "regression": regression_package}[request.param]
+
+
+def test_one_record_formats_answer_and_log_exactly_as_the_general_path(any_package, tmp_path):
+    """A clean single record is answered from the formats (``Predictor._one_path_for``): its reply and its log
+    line must be those of the general path byte for byte -- the same record while the one-record buffers are
+    taken (the columnar path), the Python path, a batch of one -- whatever the request id holds. Flagged
+    records (each kind of flag), batches and busy buffers take the general path."""
+    from pydantic_core import to_json
+
+    from workbench.monitoring.log import PredictionLog
+
+    class CountingLog(PredictionLog):  # the formats write lines themselves; the general path appends outputs
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            self.written, self.appended = 0, 0
+
+        def write_line(self, data, rows):
+            self.written += 1
+            return super().write_line(data, rows)
+
+        def append_outputs(self, *a, **k):
+            self.appended += 1
+            return super().append_outputs(*a, **k)
+
+    p = Predictor.load(any_package.path, tag=any_package.tag)
+    p.log = CountingLog(p.tag, root=tmp_path)
+    spec = {i.name: i for i in p.config.inputs}
+    num, cat = p.guard.numeric[0], p.guard.categorical[0]
+    base = any_package.records
+    recs = [*base[:10], dict(base[0], **{num: None}), dict(base[1], **{cat: "never seen"}), dict(base[2], **{cat: ""}),
+            dict(base[3], **{num: spec[num].max + 1}), dict(base[4], **{num: spec[num].min - 1})]
+    clean = [not p.guard.check_one(p._get_numeric(r), p._get_categorical(r)) for r in recs]
+    assert sum(clean) >= 5 and not any(clean[10:])
+    taken = []
+    ids = ["0123abcd", 'q"uote\\back', "com,ma", "\u00fcn\u00efc\u20acde", "%s%b%%", "x" * 100]
+    replies = []
+    for k, rec in enumerate(recs):
+        body, rid = _body(rec), ids[k % len(ids)]
+        before = p.log.written - p.log.appended
+        fast = p.handle(body, request_id=rid)
+        taken.append(p.log.written - p.log.appended - before)  # 1: a line written by the formats
+        assert p._one.acquire(blocking=False)
+        try:
+            general = p.handle(body, request_id=rid)
+        finally:
+            p._one.release()
+        assert fast.status == general.status == 200 and fast.request_id == rid
+        assert fast.body == general.body, (fast.body, general.body)
+        assert fast.body == to_json(p.predict(rec, request_id=rid)) == p.handle(_body([rec]), request_id=rid).body
+        replies.append(fast)
+    p.log.close()
+    # a format-path answer for each clean record, nothing else (the general calls, flagged records, batches)
+    assert taken == [int(c) for c in clean] and p.log.written - p.log.appended == sum(clean)
+    lines = [line for seg in sorted(tmp_path.glob("*/*.jsonl")) for line in seg.read_bytes().splitlines()]
+    assert len(lines) == 4 * len(recs)  # the fast call, the general one, the Python path, the batch of one
+    ts = re.compile(rb'"ts":"[^"]*"')
+    for k in range(len(recs)):
+        fast_line, *others = (ts.sub(b'"ts":""', x) for x in lines[4 * k:4 * k + 4])
+        assert others == [fast_line] * 3, (fast_line, others)
+    logged = read_log(tmp_path)
+    assert logged["request_id"].to_list()[::4] == [r.request_id for r in replies]
+    if "probabilities" in logged.columns:
+        assert all(abs(sum(row) - 1.0) <= 1e-6 for row in logged["probabilities"].to_list())
 
 
 def test_multiclass_ties_go_to_the_first_class(multiclass_package):

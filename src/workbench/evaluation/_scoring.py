@@ -22,6 +22,10 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from ._heldout import GREATER_IS_BETTER
+
+__all__ = ["GREATER_IS_BETTER", "METRICS", "MetricFn", "both_classes", "predict_labels"]
+
 MetricFn = Callable[..., float]
 
 
@@ -69,5 +73,4 @@ METRICS: dict[str, MetricFn] = {
     "pr_auc": _pr_auc, "roc_auc": _roc_auc, "f1": _f1, "accuracy": _accuracy,
     "balanced_accuracy": _balanced_accuracy, "log_loss": _log_loss, "brier": _brier,
 }
-#: Whether a larger value of the metric is better (log loss and the Brier score are losses).
-GREATER_IS_BETTER: dict[str, bool] = {m: m not in ("log_loss", "brier") for m in METRICS}
+# GREATER_IS_BETTER (log loss and the Brier score are losses) is kept with the report, in ._heldout.

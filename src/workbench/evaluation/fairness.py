@@ -37,7 +37,7 @@ from ..brief import FairnessSpec
 from ..errors import EvaluationError
 from . import _bootstrap as bs
 from ._checks import check_choice, check_probabilities, check_same_length, check_target, check_threshold
-from ._fairness_report import GAP_METRICS, FairnessReport
+from ._fairness_report import GAP_METRICS, GROUP_METRICS, FairnessReport
 from ._gaps import RATIO_METRICS, REVIEW, Component, Verdict, ack_notes, gap_row, normalise_acks
 from ._scoring import METRICS, predict_labels
 
@@ -55,7 +55,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-GROUP_METRICS = ("selection_rate", "tpr", "fpr", "accuracy")  # per-group rates with a bootstrap interval
 MISSING_GROUP = "(missing)"
 INTERSECTION_SEP = " & "
 

@@ -17,18 +17,15 @@ from __future__ import annotations
 import logging
 import numbers
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_recall_curve
 
-from .._report import Report, esc, html_table
 from ..brief import PRIMARY_METRICS
 from ..errors import EvaluationError
 from ._checks import (
-    axes_or_new,
     check_choice,
     check_probabilities,
     check_same_length,
@@ -36,6 +33,7 @@ from ._checks import (
     check_threshold,
 )
 from ._crossval import CVReport, cross_validate_scores
+from ._heldout import EvaluationReport
 from ._scoring import GREATER_IS_BETTER, METRICS, both_classes, predict_labels
 
 __all__ = [
@@ -90,82 +88,6 @@ def choose_metrics(task: Literal["binary_classification"], positive_rate: float,
         secondary = [primary, *(m for m in secondary if m != override)]
         primary = override
     return primary, secondary
-
-
-@dataclass
-class EvaluationReport(Report):
-    """Held-out metrics of one model: every metric, confusion counts at the threshold, calibration, PR curve.
-
-    ``calibration`` holds the non-empty quantile bins (``prob_pred``, ``prob_true``, ``count``) and the
-    expected calibration error ``ece``; ``pr_curve`` a thinned precision-recall curve. Both are plain lists,
-    so a saved report can be plotted again without the model.
-    """
-
-    n: int
-    positive_rate: float
-    predicted_positive_rate: float
-    threshold: float
-    primary: str
-    metrics: dict[str, float]
-    confusion: dict[str, int]
-    calibration: dict[str, Any]
-    pr_curve: dict[str, list[float]]
-    title: str = "Held-out evaluation"
-
-    @property
-    def primary_value(self) -> float:
-        return self.metrics[self.primary]
-
-    def to_dict(self) -> dict:
-        return {"n": self.n, "positive_rate": self.positive_rate,
-                "predicted_positive_rate": self.predicted_positive_rate, "threshold": self.threshold,
-                "primary": self.primary, "primary_value": self.primary_value, "metrics": self.metrics,
-                "greater_is_better": {m: GREATER_IS_BETTER[m] for m in self.metrics},
-                "confusion": self.confusion, "calibration": self.calibration, "pr_curve": self.pr_curve}
-
-    def summary(self) -> dict:
-        return {"primary": self.primary, "primary_value": self.primary_value, "metrics": self.metrics,
-                "threshold": self.threshold, "positive_rate": self.positive_rate,
-                "ece": self.calibration.get("ece")}
-
-    def _html_body(self) -> str:
-        rows = [{"metric": ("★ " if m == self.primary else "") + m, "value": v,
-                 "better": "higher" if GREATER_IS_BETTER[m] else "lower"} for m, v in self.metrics.items()]
-        c = self.confusion
-        conf = [{"": "actual 1", "predicted 1": c["tp"], "predicted 0": c["fn"]},
-                {"": "actual 0", "predicted 1": c["fp"], "predicted 0": c["tn"]}]
-        cal = self.calibration
-        bins = [{"mean predicted": p, "observed rate": t, "rows": k}
-                for p, t, k in zip(cal["prob_pred"], cal["prob_true"], cal["count"], strict=True)]
-        ece = f"{cal['ece']:.4f}" if cal.get("ece") is not None else "n/a"
-        return (f"<p>{self.n} rows, positive rate {self.positive_rate:.3%}, threshold {self.threshold:g} "
-                f"(predicted positive {self.predicted_positive_rate:.3%}); primary metric "
-                f"<b>{esc(self.primary)}</b> = {self.primary_value:.4f}</p>" + html_table(rows)
-                + "<h4>Confusion counts</h4>" + html_table(conf)
-                + f"<h4>Calibration ({len(bins)} quantile bins, ECE {ece})</h4>" + html_table(bins))
-
-    def plot_calibration(self, *, ax: Any = None) -> Any:
-        """Reliability diagram: observed positive rate against mean predicted probability per bin.
-
-        Returns the matplotlib Axes (its figure is ``ax.figure``).
-        """
-        ax = axes_or_new(ax)
-        ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfectly calibrated")
-        ax.plot(self.calibration["prob_pred"], self.calibration["prob_true"], marker="o", label="model")
-        ax.set(xlabel="mean predicted probability", ylabel="observed positive rate", xlim=(0, 1), ylim=(0, 1),
-               title=f"Calibration ({self.calibration['n_bins']} quantile bins)")
-        ax.legend(loc="upper left")
-        return ax
-
-    def plot_pr_curve(self, *, ax: Any = None) -> Any:
-        """Precision-recall curve, with the positive rate (a random model) as reference. Returns the Axes."""
-        ax = axes_or_new(ax)
-        ax.step(self.pr_curve["recall"], self.pr_curve["precision"], where="post",
-                label=f"model (PR-AUC {self.metrics['pr_auc']:.3f})")
-        ax.axhline(self.positive_rate, ls="--", color="grey", lw=1, label="positive rate")
-        ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title="Precision-recall")
-        ax.legend(loc="upper right")
-        return ax
 
 
 def _calibration(y: np.ndarray, p: np.ndarray, n_bins: int) -> dict[str, Any]:

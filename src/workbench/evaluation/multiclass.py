@@ -21,8 +21,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 from fairlearn.metrics import MetricFrame
@@ -36,14 +35,15 @@ from sklearn.metrics import (
     recall_score,
 )
 
-from .._report import Report, esc, html_table
 from ..errors import EvaluationError
 from . import _bootstrap as bs
 from ._bootstrap import feature_rng, resample_chunks
-from ._checks import as_1d, axes_or_new, check_choice, check_same_length
-from ._gaps import Component, ack_notes, extremes, gap_row, normalise_acks, num
+from ._checks import as_1d, check_choice, check_same_length
+from ._fairness_report import MULTICLASS_GAP_METRICS, MulticlassFairnessReport
+from ._gaps import Component, extremes, gap_row, num
+from ._heldout import MULTICLASS_GREATER_IS_BETTER, MulticlassReport, div_or_nan
+from ._task_fairness import check_fairness_options, task_fairness_report
 from .metrics import _calibration
-from .regression import TaskFairnessReport, check_fairness_options, feature_groups
 
 __all__ = [
     "MULTICLASS_METRICS",
@@ -160,127 +160,10 @@ MULTICLASS_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "macro_f1": _quiet(_macro_f1), "weighted_f1": _quiet(_weighted_f1), "accuracy": _quiet(_accuracy),
     "balanced_accuracy": _quiet(_balanced_accuracy), "log_loss": _quiet(_log_loss),
 }
-#: Whether a larger value is better (log loss is a loss).
-MULTICLASS_GREATER_IS_BETTER: dict[str, bool] = {m: m != "log_loss" for m in MULTICLASS_METRICS}
+# MULTICLASS_GREATER_IS_BETTER (log loss is a loss) is kept with the report, in ._heldout.
 
 
 # ---------------------------------------------------------------------------------------------- report
-def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(b > 0, a / b, np.nan)
-
-
-@dataclass
-class MulticlassReport(Report):
-    """Held-out metrics of one multiclass classifier.
-
-    Attributes
-    ----------
-    n, classes:
-        Rows evaluated; class names in code order.
-    primary, metrics:
-        The leading metric and every value of :data:`MULTICLASS_METRICS`.
-    per_class:
-        One row per class: ``class``, ``support`` (rows of that class), ``predicted`` (rows predicted as it),
-        ``precision``, ``recall``, ``f1``, ``pr_auc`` (one-vs-rest average precision) and ``ece`` (None where
-        undefined, e.g. a class absent from ``y_true``).
-    confusion:
-        Counts, ``confusion[i][j]`` = rows of class i predicted as class j.
-    calibration:
-        Per class, the one-vs-rest quantile-bin reliability curve: ``prob_pred``, ``prob_true``, ``count``,
-        ``ece`` (None when the class is absent or is every row).
-    """
-
-    n: int
-    classes: list[str]
-    primary: str
-    metrics: dict[str, float]
-    per_class: list[dict[str, Any]]
-    confusion: list[list[int]]
-    calibration: dict[str, dict[str, Any]]
-    notes: list[str] = field(default_factory=list)
-    title: str = "Held-out evaluation (multiclass)"
-
-    @property
-    def primary_value(self) -> float:
-        return self.metrics[self.primary]
-
-    @property
-    def macro_ece(self) -> float | None:
-        """Mean of the per-class ECEs that are defined."""
-        eces = [c["ece"] for c in self.calibration.values() if c.get("ece") is not None]
-        return float(np.mean(eces)) if eces else None
-
-    def to_dict(self) -> dict:
-        return {"task": "multiclass_classification", "n": self.n, "classes": self.classes, "primary": self.primary,
-                "primary_value": self.primary_value, "metrics": self.metrics,
-                "greater_is_better": {m: MULTICLASS_GREATER_IS_BETTER[m] for m in self.metrics},
-                "per_class": self.per_class, "confusion": self.confusion, "calibration": self.calibration,
-                "macro_ece": self.macro_ece, "notes": self.notes}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> MulticlassReport:
-        """Rebuild a report from :meth:`to_dict` output (e.g. a saved JSON file)."""
-        return cls(n=int(d["n"]), classes=list(d["classes"]), primary=d["primary"],
-                   metrics={k: (math.nan if v is None else float(v)) for k, v in d["metrics"].items()},
-                   per_class=[dict(r) for r in d["per_class"]], confusion=[list(r) for r in d["confusion"]],
-                   calibration={k: dict(v) for k, v in d["calibration"].items()}, notes=list(d.get("notes", [])))
-
-    def summary(self) -> dict:
-        return {"primary": self.primary, "primary_value": self.primary_value, "metrics": self.metrics,
-                "classes": self.classes, "macro_ece": self.macro_ece}
-
-    def _html_body(self) -> str:
-        rows = [{"metric": ("★ " if m == self.primary else "") + m, "value": v,
-                 "better": "higher" if MULTICLASS_GREATER_IS_BETTER[m] else "lower"} for m, v in self.metrics.items()]
-        conf = [{"actual \\ predicted": c, **dict(zip(self.classes, row, strict=True))}
-                for c, row in zip(self.classes, self.confusion, strict=True)]
-        notes = "".join(f"<li>{esc(n)}</li>" for n in self.notes)
-        ece = f"{self.macro_ece:.4f}" if self.macro_ece is not None else "n/a"
-        return (f"<p>{self.n} rows, {len(self.classes)} classes; primary metric <b>{esc(self.primary)}</b> = "
-                f"{self.primary_value:.4f}; macro ECE {ece}</p>" + (f"<ul>{notes}</ul>" if notes else "")
-                + html_table(rows) + "<h4>Per class</h4>" + html_table(self.per_class, formats={"ece": ".4f"})
-                + "<h4>Confusion counts</h4>" + html_table(conf))
-
-    def plot_confusion(self, ax: Any = None, *, normalize: bool = False) -> Any:
-        """Confusion matrix as a heat map with the counts written in (``normalize=True``: each row divided by
-        its class's rows, i.e. recall on the diagonal). Returns the matplotlib Axes."""
-        ax = axes_or_new(ax)
-        counts = np.asarray(self.confusion, dtype=float)
-        shown = _div(counts, counts.sum(axis=1, keepdims=True)) if normalize else counts
-        im = ax.imshow(np.nan_to_num(shown), cmap="Blues")
-        ax.figure.colorbar(im, ax=ax, shrink=0.8)
-        top = np.nanmax(shown) if np.isfinite(shown).any() else 0.0
-        for i in range(len(self.classes)):
-            for j in range(len(self.classes)):
-                v = shown[i, j]
-                text = "—" if not np.isfinite(v) else (f"{v:.2f}" if normalize else f"{int(v)}")
-                ax.text(j, i, text, ha="center", va="center", fontsize=8,
-                        color="white" if np.isfinite(v) and v > top / 2 else "black")
-        k = np.arange(len(self.classes))
-        ax.set_xticks(k, self.classes, rotation=30 if len(k) > 4 else 0)
-        ax.set_yticks(k, self.classes)
-        ax.set(xlabel="predicted", ylabel="actual",
-               title="Confusion matrix" + (" (row-normalised)" if normalize else " (counts)"))
-        return ax
-
-    def plot_calibration(self, ax: Any = None) -> Any:
-        """One-vs-rest reliability diagram, one line per class (classes without a curve are left out).
-        Returns the matplotlib Axes."""
-        ax = axes_or_new(ax)
-        ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfectly calibrated")
-        for c, cal in self.calibration.items():
-            if cal["prob_pred"]:
-                label = f"{c} (ECE {cal['ece']:.3f})" if cal.get("ece") is not None else c
-                ax.plot(cal["prob_pred"], cal["prob_true"], marker="o", ms=3, label=label)
-        n_bins = next(iter(self.calibration.values()))["n_bins"] if self.calibration else 0
-        ax.set(xlabel="mean predicted probability", ylabel="observed rate", xlim=(0, 1), ylim=(0, 1),
-               title=f"Calibration, one-vs-rest ({n_bins} quantile bins)")
-        ax.legend(loc="upper left", fontsize=8)
-        return ax
-
-
 def evaluate_multiclass(y_true: Any, proba: Any, *, classes: Sequence[str], primary: str = "macro_f1",
                         n_bins: int = 10) -> MulticlassReport:
     """Evaluate class probabilities against class codes.
@@ -319,7 +202,7 @@ def evaluate_multiclass(y_true: Any, proba: Any, *, classes: Sequence[str], prim
     yhat = predict_classes(p)
     cm = confusion_matrix(y, yhat, labels=list(range(k)))
     tp, support, predicted = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
-    precision, recall, f1 = _div(tp, predicted), _div(tp, support), _div(2 * tp, support + predicted)
+    precision, recall, f1 = div_or_nan(tp, predicted), div_or_nan(tp, support), div_or_nan(2 * tp, support + predicted)
     calibration, per_class, notes = {}, [], []
     for j, c in enumerate(names):
         yj = (y == j).astype(np.int8)
@@ -337,37 +220,6 @@ def evaluate_multiclass(y_true: Any, proba: Any, *, classes: Sequence[str], prim
 
 
 # ---------------------------------------------------------------------------------------------- fairness
-MULTICLASS_GAP_METRICS = ("accuracy_difference", "recall_difference", "selection_rate_difference")
-
-
-@dataclass
-class MulticlassFairnessReport(TaskFairnessReport):
-    """Per-group accuracy, per-class recall (``recall[<class>]``) and per-class selection rate
-    (``selection_rate[<class>]``, the share predicted as that class) with bootstrap intervals, and the gaps
-    :data:`MULTICLASS_GAP_METRICS` with intervals and verdicts, per sensitive feature and their intersection.
-
-    Group rows also hold ``class_counts`` and ``evidence_recall`` (per class: "ok" when the group has at least
-    ``min_slice_size`` rows of that class). Gap rows of the per-class gaps also hold ``class`` (the class with
-    the largest gap), ``per_class`` (each class's gap) and ``groups_used_by_class``. See
-    :class:`~workbench.evaluation.regression.TaskFairnessReport` for the common shape.
-    """
-
-    task: str = "multiclass_classification"
-    classes: list[str] = field(default_factory=list)
-    title: str = "Fairness slices (multiclass)"
-    gap_metrics: ClassVar[tuple[str, ...]] = MULTICLASS_GAP_METRICS
-
-    def _default_notes(self) -> list[str]:
-        return [*super()._default_notes(),
-                "The predicted class is the argmax of the probabilities. recall_difference and "
-                "selection_rate_difference are the largest over classes of the max - min across groups; a "
-                f"group's recall of a class is compared only when it has at least {self.min_slice_size} rows "
-                "of that class."]
-
-    def _extra_dict(self) -> dict:
-        return {"classes": self.classes}
-
-
 def _recall_fn(k: int) -> Callable[[np.ndarray, np.ndarray], float]:
     def recall(y_true: np.ndarray, y_pred: np.ndarray) -> float:
         mask = np.asarray(y_true) == k
@@ -381,7 +233,7 @@ def _figures_fn(k: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     def figures(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         cm = confusion_matrix(np.asarray(y_true), np.asarray(y_pred), labels=list(range(k)))
         n = cm.sum()
-        return np.concatenate([[np.trace(cm) / n], _div(np.diag(cm), cm.sum(axis=1)), cm.sum(axis=0) / n])
+        return np.concatenate([[np.trace(cm) / n], div_or_nan(np.diag(cm), cm.sum(axis=1)), cm.sum(axis=0) / n])
     return figures
 
 
@@ -480,7 +332,7 @@ def _multiclass_feature(feature: str, codes: np.ndarray, groups: np.ndarray, y: 
             sel[:, sl, i] = (_class_counts(yhi[idx], k) / rows_i.size).T
             true_k = _class_counts(yi[idx], k)
             hits = _class_counts(hit_i[idx], k + 1)[:, :k]
-            rec[:, sl, i] = _div(hits, true_k).T
+            rec[:, sl, i] = div_or_nan(hits, true_k).T
 
     enough = count >= min_slice_size
     recall_ok = enough[:, None] & (class_counts >= min_slice_size)  # (G, K)
@@ -573,26 +425,17 @@ def multiclass_fairness_report(y_true: Any, proba: Any, sensitive: Any, *, class
                                         confidence_level=confidence_level, n_bootstrap=n_bootstrap, seed=seed,
                                         upper=1.0)
     yhat = predict_classes(p)
-    features = feature_groups(sensitive, n)
-    acks = normalise_acks(acknowledge)
-    groups: dict[str, list[dict]] = {}
-    gaps: list[dict] = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        for feature, (codes, group_names) in features.items():
-            groups[feature], feature_gaps = _multiclass_feature(
-                feature, codes, group_names, y, yhat, names, seed=int(seed), n_bootstrap=int(n_bootstrap),
-                min_slice_size=int(min_slice_size), confidence_level=float(confidence_level), thresholds=thresholds,
-                acks=acks)
-            gaps.extend(feature_gaps)
-    overall: dict[str, Any] = {"count": n, "accuracy": float(np.mean(y == yhat))}
-    overall.update({f"recall[{c}]": num(_recall_fn(j)(y, yhat)) for j, c in enumerate(names)})
-    overall.update({f"selection_rate[{c}]": float(np.mean(yhat == j)) for j, c in enumerate(names)})
-    report = MulticlassFairnessReport(
-        features=list(features), groups=groups, gaps=gaps, threshold=None, thresholds=thresholds,
-        min_slice_size=int(min_slice_size), confidence_level=float(confidence_level), n_bootstrap=int(n_bootstrap),
-        seed=int(seed), n_rows=n, overall=overall, classes=names, acknowledge=acks)
-    report.notes.extend(ack_notes(acks, {f: [r["group"] for r in rows] for f, rows in groups.items()}))
-    log.info("multiclass fairness report: %d rows, %d features, %d replicates in %.2fs; verdict %s", n,
-             len(features), n_bootstrap, time.perf_counter() - start, report.verdict)
-    return report
+
+    def slice_feature(feature: str, codes: np.ndarray, group_names: np.ndarray, **opts: Any) -> tuple[list, list]:
+        return _multiclass_feature(feature, codes, group_names, y, yhat, names, **opts)
+
+    def overall() -> dict[str, Any]:
+        out: dict[str, Any] = {"count": n, "accuracy": float(np.mean(y == yhat))}
+        out.update({f"recall[{c}]": num(_recall_fn(j)(y, yhat)) for j, c in enumerate(names)})
+        out.update({f"selection_rate[{c}]": float(np.mean(yhat == j)) for j, c in enumerate(names)})
+        return out
+
+    return task_fairness_report(MulticlassFairnessReport, sensitive, n, slice_feature, thresholds=thresholds,
+                                min_slice_size=min_slice_size, confidence_level=confidence_level,
+                                n_bootstrap=n_bootstrap, seed=seed, acknowledge=acknowledge, overall=overall,
+                                started=start, classes=names)

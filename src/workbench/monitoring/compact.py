@@ -174,6 +174,13 @@ def _flatten(df: pl.DataFrame) -> pl.DataFrame:
     inputs = [f.name for f in df.schema["inputs"].fields] if "inputs" in df.columns else []  # type: ignore[union-attr]
     df = df.unnest("inputs") if "inputs" in df.columns else df
     lists = [c for c, t in df.schema.items() if isinstance(t, pl.List) and c not in ("request_id",)]
+    # a line written before a challenger arrived has no role / answered_by / latency_ms: its cell is null where
+    # the other lines hold one value per row; give it n nulls so every list column explodes to the same length
+    holes = [pl.when(pl.col(c).is_null()).then(pl.int_ranges(0, pl.col("n")).list.eval(
+        pl.lit(None).cast(df.schema[c].inner))).otherwise(pl.col(c)).alias(c)  # type: ignore[union-attr]
+        for c in lists if df.get_column(c).null_count()]
+    if holes:
+        df = df.with_columns(holes)
     df = df.with_columns(pl.int_ranges(0, pl.col("n")).alias("row")).explode([*lists, "row"]).drop("n")
     casts = []
     for c in inputs:

@@ -8,7 +8,10 @@ says; every figure comes from a report the gates also read.
 The card follows the brief's task (:func:`workbench.tasks.get_task`): the decision threshold and positive label
 appear only for binary classification, multiclass cards list the classes and per-class figures, regression
 cards give errors in the target's units; the per-group table shows the figures the fairness report itself
-carries (each row's ``ci`` keys).
+carries (each row's ``ci`` keys). The fairness report and the selected model's held-out report are read as their
+report objects (:func:`workbench.evaluation.fairness_report_from_dict`,
+:func:`~workbench.evaluation.evaluation_report_from_dict`); the metric table is the leaderboard's (the figures
+the promotion gates recomputed).
 """
 
 from __future__ import annotations
@@ -99,26 +102,31 @@ def _bullets(items: list[str], default: str) -> str:
     return "".join(f"- {i}\n" for i in items) if items else f"- {default}\n"
 
 
-def _target_sentence(brief: dict, task_name: str, test: dict, leaderboard: dict) -> str:
+def _classes(test: Any, leaderboard: dict) -> list:
+    """The class names, from the held-out report (multiclass) or the leaderboard."""
+    return list(getattr(test, "classes", None) or leaderboard.get("classes") or [])
+
+
+def _target_sentence(brief: dict, task_name: str, test: Any, leaderboard: dict) -> str:
     target = brief["target"]["column"]
     if task_name == "binary_classification":
         return f"Target `{target}`, positive label `{brief['target']['positive_label']}`"
     if task_name == "multiclass_classification":
-        classes = test.get("classes") or leaderboard.get("classes") or []
+        classes = _classes(test, leaderboard)
         return f"Target `{target}`, {len(classes)} classes: " + ", ".join(f"`{c}`" for c in classes)
-    t = test.get("target") or {}
+    t = getattr(test, "target", None) or {}
     spread = (f" (held-out mean {t['mean']:.4g}, std {t['std']:.4g}, range {t['min']:.4g} to {t['max']:.4g})"
               if t.get("mean") is not None and t.get("std") is not None else "")
     return f"Numeric target `{target}`{spread}"
 
 
-def _evaluation_detail(task_name: str, test: dict, target: str) -> str:
+def _evaluation_detail(task_name: str, test: Any, target: str) -> str:
     """What the binary card does not need: per-class figures (multiclass), residuals (regression)."""
-    if task_name == "multiclass_classification" and test.get("per_class"):
+    if task_name == "multiclass_classification" and getattr(test, "per_class", None):
         cols = ["class", "support", "predicted", "precision", "recall", "f1", "pr_auc"]
-        return "\n**Per class** (held-out; one-vs-rest PR-AUC):\n\n" + _table(test["per_class"], cols)
-    if task_name == "regression" and test.get("residual"):
-        r = test["residual"]
+        return "\n**Per class** (held-out; one-vs-rest PR-AUC):\n\n" + _table(test.per_class, cols)
+    if task_name == "regression" and getattr(test, "residual", None):
+        r = test.residual
         q = dict(zip(r.get("levels", []), r.get("quantiles", []), strict=False))
         quant = ", ".join(f"{int(100 * lv)}% {q[lv]:.4g}" for lv in (0.05, 0.5, 0.95) if lv in q)
         return (f"\nResiduals (actual - predicted, units of `{target}`): mean {r['mean']:.4g}, std {r['std']:.4g}"
@@ -127,8 +135,8 @@ def _evaluation_detail(task_name: str, test: dict, target: str) -> str:
     return ""
 
 
-def _group_table(task_name: str, fairness: dict, feature: str) -> str:
-    rows = fairness["groups"][feature]
+def _group_table(task_name: str, fairness: Any, feature: str) -> str:
+    rows = fairness.groups[feature]
     if task_name == "binary_classification" and rows and "tpr" in rows[0]:
         out = [{"group": g["group"], "n": g["count"], "selection rate": g["selection_rate"], "TPR": g["tpr"],
                 "FPR": g["fpr"], "accuracy": g["accuracy"], "PR-AUC": g["pr_auc"], "evidence": g["evidence"]}
@@ -163,15 +171,20 @@ def _primary_reason(brief: dict, primary: str, task: Any) -> str:
     return f"the default for {task.describe()}" if primary == task.default_primary else "per the brief"
 
 
-def model_card_markdown(*, brief: dict, manifest: dict, leaderboard: dict, fairness: dict, shap: dict | None,
+def model_card_markdown(*, brief: dict, manifest: dict, leaderboard: dict, fairness: Any, shap: dict | None,
                         audit: dict | None, parity: dict, gates: dict, tag: str | None, onnx: dict) -> str:
+    """The model card as Markdown. ``fairness`` is the fairness report (its object or saved dict); the selected
+    model's held-out report is the leaderboard's ``models[selected]["test"]``."""
+    from ..evaluation import evaluation_report_from_dict, fairness_report_from_dict
+
     task = get_task(brief.get("task") or leaderboard.get("task") or "binary_classification")
     binary = task.name == "binary_classification"
     sel = leaderboard["selected"]
     model = leaderboard["models"][sel]
     primary = leaderboard["primary"]
-    test_report = model["test"]
-    test = test_report["metrics"]
+    test_report = evaluation_report_from_dict(model["test"], task=task.name)
+    fairness = fairness_report_from_dict(fairness, task=task.name)
+    test = model["test"]["metrics"]  # the leaderboard's figures (promotion recomputes them)
     base_name = leaderboard["best_baseline"]
     base = leaderboard["models"][base_name]["test"]["metrics"]
     card = brief.get("model_card") or {}
@@ -195,7 +208,7 @@ def model_card_markdown(*, brief: dict, manifest: dict, leaderboard: dict, fairn
         details.append({"field": "decision threshold", "value": brief["target"].get("decision_threshold") or 0.5})
         details.append({"field": "positive label", "value": brief["target"].get("positive_label")})
     elif task.name == "multiclass_classification":
-        classes = test_report.get("classes") or leaderboard.get("classes") or []
+        classes = _classes(test_report, leaderboard)
         details.append({"field": "classes", "value": ", ".join(map(str, classes))})
         details.append({"field": "decision", "value": "the class with the highest probability (ties: first class)"})
     else:
@@ -220,7 +233,7 @@ def model_card_markdown(*, brief: dict, manifest: dict, leaderboard: dict, fairn
               f"sensitive features: {', '.join(_sensitive_names(brief)) or 'none'}.\n")
     md.append("\n## Evaluation\n")
     md.append(f"Primary metric **{primary}** ({_primary_reason(brief, primary, task)}): "
-              f"{metric_text(primary, task)}. Measured on the held-out test split ({test_report['n']} rows), "
+              f"{metric_text(primary, task)}. Measured on the held-out test split ({test_report.n} rows), "
               f"against the best baseline `{base_name}`.\n\n")
     deltas = (leaderboard.get("comparisons", {}).get(sel) or {}).get("deltas", {})
     mrows = [{"metric": m, "better": ("higher" if task.greater_is_better(m) else "lower") if m in task.metrics
@@ -234,17 +247,16 @@ def model_card_markdown(*, brief: dict, manifest: dict, leaderboard: dict, fairn
     md.append("\n### Metrics by group\n")
     if not binary:
         md.append("\n" + _group_intro(task.name, target) + "\n")
-    for feature in fairness["features"]:
+    for feature in fairness.features:
         md.append(f"\n**{feature}**\n\n")
         md.append(_group_table(task.name, fairness, feature))
     md.append("\n## Fairness\n")
-    per_class = any("class" in g for g in fairness["gaps"])
     grows = [{"feature": g["feature"], "gap": g["metric"], "class": g.get("class"), "value": g["value"],
               "CI": f"[{_cell(g['ci_low'])}, {_cell(g['ci_high'])}]", "threshold": g["threshold"],
-              "verdict": g["verdict"]} for g in fairness["gaps"]]
-    cols = ["feature", "gap", *(["class"] if per_class else []), "value", "CI", "threshold", "verdict"]
+              "verdict": g["verdict"]} for g in fairness.gaps]
+    cols = ["feature", "gap", *(["class"] if fairness.per_class else []), "value", "CI", "threshold", "verdict"]
     md.append(_table(grows, cols))
-    md.append("\n" + " ".join(fairness.get("notes", [])) + "\n")
+    md.append("\n" + " ".join(fairness.notes) + "\n")
     if shap:
         md.append(_shap_section(shap, task.name))
     md.append("\n## Promotion gates\n")
@@ -252,8 +264,8 @@ def model_card_markdown(*, brief: dict, manifest: dict, leaderboard: dict, fairn
     md.append(_parity_line(parity, task.name))
     md.append("\n## Limitations\n")
     lim = list(card.get("limitations", []))
-    insufficient = [f"{f}: {g['group']} (n={g['count']})" for f in fairness["features"]
-                    for g in fairness["groups"][f] if g["evidence"] != "ok"]
+    insufficient = [f"{f}: {g['group']} (n={g['count']})" for f in fairness.features
+                    for g in fairness.groups.get(f, []) if g["evidence"] != "ok"]
     if insufficient:
         lim.append("Too few rows to judge fairness for " + "; ".join(insufficient) + ".")
     if audit:

@@ -1,4 +1,4 @@
-"""Release: staging -> production, by a human, after an integration check; champion vs challenger comparisons.
+"""Release: staging -> production, by a human, after a rehearsal behind a real server; champion vs challenger.
 
 Stages and who moves a model (the ledger records every move: :mod:`workbench.registry.ledger`)
 -------------------------------------------------------------------------------------------------
@@ -8,15 +8,28 @@ Stages and who moves a model (the ledger records every move: :mod:`workbench.reg
   compare" -- so ``make run`` serves what it promoted, as before. **Every later promotion of the brief stops at
   staging** (``certified`` then ``staged``), after the champion/challenger gate (:mod:`workbench.registry.gates`)
   compared it with the production model on its own test split.
-- :func:`release` (``workbench release <tag> --approve "reason"``) moves a staged model to production: it needs an
-  approval reason, runs the integration check (:func:`integration_check`: the staged package loaded and verified
-  as the service loads it, :class:`workbench.serving.predictor.Predictor`, scoring the challenger's test split,
-  its answers compared with the champion's: agreement and the |delta| distribution; every record must be
-  answered), then writes ``retired`` for the model it replaces and ``released`` for this one, and moves the
-  production pointer, all under the ledger lock (refused if production changed since the check).
-  The bounded load test against a real ``bentoml serve`` of the staged model, the release into ``shadow`` or
-  ``canary`` and the service that serves two models are the serving half of issue 14 and are not here:
-  ``to="shadow"``/``"canary"`` are refused with that reason until the service can honour them.
+- :func:`release` (``workbench release <tag> --approve "reason"``) moves a staged model to production, or beside it
+  as a ``shadow`` or ``canary`` (:func:`workbench.registry.ledger.set_challenger`), after a rehearsal against a
+  real ``bentoml serve`` of the staged package on 127.0.0.1 (:mod:`workbench.registry.rehearsal`; its prediction
+  log goes to a temporary folder, never the production log). In order: the approval is required; the model must
+  be staged; the server is started and must become ready (the package verified as the service loads it);
+  the **integration test** (:func:`integration_test`) replays up to ``deployment.replay_requests`` records over
+  HTTP -- the champion's most recent logged rows, each logged request as one request, its logged answers the
+  reference (:func:`replay_from_log`), else the first rows of the challenger's test split, the champion
+  answering them in process (:func:`replay_from_split`) -- and every record must be answered 200 by the staged
+  model; agreement and the |delta| distribution are reported; then the bounded **load test**
+  (:func:`workbench.registry.rehearsal.load_test`: ``deployment.load_test_clients`` keep-alive clients for
+  ``load_test_seconds`` or ``load_test_max_requests``) must keep the error share within
+  ``load_test_max_error_rate`` and the p99 within ``load_test_p99_ms``. The server is stopped (its whole
+  process tree) whatever happens. The three checks (integration, load test, approval) are go/no-go: the
+  evidence (:class:`ReleaseEvidence`: ``release.json`` and ``release.html``) is saved in
+  ``$BENTOML_HOME/workbench/releases/<tag>-<UTC time>/`` and a ``release_checks`` ledger line records the
+  attempt and its figures; a failed check raises :class:`ReleaseRefused` (a GateError, exit 3) and moves
+  nothing. Passed, it writes ``retired`` for the model it replaces and ``released`` for this one (with the
+  checks' summary and the evidence folder) and moves the production pointer, all under the ledger lock (refused
+  if production changed since the checks). The figures are the staged package's ``monitoring.json``
+  ``deployment`` section (the brief's at promotion); ``load_seconds``, ``clients`` and ``replay`` override three
+  of them. Nothing skips a check.
 - :func:`retire` takes a staged (or shadow/canary) model out of the running; ``ledger.rollback`` returns
   production to the previous model and puts the current one back in staging.
 
@@ -28,7 +41,10 @@ offline on the challenger's test split (the same figures plus each model's metri
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -38,11 +54,13 @@ import numpy as np
 from .._report import Report, esc, html_table
 from ..config import Settings
 from ..config import settings as _settings
-from ..errors import WorkbenchError
+from ..errors import GateError, ParameterError, WorkbenchError
 from . import ledger
 
-__all__ = ["ReleaseResult", "IntegrationReport", "ComparisonReport", "TestSplit", "release", "retire", "compare",
-           "integration_check", "champion_for", "load_verified", "test_split", "answers_scores", "models_overview"]
+__all__ = ["CHECKS", "ReleaseResult", "ReleaseEvidence", "ReleaseRefused", "IntegrationReport", "ComparisonReport",
+           "Replay", "TestSplit", "release", "retire", "compare", "integration_test", "replay_from_log",
+           "replay_from_split", "deployment_spec", "releases_dir", "champion_for", "load_verified", "test_split",
+           "answers_scores", "models_overview"]
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +168,8 @@ def test_split(tag: str, *, cfg: Settings | None = None) -> TestSplit:
     path = Path(cfg.runs_dir) / str(run_id)
     if not run_id or not (path / "manifest.json").is_file():
         raise WorkbenchError(f"the run of {tag} ({run_id}) is not under {cfg.runs_dir}: its test split is unknown",
-                             hint="pass the records to score, or set WORKBENCH_RUNS_DIR")
+                             hint="set WORKBENCH_RUNS_DIR to the folder of that run; a release replays the "
+                                  "champion's prediction log instead when it has one (--log-dir)")
     run = RunFolder(path)
     manifest = run.manifest()
     brief = run.brief(manifest)
@@ -196,18 +215,25 @@ def columns_for(inputs: list[dict], split: TestSplit) -> tuple[dict[str, list], 
 
 
 def _records(columns: dict[str, list], kinds: dict[str, str]) -> list[dict]:
-    """JSON-ready records: NaN numerics and the missing category ``""`` become None."""
+    """JSON-ready records: NaN numerics and the missing category (or date) ``""`` become None."""
     names = list(columns)
     out = []
     for values in zip(*(columns[n] for n in names), strict=True):
         rec = {}
         for n, v in zip(names, values, strict=True):
-            if kinds.get(n) == "categorical":
+            if kinds.get(n) in ("categorical", "date"):
                 rec[n] = None if v is None or v == "" else str(v)
             else:
                 rec[n] = None if v is None or v != v else float(v)
         out.append(rec)
     return out
+
+
+def _request_fields(config: Any) -> list[dict]:
+    """The fields a request to this model carries: its request inputs (not the derived ones) and the raw date
+    columns they are derived from (``kind`` ``"date"``)."""
+    fields = [{"name": i.name, "kind": i.kind} for i in config.request_inputs]
+    return fields + [{"name": d, "kind": "date"} for d in config.date_inputs]
 
 
 def answers_scores(predictions: list[dict], task: str, classes: list[str] | None = None
@@ -223,29 +249,45 @@ def answers_scores(predictions: list[dict], task: str, classes: list[str] | None
     return np.array([p["probability"] for p in predictions], dtype=np.float64), labels
 
 
-def _answer_all(predictor: Any, split: TestSplit) -> tuple[list[dict], list[str], int]:
-    """Every test record answered by ``predictor`` through its request path. Returns (answers, notes, failures)."""
-    inputs = [i.model_dump() for i in predictor.config.inputs]
-    cols, from_raw, missing = columns_for(inputs, split)
+def _split_records(config: Any, tag: str, split: TestSplit, limit: int | None = None
+                   ) -> tuple[list[dict], list[str]]:
+    """The first ``limit`` (default all) rows of ``split`` as request records for the model ``config`` describes,
+    and notes on inputs taken from the raw rows or missing."""
+    fields = _request_fields(config)
+    cols, from_raw, missing = columns_for(fields, split)
     notes = []
     if from_raw:
-        notes.append(f"{predictor.tag}: {', '.join(from_raw)} taken from the raw test rows")
+        notes.append(f"{tag}: {', '.join(from_raw)} taken from the raw test rows")
     if missing:
-        notes.append(f"{predictor.tag}: inputs {', '.join(missing)} are not in the test split (sent as missing)")
+        notes.append(f"{tag}: inputs {', '.join(missing)} are not in the test split (sent as missing)")
         for n in missing:
             cols[n] = [None] * len(split.X)
-    records = _records(cols, {i["name"]: i["kind"] for i in inputs})
+    n = len(split.X) if limit is None else min(limit, len(split.X))
+    return _records({k: v[:n] for k, v in cols.items()}, {f["name"]: f["kind"] for f in fields}), notes
+
+
+def _answer_records(predictor: Any, records: list[dict]) -> tuple[list[dict], list[str], int]:
+    """``records`` answered in process by ``predictor`` (in batches, through :meth:`Predictor.predict`).
+    Returns (answers, notes, failures): None for a record not answered."""
     out: list[dict] = []
+    notes: list[str] = []
     failures = 0
     for start in range(0, len(records), BATCH):
         chunk = records[start:start + BATCH]
         try:
             out.extend(predictor.predict(chunk)["predictions"])
-        except Exception as exc:  # noqa: BLE001 - counted and said: the check fails on any unanswered record
+        except Exception as exc:  # noqa: BLE001 - counted and said: a check fails on any unanswered record
             failures += len(chunk)
             notes.append(f"{predictor.tag}: records {start}-{start + len(chunk) - 1} not answered: {exc}")
             out.extend([None] * len(chunk))  # type: ignore[list-item]
     return out, notes, failures
+
+
+def _answer_all(predictor: Any, split: TestSplit) -> tuple[list[dict], list[str], int]:
+    """Every test record answered by ``predictor`` through its request path. Returns (answers, notes, failures)."""
+    records, notes = _split_records(predictor.config, predictor.tag, split)
+    out, more, failures = _answer_records(predictor, records)
+    return out, notes + more, failures
 
 
 def _delta_figures(a: np.ndarray, b: np.ndarray) -> dict:
@@ -270,7 +312,8 @@ def _agreement(task: str, la: Any, lb: Any, sa: np.ndarray, sb: np.ndarray, scal
 # ----------------------------------------------------------------------------------------------- integration
 @dataclass
 class IntegrationReport(Report):
-    """The staged model answering the challenger's test split in-process, against the champion's answers."""
+    """The staged model behind a real ``bentoml serve`` answering the replayed records over HTTP, against the
+    champion's answers (logged, or given in process on the test split)."""
 
     challenger: str
     champion: str | None
@@ -282,64 +325,309 @@ class IntegrationReport(Report):
     abs_delta: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     source: str = ""
-    title: str = "Release integration check"
+    requests: int = 0
+    server: dict = field(default_factory=dict)
+    error: str = ""  # the server could not be started or did not serve the staged model
+    title: str = "Release integration test"
 
     @property
     def passed(self) -> bool:
-        return self.n > 0 and self.failures == 0 and self.answered == self.n
+        return not self.error and self.n > 0 and self.failures == 0 and self.answered == self.n
 
     def to_dict(self) -> dict:
         return {"challenger": self.challenger, "champion": self.champion, "task": self.task, "n": self.n,
                 "answered": self.answered, "failures": self.failures, "agreement": self.agreement,
                 "abs_delta": self.abs_delta, "passed": self.passed, "notes": self.notes, "source": self.source,
-                "load_test": "not run: the bounded load test against a real `bentoml serve` is the serving half's"}
+                "requests": self.requests, "error": self.error, "server": self.server}
 
     def summary(self) -> dict:
-        return {k: self.to_dict()[k] for k in ("n", "answered", "failures", "agreement", "passed")} | {
-            "abs_delta_p99": self.abs_delta.get("p99"), "abs_delta_max": self.abs_delta.get("max")}
+        return {k: self.to_dict()[k] for k in ("n", "answered", "failures", "agreement", "passed", "requests")} | {
+            "abs_delta_p99": self.abs_delta.get("p99"), "abs_delta_max": self.abs_delta.get("max"),
+            "source": self.source}
+
+    def figures(self) -> str:
+        """One line of the figures (the go/no-go table's)."""
+        if self.error:
+            return self.error.splitlines()[0][:400]
+        agree = "n/a" if self.agreement is None else f"{self.agreement:.2%}"
+        p99, mx = self.abs_delta.get("p99"), self.abs_delta.get("max")
+        versus = (f"agreement {agree} with {self.champion}, |Δ| p99 {_num(p99)}, max {_num(mx)}"
+                  if self.champion else FIRST_MODEL)
+        return f"{self.answered}/{self.n} records answered 200 in {self.requests} requests ({self.source}); {versus}"
 
     def _html_body(self) -> str:
         css = "wb-ok" if self.passed else "wb-bad"
         rows = [{"figure": k, "value": "" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)}
-                for k, v in {"records": self.n, "answered": self.answered, "failures": self.failures,
-                             "agreement": self.agreement, **{f"|Δ| {k}": v for k, v in self.abs_delta.items()}}.items()]
+                for k, v in {"records": self.n, "requests": self.requests, "answered": self.answered,
+                             "failures": self.failures, "agreement": self.agreement,
+                             **{f"|Δ| {k}": v for k, v in self.abs_delta.items()}}.items()]
         return (f"<p>{esc(self.challenger)} vs {esc(self.champion or FIRST_MODEL)}: "
                 f"<span class='{css}'>{'pass' if self.passed else 'fail'}</span> ({esc(self.source)})</p>"
+                + (f"<pre>{esc(self.error)}</pre>" if self.error else "")
                 + html_table(rows) + "".join(f"<p>{esc(n)}</p>" for n in self.notes))
 
 
-def integration_check(challenger: str, champion: str | None, *, split: TestSplit) -> IntegrationReport:
-    """Load and verify the staged package as the service does and have it answer every record of ``split``
-    (in batches, through :meth:`Predictor.predict`); with a champion, compare the answers: label agreement
-    (regression: within 1% of the target's standard deviation) and the |delta| distribution of the scores."""
-    pc = load_verified(challenger)
-    task = pc.config.task
-    classes = list(pc.config.classes or []) or None
-    answers_c, notes, failures = _answer_all(pc, split)
-    n = len(answers_c)
-    ok_rows = [i for i, a in enumerate(answers_c) if a is not None]
-    report = IntegrationReport(challenger=pc.tag, champion=champion, task=task, n=n, answered=len(ok_rows),
-                               failures=failures, notes=notes, source=split.source)
+def _num(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3g}"
+
+
+@dataclass
+class Replay:
+    """What the integration test sends: request records in the challenger's fields, grouped into HTTP requests
+    (``(start, stop)`` slices of ``records``), and the champion's reference answers -- logged ones (``scores``,
+    ``labels``, ``ok``: rows that have one), or None when the champion answers in process (test split)."""
+
+    records: list[dict]
+    requests: list[tuple[int, int]]
+    source: str
+    notes: list[str] = field(default_factory=list)
+    scores: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    reference_task: str | None = None
+    reference_classes: list[str] | None = None
+    split: TestSplit | None = None
+
+
+def _package_config(tag: str) -> Any:
+    """The ``serving.json`` of a registered package (read, not verified: the rehearsal server verifies it)."""
+    from ..serving.schema import ServingConfig
+    from .store import get_model
+
+    try:
+        return ServingConfig.load(Path(get_model(tag).path) / "serving.json")
+    except WorkbenchError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - NotFound, a broken serving.json
+        raise WorkbenchError(f"the serving.json of {tag} cannot be read: {exc}",
+                             hint="`workbench models` lists the registered models") from None
+
+
+def _log_task(df: Any) -> str:
+    if "prediction" in df.columns:
+        return "regression"
+    return "multiclass_classification" if "probabilities" in df.columns else "binary_classification"
+
+
+def replay_from_log(df: Any, config: Any, *, champion: str, limit: int, tag: str = "") -> Replay:
+    """The last ``limit`` logged rows of the champion (``df``: :func:`workbench.monitoring.compact.read_columns`)
+    as records in the challenger's fields, each logged request replayed as one request (a batch as a batch), the
+    champion's logged answers the reference."""
+    keys = [c for c in ("ts", "request_id", "row") if c in df.columns]
+    total = df.height
+    df = df.sort(keys).tail(limit)
+    fields = _request_fields(config)
+    missing = [f["name"] for f in fields if f["name"] not in df.columns]
+    cols = {f["name"]: (df.get_column(f["name"]).to_list() if f["name"] not in missing else [None] * df.height)
+            for f in fields}
+    records = _records(cols, {f["name"]: f["kind"] for f in fields})
+    ids = df.get_column("request_id").to_list() if "request_id" in df.columns else list(range(df.height))
+    requests, start = [], 0
+    for i in range(1, len(ids) + 1):
+        if i == len(ids) or ids[i] != ids[start]:
+            requests.append((start, i))
+            start = i
+    notes = []
+    if missing:
+        notes.append(f"{tag or 'the challenger'}: inputs {', '.join(missing)} are not in the champion's log "
+                     "(sent as missing)")
+    task = _log_task(df)
+    scores, labels = _log_scores(df, task)
+    classes = None
+    with contextlib.suppress(WorkbenchError):
+        classes = list(_package_config(champion).classes or []) or None
+    return Replay(records=records, requests=requests, notes=notes, scores=scores, labels=labels,
+                  reference_task=task, reference_classes=classes,
+                  source=f"prediction log of {champion}: the last {df.height} of {total} logged rows")
+
+
+def replay_from_split(split: TestSplit, config: Any, *, tag: str, limit: int) -> Replay:
+    """The first ``limit`` rows of the test split as single-record requests in the challenger's fields (the
+    champion answers the same rows in process)."""
+    records, notes = _split_records(config, tag, split, limit)
+    n_split = len(split.X)
+    return Replay(records=records, requests=[(i, i + 1) for i in range(len(records))], notes=notes, split=split,
+                  source=f"{split.source or 'test split'}: the first {len(records)} of {n_split} rows")
+
+
+def integration_test(server: Any, *, challenger: str, champion: str | None, replay: Replay, config: Any
+                     ) -> IntegrationReport:
+    """Send the replayed requests to the rehearsal server (:func:`~workbench.registry.rehearsal.post_all`): every
+    record must be answered 200 by the staged model (``model_version`` is the tag); with a champion, compare the
+    answers with its answers: label agreement (regression: within 1% of the target's standard deviation) and the
+    |delta| distribution of the scores."""
+    from .rehearsal import post_all
+
+    task = config.task
+    classes = list(config.classes or []) or None
+    bodies = [json.dumps(replay.records[a] if b - a == 1 else replay.records[a:b], allow_nan=False).encode()
+              for a, b in replay.requests]
+    replies = post_all(server, bodies)
+    answers: list[dict | None] = [None] * len(replay.records)
+    problems: list[str] = []
+    failures = 0
+    for (a, b), (status, payload) in zip(replay.requests, replies, strict=True):
+        why = ""
+        if status != 200:
+            why = f"{'no answer' if status is None else status}: {payload[:200].decode('utf-8', 'replace')}"
+        else:
+            try:
+                body = json.loads(payload)
+                preds = body["predictions"]
+                if body.get("model_version") != challenger:
+                    why = f"answered by {body.get('model_version')!r}, not {challenger}"
+                elif len(preds) != b - a:
+                    why = f"{len(preds)} predictions for {b - a} records"
+            except (ValueError, KeyError, TypeError) as exc:
+                why = f"200 with an unreadable body ({exc})"
+        if why:
+            failures += b - a
+            problems.append(f"records {a}-{b - 1}: {why}")
+        else:
+            answers[a:b] = preds
+    n = len(replay.records)
+    report = IntegrationReport(challenger=challenger, champion=champion, task=task, n=n,
+                               answered=sum(x is not None for x in answers), failures=failures,
+                               notes=list(replay.notes), source=replay.source, requests=len(bodies),
+                               server=server.to_dict())
+    if problems:
+        report.notes.append(f"{len(problems)} requests not answered as they must be, e.g. " + "; ".join(problems[:3]))
+    if not n:
+        report.notes.append(f"no records to replay ({replay.source})")
     if champion is None:
         report.notes.append(FIRST_MODEL)
         return report
-    pa = load_verified(champion)
-    if pa.config.task != task or (task == "multiclass_classification" and list(pa.config.classes or []) != classes):
+    ref: list[dict | None] | None = None  # the champion's in-process answers (test split)
+    if replay.scores is not None:  # the champion's logged answers
+        ref_task, ref_classes = replay.reference_task, replay.reference_classes
+    else:  # the test split: the champion answers the same rows in process
+        try:
+            pa = load_verified(champion)
+        except WorkbenchError as exc:
+            report.notes.append(f"the champion {champion} cannot be loaded ({exc.message}): answers not compared")
+            return report
+        ref_task, ref_classes = pa.config.task, list(pa.config.classes or []) or None
+        if ref_task == task:
+            recs, more = _split_records(pa.config, pa.tag, replay.split, n)
+            ref, more2, fail_a = _answer_records(pa, recs)
+            report.notes.extend(more + more2)
+            if fail_a:
+                report.notes.append(f"the champion did not answer {fail_a} records")
+    if ref_task != task or (task == "multiclass_classification" and ref_classes != classes):
         report.notes.append(f"the champion {champion} answers a different task or classes: answers not compared")
         return report
-    answers_a, notes_a, fail_a = _answer_all(pa, split)
-    report.notes.extend(notes_a)
-    both = [i for i in ok_rows if answers_a[i] is not None]
-    sb, lb = answers_scores([answers_c[i] for i in both], task, classes)
-    sa, la = answers_scores([answers_a[i] for i in both], task, classes)
-    report.agreement = _agreement(task, la, lb, sa, sb, getattr(pc.config, "target_std", None))
+    both = [i for i in range(n) if answers[i] is not None and (ref is None or ref[i] is not None)]
+    if ref is None:
+        sa = np.asarray(replay.scores)[both]
+        la = None if replay.labels is None else np.asarray(replay.labels)[both]
+    else:
+        sa, la = answers_scores([ref[i] for i in both], task, classes)
+    sb, lb = answers_scores([answers[i] for i in both], task, classes)
+    report.agreement = _agreement(task, la, lb, sa, sb, getattr(config, "target_std", None))
     report.abs_delta = _delta_figures(sa, sb)
-    if fail_a:
-        report.notes.append(f"the champion did not answer {fail_a} records: compared on {len(both)}")
+    if len(both) < report.answered:
+        report.notes.append(f"compared on {len(both)} records (the champion did not answer the others)")
     return report
 
 
 # ----------------------------------------------------------------------------------------------- release
+CHECKS = ("integration", "load test", "approval")
+
+
+class ReleaseRefused(GateError):
+    """A release check failed: nothing moved. Carries the :class:`ReleaseEvidence` (``evidence``) and the folder
+    it was saved in (``evidence_dir``)."""
+
+    def __init__(self, message: str, *, evidence: ReleaseEvidence, evidence_dir: Path | None,
+                 hint: str | None = None) -> None:
+        self.evidence = evidence
+        self.evidence_dir = evidence_dir
+        super().__init__(message, hint=hint)
+
+
+@dataclass
+class ReleaseEvidence(Report):
+    """One release attempt: the integration test, the load test and the approval, each a go/no-go check, the
+    figures the gates used (the staged package's ``deployment`` section, with the command's overrides) and the
+    decision."""
+
+    tag: str
+    to: str
+    champion: str | None
+    approval: dict
+    deployment: dict
+    integration: IntegrationReport
+    load_test: Any = None  # LoadTestReport, or None when not run
+    started: str = ""
+    finished: str = ""
+    notes: list[str] = field(default_factory=list)
+    title: str = "Release checks"
+
+    def checks(self) -> list[dict]:
+        """The go/no-go table: ``{"check", "verdict" (pass/fail/not run), "figures"}`` for each of :data:`CHECKS`."""
+        lt = self.load_test
+        if lt is None:
+            load = {"check": "load test", "verdict": "not run", "figures": "not run: the integration test failed"}
+        else:
+            load = {"check": "load test", "verdict": "pass" if lt.passed else "fail",
+                    "figures": lt.figures() + ("" if lt.passed else "; " + "; ".join(lt.failures()))}
+        ok = bool((self.approval.get("reason") or "").strip())
+        return [{"check": "integration", "verdict": "pass" if self.integration.passed else "fail",
+                 "figures": self.integration.figures()}, load,
+                {"check": "approval", "verdict": "pass" if ok else "fail",
+                 "figures": f"{self.approval.get('reason')!r} by {self.approval.get('by')}" if ok else "none given"}]
+
+    @property
+    def failed(self) -> list[str]:
+        return [c["check"] for c in self.checks() if c["verdict"] != "pass"]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed
+
+    def to_dict(self) -> dict:
+        return {"tag": self.tag, "to": self.to, "champion": self.champion, "decision": "go" if self.passed else
+                "no-go", "checks": self.checks(), "approval": self.approval, "deployment": self.deployment,
+                "integration": self.integration.to_dict(),
+                "load_test": None if self.load_test is None else self.load_test.to_dict(),
+                "started": self.started, "finished": self.finished, "notes": self.notes}
+
+    def summary(self) -> dict:
+        return {"decision": "go" if self.passed else "no-go", "failed": self.failed,
+                "integration": self.integration.summary(),
+                "load_test": None if self.load_test is None else self.load_test.summary()}
+
+    def _html_body(self) -> str:
+        css = "wb-ok" if self.passed else "wb-bad"
+        return (f"<p>{esc(self.tag)} to {esc(self.to)} (champion {esc(self.champion or 'none')}): "
+                f"<span class='{css}'>{'go' if self.passed else 'no-go'}</span></p>" + html_table(self.checks())
+                + self.integration._repr_html_() + ("" if self.load_test is None else self.load_test._repr_html_())
+                + "".join(f"<p>{esc(n)}</p>" for n in self.notes))
+
+    def save_to(self, root: Path) -> Path:
+        """Save ``release.json`` and ``release.html`` in a new folder ``<root>/<tag>-<UTC time>``; returns it."""
+        import datetime as _dt
+        import re
+
+        stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        base = f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', self.tag)}-{stamp}"
+        root.mkdir(parents=True, exist_ok=True)
+        for i in range(100):
+            folder = root / (base if not i else f"{base}-{i}")
+            try:
+                folder.mkdir()
+                break
+            except FileExistsError:
+                continue
+        self.save(folder / "release.json")
+        self.save_html(folder / "release.html")
+        return folder
+
+
+def releases_dir() -> Path:
+    """Where release evidence is kept: ``$BENTOML_HOME/workbench/releases`` (beside the ledger)."""
+    return ledger.ledger_path().parent / "releases"
+
+
 @dataclass
 class ReleaseResult:
     tag: str
@@ -348,16 +636,67 @@ class ReleaseResult:
     champion: str | None
     integration: IntegrationReport
     entry: dict
+    load_test: Any = None
+    evidence: ReleaseEvidence | None = None
+    evidence_dir: Path | None = None
 
     def to_dict(self) -> dict:
         return {"tag": self.tag, "from_stage": self.from_stage, "to_stage": self.to_stage,
-                "champion": self.champion, "integration": self.integration.to_dict(), "ledger": self.entry}
+                "champion": self.champion, "integration": self.integration.to_dict(),
+                "load_test": None if self.load_test is None else self.load_test.to_dict(),
+                "evidence_dir": None if self.evidence_dir is None else str(self.evidence_dir), "ledger": self.entry}
+
+
+_OVERRIDES = {"load_seconds": ("load_test_seconds", "--load-seconds"), "clients": ("load_test_clients", "--clients"),
+              "replay": ("replay_requests", "--replay")}
+
+
+def deployment_spec(tag: str, **overrides: Any) -> tuple[Any, list[str]]:
+    """The staged package's ``deployment`` section (``monitoring.json``; the brief's, at promotion) as a
+    :class:`~workbench.brief.DeploymentSpec`, with ``load_seconds`` / ``clients`` / ``replay`` overrides (None:
+    not overridden). Returns ``(spec, notes)``.
+
+    Raises
+    ------
+    ParameterError
+        An override is out of its range (the message names the option and the range).
+    """
+    from pydantic import ValidationError
+
+    from ..brief import DeploymentSpec
+    from .store import get_model
+
+    notes: list[str] = []
+    raw: dict = {}
+    try:
+        raw = dict(json.loads((Path(get_model(tag).path) / "monitoring.json").read_text()).get("deployment") or {})
+    except Exception:  # noqa: BLE001 - no monitoring.json (a package from before it), unreadable: defaults
+        raw = {}
+    if not raw:
+        notes.append("the package has no deployment section: the DeploymentSpec defaults apply")
+    try:
+        spec = DeploymentSpec.model_validate(raw)
+    except ValidationError as exc:
+        notes.append(f"the package's deployment section is invalid ({exc.errors()[0].get('msg')}): the defaults apply")
+        spec = DeploymentSpec()
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        name, option = _OVERRIDES[key]
+        try:
+            spec = DeploymentSpec.model_validate({**spec.model_dump(), name: value})
+        except ValidationError as exc:
+            raise ParameterError(f"{value!r}: {exc.errors()[0].get('msg')}", parameter=option,
+                                 hint=f"{option}: the {DeploymentSpec.model_fields[name].description}") from None
+    return spec, notes
 
 
 def release(tag: str, *, to: Literal["production", "shadow", "canary"] = "production", approve: str,
             by: str | None = None, split: TestSplit | None = None, cfg: Settings | None = None,
-            percent: int | None = None) -> ReleaseResult:
-    """Release a staged model to production (see the module docstring).
+            percent: int | None = None, log_dir: str | Path | None = None, load_seconds: float | None = None,
+            clients: int | None = None, replay: int | None = None, bento_dir: str | Path | None = None,
+            on_step: Callable[[str], None] | None = None) -> ReleaseResult:
+    """Release a staged model after rehearsing it behind a real ``bentoml serve`` (see the module docstring).
 
     Parameters
     ----------
@@ -366,62 +705,128 @@ def release(tag: str, *, to: Literal["production", "shadow", "canary"] = "produc
     to:
         ``"production"``; or ``"shadow"`` (the challenger scores every request off the answer's path) or
         ``"canary"`` (it answers ``percent`` % of requests), beside the production model: the pointer's
-        ``challenger`` (:func:`workbench.registry.ledger.set_challenger`), followed by a service started with
-        ``WORKBENCH_HOT_SWAP=1``, which also rolls a failing challenger back by itself.
+        ``challenger`` (:func:`workbench.registry.ledger.set_challenger`), followed by the running service (hot
+        swap, the default), which also rolls a failing challenger back by itself.
     percent:
         The canary's share of requests (1..100).
     approve:
-        Why this release is approved: required, recorded in the ledger line.
+        Why this release is approved: required, recorded in the ledger line and the evidence.
     by:
         Who approves (default: the OS user).
     split:
-        The records to check on (default: the challenger's own test split, :func:`test_split`).
+        The records to replay when the champion has no prediction log (default: the challenger's own test split,
+        :func:`test_split`).
+    log_dir:
+        The production prediction log (default ``$WORKBENCH_LOG_DIR`` or ``$BENTOML_HOME/workbench/predictions``).
+    load_seconds, clients, replay:
+        Override the package's ``deployment.load_test_seconds`` / ``load_test_clients`` / ``replay_requests``.
+    bento_dir:
+        The BentoML service folder (default: the project's ``bento/``).
+    on_step:
+        Called with a progress line (server start, checks, the load test about once a second).
 
     Raises
     ------
+    ParameterError
+        No approval; an unknown target; a canary without a percent in 1..100; an override out of range.
     WorkbenchError
-        No approval; the model is not staged; the integration check failed (nothing moved); production changed
-        while the check ran.
+        The model is not staged; no ``bento/`` folder; the test split cannot be read; production changed while
+        the checks ran.
+    ReleaseRefused
+        A check failed (exit 3): nothing moved; the evidence is saved and the attempt is in the ledger.
     """
+    import datetime as _dt
+
+    from ..serving.pointer import production_pointer
+    from .rehearsal import RehearsalError, bento_folder, load_test, serve_staged
+
+    step = on_step or (lambda _msg: None)
     if not (approve or "").strip():
-        raise WorkbenchError(f"releasing {tag} needs an approval", hint='pass --approve "why this model may serve"')
+        raise ParameterError(f"releasing {tag} needs an approval", parameter="--approve",
+                             hint='pass --approve "why this model may serve"')
     if to not in ("production", "shadow", "canary"):
-        raise WorkbenchError(f"unknown release target {to!r}", hint="use production, shadow or canary")
+        raise ParameterError(f"unknown release target {to!r}", parameter="--to", hint="use production, shadow or canary")
+    if to == "canary" and not (isinstance(percent, int) and 1 <= percent <= 100):
+        raise ParameterError(f"a canary needs a percent in 1..100, got {percent!r}", parameter="--percent",
+                             hint="pass --percent 5")
     tag = str(tag)
     stage = ledger.stage_of(tag)
     if stage not in ("staging", "shadow", "canary"):
         raise WorkbenchError(f"{tag} is in {stage or 'no stage (not registered by workbench promote)'}: only a "
                              "staged model can be released", hint="`workbench models` shows every model's stage")
+    spec, spec_notes = deployment_spec(tag, load_seconds=load_seconds, clients=clients, replay=replay)
+    folder = Path(bento_dir) if bento_dir is not None else bento_folder(cfg.root if cfg else None)
     brief = _brief_of(tag)
     champion = champion_for(brief) if brief else None
-    split = split or test_split(tag, cfg=cfg)
-    report = integration_check(tag, champion, split=split)
-    if not report.passed:
-        raise WorkbenchError(f"the integration check of {tag} failed: {report.answered} of {report.n} records "
-                             f"answered; " + "; ".join(report.notes[:3]), hint="nothing was released")
-    from ..serving.pointer import production_pointer
-
+    if to in ("shadow", "canary") and champion is None:
+        raise WorkbenchError(f"a {to} runs beside the production model of its brief ({brief}), and there is none",
+                             hint="release it to production instead (`workbench models` shows the stages)")
+    logged = _log_frame(Path(log_dir) if log_dir else None, champion) if champion else None
+    if logged is None or not logged.height:
+        logged = None
+        split = split or test_split(tag, cfg=cfg)
+    started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    load = None
+    try:
+        with serve_staged(tag, bento_dir=folder, on_step=step) as server:
+            config = _package_config(tag)
+            rp = (replay_from_log(logged, config, champion=str(champion), limit=spec.replay_requests, tag=tag)
+                  if logged is not None else replay_from_split(split, config, tag=tag, limit=spec.replay_requests))
+            step(f"integration test: {len(rp.records)} records in {len(rp.requests)} requests ({rp.source})")
+            integration = integration_test(server, challenger=tag, champion=champion, replay=rp, config=config)
+            step(f"integration test: {integration.figures()}")
+            if integration.passed:
+                bodies = [json.dumps(r, allow_nan=False).encode() for r in rp.records]
+                step(f"load test: {spec.load_test_clients} clients for {spec.load_test_seconds:g} s "
+                     f"(at most {spec.load_test_max_requests:,} requests)")
+                load = load_test(server, bodies, clients=spec.load_test_clients, seconds=spec.load_test_seconds,
+                                 max_requests=spec.load_test_max_requests, p99_ms=spec.load_test_p99_ms,
+                                 max_error_rate=spec.load_test_max_error_rate, on_tick=step)
+                step(f"load test: {load.figures()}")
+    except RehearsalError as exc:
+        integration = IntegrationReport(challenger=tag, champion=champion, task=str(_meta(tag).get("task") or ""),
+                                        n=0, answered=0, failures=0, error=exc.message,
+                                        source="the staged model behind bentoml serve", server=exc.server)
+    approval = {"reason": approve.strip(), "by": ledger.who(by)}
+    evidence = ReleaseEvidence(tag=tag, to=to if to != "canary" else f"canary {percent}%", champion=champion,
+                               approval=approval, deployment=spec.model_dump(), integration=integration,
+                               load_test=load, started=started, notes=spec_notes,
+                               finished=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
+    evidence_dir = evidence.save_to(releases_dir())
+    checks = {"action": "release_checks", "tag": tag, "from_stage": stage, "to_stage": to, "brief": brief,
+              "by": approval["by"], "passed": evidence.passed, "failed": evidence.failed,
+              "integration": integration.summary(), "load_test": None if load is None else load.summary(),
+              "evidence": str(evidence_dir)}
+    if not evidence.passed:
+        why = "; ".join(f"{c['check']}: {c['figures']}" for c in evidence.checks() if c["verdict"] != "pass")
+        ledger.append({**checks, "reason": f"refused: {', '.join(evidence.failed)}"})
+        raise ReleaseRefused(f"release of {tag} refused: {why}", evidence=evidence, evidence_dir=evidence_dir,
+                             hint=f"nothing was moved; the evidence is in {evidence_dir}")
     meta = _meta(tag)
+    summary = {"integration": integration.summary(), "load_test": load.summary(), "evidence": str(evidence_dir)}
     if to in ("shadow", "canary"):
-        entry = ledger.set_challenger(tag, mode=to, percent=percent, package_sha256=meta.get("package_sha256"),
-                                      reason=approve.strip(), by=by)
-        return ReleaseResult(tag=tag, from_stage=stage, to_stage=to, champion=champion, integration=report,
-                             entry=entry)
+        with ledger.transition():
+            ledger.append({**checks, "reason": approval["reason"]})
+            entry = ledger.set_challenger(tag, mode=to, percent=percent, package_sha256=meta.get("package_sha256"),
+                                          reason=approval["reason"], by=by)
+        return ReleaseResult(tag=tag, from_stage=stage, to_stage=to, champion=champion, integration=integration,
+                             entry=entry, load_test=load, evidence=evidence, evidence_dir=evidence_dir)
     with ledger.transition():
         current = production_pointer()
         if (current or {}).get("tag") != (champion or (current or {}).get("tag")):
             raise WorkbenchError(f"production changed while {tag} was checked (now {(current or {}).get('tag')})",
-                                 hint="run the release again")
+                                 hint=f"run the release again; this attempt's evidence is in {evidence_dir}")
+        ledger.append({**checks, "reason": approval["reason"]})
         if current and current.get("tag") and current["tag"] != tag:
             ledger.record("retired", current["tag"], reason=f"replaced in production by {tag}", by=by,
                           brief=current.get("brief"), replaced_by=tag)
-        entry = ledger.record("released", tag, reason=approve.strip(), by=by, sha256=meta.get("onnx_sha256"),
+        entry = ledger.record("released", tag, reason=approval["reason"], by=by, sha256=meta.get("onnx_sha256"),
                               package_sha256=meta.get("package_sha256"), run_id=meta.get("run_id"), brief=brief,
-                              replaces=(current or {}).get("tag"), integration=report.summary())
+                              replaces=(current or {}).get("tag"), **summary)
         ledger.set_production(tag, sha256=str(meta.get("onnx_sha256") or ""), run_id=str(meta.get("run_id") or ""),
                               brief=str(brief or ""), package_sha256=meta.get("package_sha256"))
-    return ReleaseResult(tag=tag, from_stage=stage, to_stage="production", champion=champion, integration=report,
-                         entry=entry)
+    return ReleaseResult(tag=tag, from_stage=stage, to_stage="production", champion=champion, integration=integration,
+                         entry=entry, load_test=load, evidence=evidence, evidence_dir=evidence_dir)
 
 
 def retire(tag: str, *, reason: str, by: str | None = None) -> dict:
@@ -549,7 +954,11 @@ def compare(champion_tag: str, challenger_tag: str, *, log_dir: str | Path | Non
                                  for k, df in (("champion", la), ("challenger", lb))}
         else:
             report.notes.append("the log records no latency per request")
-        report.notes.append("metrics need labels: `workbench feedback` joins them to the log")
+        from ..feedback import labelled_metrics
+
+        report.metrics = labelled_metrics(pa.tag, pb.tag, log_dir=root, logs=(la, lb))
+        if not report.metrics:
+            report.notes.append("metrics need labels: `workbench feedback` joins them to the log and keeps them")
         return report
     split = split or test_split(challenger_tag, cfg=cfg)
     answers_a, notes_a, _ = _answer_all(pa, split)

@@ -9,7 +9,11 @@ it without asking which task it serves. A shaper knows
   cannot have (a probability outside [0, 1], a non-finite prediction) with :class:`ValueError` -- the
   predictor turns that into a loud failure, never an answer;
 * what the response carries besides the predictions (:attr:`envelope`: binary's ``threshold``) and what an
-  all-missing record must score in the self-test (:meth:`self_test`).
+  all-missing record must score in the self-test (:meth:`self_test`);
+* one record's answer in two steps, the shape of every one-record answer (the general path's and the formats'
+  the predictor fills, :meth:`workbench.serving.predictor.Predictor._one_path_for`): :meth:`one_scores` (the label's
+  index in :attr:`labels` and the output values, checked as :meth:`answer` checks them) and :meth:`one_record`
+  (the answer dict and the log columns from a label and values -- also called with holes to make the formats).
 
 Per record (``serving.json`` ``task``):
 
@@ -49,8 +53,8 @@ def session_runner(scorer: Any, output: str) -> Callable[[dict[str, np.ndarray]]
 
 
 def _task_scores(scorer: Any, task: str) -> Runner | None:
-    """The scorer's own per-task scores (``OnnxScorer(..., task=...).run_raw_scores``) when it offers them."""
-    fn = getattr(scorer, "run_raw_scores", None)
+    """The scorer's own per-task scores (``OnnxScorer(..., task=...).raw_scores``) when it offers them."""
+    fn = getattr(scorer, "raw_scores", None) or getattr(scorer, "run_raw_scores", None)
     return fn if fn is not None and getattr(scorer, "task", None) == task else None
 
 
@@ -65,11 +69,17 @@ class BinaryAnswers:
         self.positive = str(config.positive_label)
         self.negative = str(config.negative_label)
         self.envelope = {"threshold": self.threshold}
+        self.labels = [self.positive, self.negative]
+        self.n_outputs = 1
 
     def run(self, scorer: Any) -> Runner:
         return scorer.run_raw  # P(positive) of ready-made feeds, the service's hot path since round 1
 
     def answer(self, scores: np.ndarray, flags: Mapping[int, dict]) -> tuple[list[dict], dict]:
+        if len(scores) == 1:  # one record, the common request: the same answer without the loops
+            k, values = self.one_scores(scores)
+            pred, logged = self.one_record(self.labels[k], values, flags.get(0, {}) if flags else {})
+            return [pred], logged
         values = scores.tolist()
         if not all(0.0 <= p <= 1.0 for p in values):  # False for NaN too
             raise ValueError(f"the model returned probabilities outside [0, 1]: {values[:5]}")
@@ -80,6 +90,21 @@ class BinaryAnswers:
         else:
             preds = [{"probability": p, "label": pos if p > t else neg, "flags": {}} for p in values]
         return preds, {"probability": values, "label": [p["label"] for p in preds]}
+
+    def one_scores(self, scores: np.ndarray) -> tuple[int, list[float]]:
+        """``(index of the label in labels, [P(positive)])`` of a one-record score array (ValueError as
+        :meth:`answer`)."""
+        values = scores.tolist()
+        if len(values) != 1:
+            raise ValueError(f"the model returned {len(values)} probabilities for one record")
+        p = values[0]
+        if not 0.0 <= p <= 1.0:  # False for NaN too
+            raise ValueError(f"the model returned probabilities outside [0, 1]: {values}")
+        return (0 if p > self.threshold else 1), values
+
+    def one_record(self, label: Any, values: list, flags: Any) -> tuple[dict, dict]:
+        """One record's answer and prediction log columns from its label and output values."""
+        return {"probability": values[0], "label": label, "flags": flags}, {"probability": values, "label": [label]}
 
     def self_test(self, scores: np.ndarray) -> str | None:
         if scores.shape == (1,) and math.isfinite(float(scores[0])) and 0.0 <= scores[0] <= 1.0:
@@ -105,6 +130,9 @@ class MulticlassAnswers:
 
     def __init__(self, config: ServingConfig) -> None:
         self.classes = list(config.classes or [])
+        self._one_row = (1, len(self.classes))
+        self.labels = self.classes
+        self.n_outputs = len(self.classes)
 
     def run(self, scorer: Any) -> Runner:
         return _task_scores(scorer, self.task) or session_runner(scorer, self.output)
@@ -122,6 +150,10 @@ class MulticlassAnswers:
 
     def answer(self, scores: np.ndarray, flags: Mapping[int, dict]) -> tuple[list[dict], dict]:
         classes = self.classes
+        if scores.shape == self._one_row:  # one record, the common request: the small-batch arithmetic, unrolled
+            k, row = self.one_scores(scores)
+            pred, logged = self.one_record(classes[k], row, flags.get(0, {}) if flags else {})
+            return [pred], logged
         if len(scores) <= SMALL_BATCH and scores.ndim == 2 and scores.shape[1] == len(classes):
             rows = []
             for raw in scores.tolist():
@@ -141,6 +173,24 @@ class MulticlassAnswers:
             preds = [{"label": lab, "probabilities": dict(zip(classes, row, strict=True)), "flags": {}}
                      for lab, row in zip(labels, rows, strict=True)]
         return preds, {"label": labels, "probabilities": rows}
+
+    def one_scores(self, scores: np.ndarray) -> tuple[int, list[float]]:
+        """``(index of the argmax class, the renormalised probabilities)`` of a ``(1, K)`` score array: the
+        small-batch arithmetic of :meth:`answer` (ValueError likewise)."""
+        if scores.shape != self._one_row:
+            raise ValueError(f"the model returned probabilities of shape {scores.shape} for one record and "
+                             f"{len(self.classes)} classes")
+        (raw,) = scores.tolist()
+        total = sum(raw)
+        if not (0.0 < total < math.inf) or min(raw) < 0.0:  # False for NaN too
+            raise ValueError(f"the model returned non-finite or negative probabilities: {raw}")
+        row = [v / total for v in raw]
+        return row.index(max(row)), row  # ties -> the first class
+
+    def one_record(self, label: Any, values: list, flags: Any) -> tuple[dict, dict]:
+        """One record's answer and prediction log columns from its label and probabilities (class order)."""
+        return ({"label": label, "probabilities": dict(zip(self.classes, values, strict=True)), "flags": flags},
+                {"label": [label], "probabilities": [values]})
 
     def self_test(self, scores: np.ndarray) -> str | None:
         k = len(self.classes)
@@ -162,6 +212,8 @@ class RegressionAnswers:
 
     def __init__(self, config: ServingConfig) -> None:
         self.target_std = config.target_std
+        self.labels: list[str] = []
+        self.n_outputs = 1
 
     def run(self, scorer: Any) -> Runner:
         fn = _task_scores(scorer, self.task)
@@ -171,6 +223,10 @@ class RegressionAnswers:
         return lambda feeds: raw(feeds).reshape(-1)
 
     def answer(self, scores: np.ndarray, flags: Mapping[int, dict]) -> tuple[list[dict], dict]:
+        if len(scores) == 1:  # one record, the common request
+            _, values = self.one_scores(scores)
+            pred, logged = self.one_record(None, values, flags.get(0, {}) if flags else {})
+            return [pred], logged
         values = scores.tolist()
         if not all(math.isfinite(v) for v in values):
             bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
@@ -181,6 +237,19 @@ class RegressionAnswers:
         else:
             preds = [{"prediction": v, "flags": {}} for v in values]
         return preds, {"prediction": values}
+
+    def one_scores(self, scores: np.ndarray) -> tuple[None, list[float]]:
+        """``(None: no label, [prediction])`` of a one-record score array (ValueError as :meth:`answer`)."""
+        values = scores.tolist()
+        if len(values) != 1:
+            raise ValueError(f"the model predicted {len(values)} values for one record")
+        if not math.isfinite(values[0]):
+            raise ValueError(f"the model predicted a non-finite value for record(s) [0]: {values}")
+        return None, values
+
+    def one_record(self, label: Any, values: list, flags: Any) -> tuple[dict, dict]:
+        """One record's answer and prediction log columns from its prediction (``label`` is unused)."""
+        return {"prediction": values[0], "flags": flags}, {"prediction": values}
 
     def self_test(self, scores: np.ndarray) -> str | None:
         if scores.shape == (1,) and math.isfinite(float(scores[0])):

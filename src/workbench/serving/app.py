@@ -17,7 +17,9 @@ direct ``/predict`` route.
     reading anything, or while counting a chunked body -- so an oversized body is never buffered whole (stock
     BentoML read and parsed a 100 MB body); both drain the body (bounded) first, so Python clients read them.
 :class:`ServiceRoutes`
-    ``/readyz`` with the reason, ``/docs.json`` as the service behaves, ``/`` without BentoML's boilerplate.
+    ``/readyz`` with the reason, ``/docs.json`` as the service behaves -- for the model serving *now* (after a hot
+    swap, the new champion's fields, answer, example and tag; built once per champion) --, ``/`` without
+    BentoML's boilerplate.
 :func:`install_header_timeout`
     Closes connections stalled in their request head (uvicorn has no such timeout).
 :func:`respond`
@@ -61,8 +63,9 @@ from .schema import RequestSchema
 log = logging.getLogger(__name__)
 
 __all__ = ["DRAIN_MAX_BYTES", "HEADER_TIMEOUT", "INLINE_BODY_BYTES", "BodyLimit", "PredictRoute", "PredictorSlot",
-           "ServiceRoutes", "answer", "cancel_bentoml_timeout_timers", "direct_predict", "install_header_timeout",
-           "request_id_from", "request_spec", "respond", "service_options"]
+           "ServiceRoutes", "answer", "cancel_bentoml_timeout_timers", "champion_of", "direct_predict",
+           "document_key", "install_header_timeout", "request_id_from", "request_spec", "respond",
+           "service_options"]
 
 INLINE_BODY_BYTES = 64 * 1024
 """Bodies up to this size (a few hundred records) are scored on the event loop; larger ones in a thread."""
@@ -247,17 +250,20 @@ class BodyLimit:
     * ``Content-Type`` must be ``application/json`` on ``POST /predict`` (parameters such as ``charset`` allowed):
       anything else -- ``text/plain``, which a web page can post cross-origin without a CORS preflight, BentoML's
       pickle type, no header -- is answered **415** in the service's error body, no traceback.
-    * A body larger than ``max_bytes`` gets **413** (JSON, naming the limit): from ``Content-Length`` before
-      anything is buffered, or while counting a chunked body. Either refusal first reads and discards the rest of
+    * A body larger than the limit gets **413** (JSON, naming the limit): from ``Content-Length`` before
+      anything is buffered, or while counting a chunked body. The limit is the serving champion's
+      ``limits.max_body_bytes`` when ``slot`` holds one (so it follows a hot swap), else ``max_bytes``. Either refusal first reads and discards the rest of
       the body, up to :data:`DRAIN_MAX_BYTES` / :data:`DRAIN_SECONDS`, then answers with ``Connection: close``.
     * Both carry ``X-Request-ID`` and are logged to ``bentoml.access`` with it (as :func:`answer` logs its
       refusals). A body within the limit is buffered and replayed to the app unchanged.
     """
 
     def __init__(self, app: ASGIApp, *, max_bytes: int, path: str = "/predict",
-                 drain_bytes: int = DRAIN_MAX_BYTES, drain_seconds: float = DRAIN_SECONDS) -> None:
+                 drain_bytes: int = DRAIN_MAX_BYTES, drain_seconds: float = DRAIN_SECONDS,
+                 slot: PredictorSlot | None = None) -> None:
         self.app = app
         self.max_bytes = int(max_bytes)
+        self.slot = slot
         self.path = path
         self.drain_bytes = int(drain_bytes)
         self.drain_seconds = float(drain_seconds)
@@ -282,8 +288,17 @@ class BodyLimit:
         await Response(reply.body, status_code=status, media_type="application/json",
                        headers={"Connection": "close", "X-Request-ID": rid})(scope, receive, send)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send, size: str, received: int) -> None:
-        message = (f"the request body has {size} bytes; the limit is {self.max_bytes} "
+    def limit(self) -> int:
+        """The body limit now: the serving champion's ``limits.max_body_bytes``, else ``max_bytes``."""
+        if self.slot is not None:
+            config = getattr(champion_of(self.slot.predictor), "config", None)
+            if config is not None:
+                return int(config.limits.max_body_bytes)
+        return self.max_bytes
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, size: str, received: int,
+                         limit: int) -> None:
+        message = (f"the request body has {size} bytes; the limit is {limit} "
                    "(limits.max_body_bytes in serving.json); split the batch")
         await self._refuse(scope, receive, send, 413, "body_too_large", message, received, size)
 
@@ -307,8 +322,9 @@ class BodyLimit:
                                    f"the body must be sent as application/json, got {what}", 0,
                                    declared if declared is not None else "?")
                 return
-        if declared is not None and declared > self.max_bytes:
-            await self._too_large(scope, receive, send, str(declared), 0)
+        limit = self.limit()
+        if declared is not None and declared > limit:
+            await self._too_large(scope, receive, send, str(declared), 0, limit)
             return
         chunks: list[bytes] = []
         size = 0
@@ -318,11 +334,11 @@ class BodyLimit:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
+            if size > limit:
                 if message.get("more_body", False):
-                    await self._too_large(scope, receive, send, f"more than {self.max_bytes}", size)
+                    await self._too_large(scope, receive, send, f"more than {limit}", size, limit)
                 else:
-                    await self._too_large(scope, _no_more(receive), send, f"more than {self.max_bytes}", size)
+                    await self._too_large(scope, _no_more(receive), send, f"more than {limit}", size, limit)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -353,7 +369,9 @@ class ServiceRoutes:
     * ``GET /readyz``: 200 ``ready`` or 503 with the reason (:meth:`Predictor.readiness
       <workbench.serving.Predictor.readiness>`: model not verified, prediction log unwritable) -- BentoML's only
       said "``__is_ready__()`` returns False";
-    * ``GET /docs.json``: ``document()`` (:func:`workbench.serving.openapi.openapi_document`), built once;
+    * ``GET /docs.json``: ``document(predictor)`` for the predictor serving now
+      (:func:`workbench.serving.openapi.openapi_document` of its champion), built once per champion
+      (:func:`document_key`: tag, package and ONNX sha256), so a hot swap changes what it documents;
     * ``GET /``: the Swagger UI page without BentoML's boilerplate (:data:`workbench.serving.openapi.INDEX_HTML`).
 
     Before the instance has registered (start-up), requests go to BentoML unchanged.
@@ -363,7 +381,7 @@ class ServiceRoutes:
         self.app = app
         self.slot = slot
         self.document = document
-        self._doc: bytes | None = None
+        self._docs: dict[Any, bytes] = {}  # document_key -> the JSON
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "GET" or self.slot.instance is None:
@@ -375,9 +393,15 @@ class ServiceRoutes:
             response = Response(b"ready\n" if ready else f"not ready: {why}\n".encode(),
                                 status_code=200 if ready else 503, media_type="text/plain")
         elif path == "/docs.json" and self.document is not None:
-            if self._doc is None:
-                self._doc = to_json(self.document())
-            response = Response(self._doc, media_type="application/json")
+            predictor = self.slot.predictor
+            key = document_key(predictor)
+            doc = self._docs.get(key)
+            if doc is None:
+                doc = to_json(self.document(predictor))
+                if len(self._docs) >= 8:  # models swapped in and out: keep the cache bounded
+                    self._docs.clear()
+                self._docs[key] = doc
+            response = Response(doc, media_type="application/json")
         elif path == "/" and self.document is not None:
             from .openapi import INDEX_HTML
 
@@ -517,11 +541,25 @@ def cancel_bentoml_timeout_timers() -> bool:
     return True
 
 
+def champion_of(predictor: Any) -> Any:
+    """The model answering for ``predictor``: a :class:`~workbench.serving.deploy.Deployment`'s current champion,
+    else the predictor itself (a :class:`Predictor`, an :class:`Unavailable`, or None)."""
+    return getattr(predictor, "champion", predictor)
+
+
+def document_key(predictor: Any) -> tuple:
+    """What ``/docs.json`` is cached by: the serving champion's ``(tag, package_sha256)`` (a Deployment's
+    :attr:`~workbench.serving.deploy.Deployment.champion_key`), its ONNX sha256 and whether it is verified."""
+    champion = champion_of(predictor)
+    key = getattr(predictor, "champion_key", None) or (getattr(champion, "tag", None), None)
+    return (*key, getattr(champion, "sha256", None), bool(getattr(champion, "ready", False)))
+
+
 class PredictorSlot:
     """Where the service instance registers itself once created, for :class:`PredictRoute` (built earlier, with
     the ASGI app, before the instance exists). The route reads ``instance.predictor`` on every request, so a
-    predictor swapped on the instance is used at once (with ``WORKBENCH_HOT_SWAP=1`` it is a
-    :class:`~workbench.serving.deploy.Deployment`, which swaps its models inside)."""
+    predictor swapped on the instance is used at once (serving the production pointer with hot swap on, the
+    default, it is a :class:`~workbench.serving.deploy.Deployment`, which swaps its models inside)."""
 
     instance: Any = None
 

@@ -1,9 +1,10 @@
 """One service, two models: hot swap from the production pointer, a shadow or canary challenger, automatic rollback.
 
-**Off by default for now**: ``bento/service.py`` uses a :class:`Deployment` only when ``WORKBENCH_HOT_SWAP=1``
-and the model was resolved from the production pointer (not ``$WORKBENCH_MODEL_TAG``, not a built Bento's pinned
-model). Otherwise the server keeps today's rule, one model per server until restart
-(:mod:`workbench.serving.predictor`, "One model per server"), and a ``challenger`` in the pointer is ignored.
+**On by default** when the model comes from the production pointer: ``bento/service.py`` wraps it in a
+:class:`Deployment` unless ``WORKBENCH_HOT_SWAP=0``. A model named by ``$WORKBENCH_MODEL_TAG`` or pinned by a built
+Bento is never swapped (one model per server until restart, :mod:`workbench.serving.predictor` "One model per
+server"), and neither is any model with ``WORKBENCH_HOT_SWAP=0``: that server keeps the model its first process
+resolved (``$WORKBENCH_SERVING_PIN``) and ignores a ``challenger`` in the pointer.
 
 Hot swap
 --------
@@ -17,7 +18,10 @@ assignment (``self._state = ...``). A request reads that reference once, when it
 finish on the model they started with. A model that fails verification is never swapped in: the reason is logged
 at ERROR, counted in ``workbench_model_swap_failures_total{model_version, role, reason}`` and kept in
 :attr:`Deployment.last_failure`; the serving model goes on serving, and the pointer is tried again only when it
-changes again. This is also how a ``workbench rollback`` reaches a running server.
+changes again. This is also how a ``workbench rollback`` reaches a running server. Workers poll independently, so
+for at most one poll (plus the new model's load) after a pointer change two workers may answer with different
+models -- both verified, both answering; a worker respawned meanwhile resolves the pointer afresh at import, so it
+starts on the pointer's model.
 
 Challenger
 ----------
@@ -40,8 +44,8 @@ Challenger
 
 With a challenger present, every prediction log line gains ``role`` (``champion``, ``canary`` or ``shadow``),
 ``answered_by`` (the tag whose answer the caller got) and ``latency_ms``, one per row; each model logs to its own
-segments (its tag), and a shadow line carries the same request id as the champion's, so ``workbench compare``
-joins them.
+segments (its tag), and a shadow line carries the same request id as the champion's, so ``workbench compare`` and
+``workbench feedback`` join them.
 
 Automatic rollback, and why it lives here
 -----------------------------------------
@@ -50,9 +54,28 @@ the process that answers sees every outcome -- scoring exceptions, 5xx, its own 
 append per request), while a separate ``workbench watch`` would have to reconstruct them from the log and could
 not see requests that were never logged; and the service can drop a bad challenger at once, before any
 registry write. Each worker judges its own traffic; the first that trips takes the challenger out of the
-pointer under the ledger lock (:func:`roll_back_challenger`), and the others drop it on their next pointer check.
+pointer under the ledger lock (:func:`roll_back_challenger`: a ``staged`` ledger line with ``automatic: true``
+and its ``trigger``), and the others drop it on their next pointer check.
 Rules: the challenger package's ``monitoring.json`` ``deployment`` section (the brief's), else the
 :class:`~workbench.brief.DeploymentSpec` defaults (window 300 s, 100 requests each, error and latency ratio 2).
+
+The third trigger, ``metric``, needs labels, which the service never sees: ``workbench feedback`` joins them to
+both models' logged rows, and :func:`judge_metric` (pure, beside :func:`judge`) rolls the challenger back when its
+primary metric is worse than the champion's by more than ``deployment.metric_drop`` of the champion's value (in
+the metric's direction: a loss rising is worse), once each model has ``deployment.min_labels`` labelled rows. It
+writes the same ledger line (``trigger: "metric"``) through :func:`roll_back_challenger`; running services drop
+the challenger on their next pointer check.
+
+How a rollback shows on ``/metrics``
+------------------------------------
+``workbench_automatic_rollbacks_total{model_version, trigger}`` counts the rollbacks a worker decided itself. A
+rollback decided elsewhere (``metric``, or another worker) reaches a worker only as a pointer without the
+challenger, so every worker whose pointer loses a challenger reads the ledger's last line for that tag and, when
+it is an automatic rollback, sets the gauge ``workbench_challenger_rollbacks{model_version, trigger}`` to the
+number of automatic rollbacks the ledger records for that tag and trigger. A gauge set from the ledger, with
+Prometheus' multiprocess mode ``max``, rather than a counter each worker increments: BentoML sums counters over
+its workers, so N workers seeing one rollback would count N; the ledger's count, maxed over workers, is the truth
+whichever worker (or command) wrote the line, and it is the same on every scrape.
 """
 
 from __future__ import annotations
@@ -77,8 +100,9 @@ from ..errors import WorkbenchError
 from .pointer import pointer_path
 from .predictor import ModelRef, Predictor, Reply, Unavailable, model_ref, new_request_id, public_reason
 
-__all__ = ["HOT_SWAP_ENV", "LATENCY_FLOOR_MS", "POLL_S", "SHADOW_QUEUE", "ChallengerSpec", "Deployment", "Rules",
-           "Summary", "Window", "bucket", "challenger_of", "hot_swap_enabled", "judge", "roll_back_challenger"]
+__all__ = ["HOT_SWAP_ENV", "LATENCY_FLOOR_MS", "POLL_S", "SHADOW_QUEUE", "ChallengerSpec", "Deployment",
+           "LabelledSummary", "Rules", "Summary", "Window", "automatic_rollbacks", "bucket", "challenger_of",
+           "hot_swap_enabled", "judge", "judge_metric", "roll_back_challenger"]
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +120,9 @@ BUCKETS = 10_000
 
 
 def hot_swap_enabled() -> bool:
-    """``$WORKBENCH_HOT_SWAP`` is 1/true/yes/on (default off: one model per server until restart)."""
-    return os.environ.get(HOT_SWAP_ENV, "0").strip().lower() in ("1", "true", "yes", "on")
+    """Whether a service serving the production pointer follows it: yes unless ``$WORKBENCH_HOT_SWAP`` is
+    0/false/no/off (then one model per server until restart)."""
+    return os.environ.get(HOT_SWAP_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def bucket(key: str) -> int:
@@ -146,6 +171,8 @@ class Rules:
     min_requests: int = 100
     error_ratio: float = 2.0
     latency_ratio: float = 2.0
+    metric_drop: float = 0.05
+    min_labels: int = 200
 
     @classmethod
     def for_package(cls, model_dir: str | Path | None) -> Rules:
@@ -163,7 +190,7 @@ class Rules:
             log.warning("monitoring.json's deployment section is invalid (%s); using the defaults", exc)
             spec = DeploymentSpec()
         return cls(window_s=spec.window_s, min_requests=spec.min_requests, error_ratio=spec.error_ratio,
-                   latency_ratio=spec.latency_ratio)
+                   latency_ratio=spec.latency_ratio, metric_drop=spec.metric_drop, min_labels=spec.min_labels)
 
 
 @dataclass(frozen=True)
@@ -224,37 +251,97 @@ def judge(champion: Summary, challenger: Summary, rules: Rules) -> tuple[str, st
     return None
 
 
-def roll_back_challenger(spec: ChallengerSpec, reason: str, *, by: str = "workbench service (automatic rollback)"
-                         ) -> dict | None:
+@dataclass(frozen=True)
+class LabelledSummary:
+    """One model's primary metric on its labelled rows (``workbench feedback``)."""
+
+    n: int
+    value: float
+
+
+def judge_metric(champion: LabelledSummary, challenger: LabelledSummary, *, task: str, primary: str,
+                 rules: Rules) -> tuple[str, str] | None:
+    """``("metric", reason)`` when the challenger's primary metric on labelled traffic is worse than the
+    champion's by more than ``rules.metric_drop`` of the champion's value, else None (pure).
+
+    The drop is relative and signed by the metric's direction (:meth:`Task.greater_is_better
+    <workbench.tasks.Task.greater_is_better>`): for ``pr_auc`` or ``macro_f1`` the challenger falling below
+    ``champion x (1 - drop)``, for ``mae`` or ``log_loss`` rising above ``champion x (1 + drop)`` (``|champion|``
+    for metrics that can be negative, such as ``r2``). Judged only once both models have ``rules.min_labels``
+    labelled rows and both values are finite (a metric undefined on the rows, e.g. ROC AUC with one class, is no
+    evidence).
+    """
+    from ..tasks import get_task
+
+    if champion.n < rules.min_labels or challenger.n < rules.min_labels:
+        return None
+    if not (np.isfinite(champion.value) and np.isfinite(challenger.value)):
+        return None
+    higher = get_task(task).greater_is_better(primary)
+    worse_by = (champion.value - challenger.value) if higher else (challenger.value - champion.value)
+    allowed = rules.metric_drop * abs(champion.value)
+    if worse_by <= allowed:
+        return None
+    word = "below" if higher else "above"
+    return "metric", (f"{primary} {challenger.value:.4f} on {challenger.n} labelled rows is {abs(worse_by):.4f} "
+                      f"{word} the champion's {champion.value:.4f} ({champion.n} rows): more than "
+                      f"{rules.metric_drop:.0%} of it ({allowed:.4f})")
+
+
+def automatic_rollbacks(tag: str, events: list[dict] | None = None) -> tuple[str | None, dict[str, int]]:
+    """What the ledger says of ``tag``'s automatic rollbacks: the trigger of its last line when that line is an
+    automatic rollback (else None), and how many automatic rollbacks it records per trigger (lines before
+    triggers were recorded count as ``unknown``)."""
+    if events is None:
+        from ..registry import ledger
+
+        events = ledger.read_ledger()
+    counts: Counter[str] = Counter()
+    last: dict | None = None
+    for e in events:
+        if e.get("tag") != tag:
+            continue
+        last = e
+        if e.get("action") == "staged" and e.get("automatic"):
+            counts[str(e.get("trigger") or "unknown")] += 1
+    trigger = None
+    if last is not None and last.get("action") == "staged" and last.get("automatic"):
+        trigger = str(last.get("trigger") or "unknown")
+    return trigger, dict(counts)
+
+
+def roll_back_challenger(spec: ChallengerSpec, reason: str, *, trigger: str,
+                         by: str = "workbench service (automatic rollback)") -> dict | None:
     """Take ``spec`` out of the production pointer and back to ``staging`` in the ledger, under the ledger lock.
 
     The ledger has no transition that clears only the challenger (its ``rollback`` action returns a model to
     *production*), so this writes a ``staged`` line (shadow/canary -> staging, which :data:`ledger.ALLOWED
-    <workbench.registry.ledger.ALLOWED>` permits) with ``automatic: true``, then rewrites the pointer without its
-    ``challenger``. Nothing is written when the pointer no longer names this challenger (another worker, or a
-    person, took it out first). A ledger refusal (the ledger does not know the tag in shadow/canary) is logged and
-    the pointer is cleared anyway: a failing model must stop being served. Returns the ledger line (or None).
+    <workbench.registry.ledger.ALLOWED>` permits) with ``automatic: true`` and ``trigger`` (``errors``,
+    ``latency`` or ``metric``), then rewrites the pointer without its ``challenger``. Nothing is written when the
+    pointer no longer names this challenger (another worker, or a person, took it out first). A ledger refusal
+    (the ledger does not know the tag in shadow/canary) is logged and the pointer is cleared anyway: a failing
+    model must stop being served. Returns the ledger line (or None).
     """
     from .._report import atomic_write_text
     from ..registry import ledger
     from .pointer import production_pointer
 
-    try:
-        return ledger.clear_challenger(spec.tag, reason=f"automatic rollback: {reason}", by=by, automatic=True)
-    except WorkbenchError as exc:
-        # the ledger refused the line (it does not know the tag in shadow/canary): a failing model must stop
-        # being served all the same, so the pointer is cleared without it
-        log.error("the ledger refused the automatic rollback line of %s (%s); clearing the pointer anyway",
-                  spec.tag, exc)
-        with ledger.transition():
-            ptr = production_pointer() or {}
-            if (ptr.get("challenger") or {}).get("tag") != spec.tag:
-                return None
-            atomic_write_text(pointer_path(), json.dumps({k: v for k, v in ptr.items() if k != "challenger"},
-                                                         indent=2) + "\n")
-            with contextlib.suppress(OSError):
-                os.chmod(pointer_path(), 0o644)
-        return None
+    with ledger.transition():
+        ptr = production_pointer() or {}
+        if (ptr.get("challenger") or {}).get("tag") != spec.tag:
+            return None
+        line = None
+        try:
+            line = ledger.record("staged", spec.tag, reason=f"automatic rollback: {reason}", by=by, automatic=True,
+                                 trigger=trigger)
+        except WorkbenchError as exc:
+            log.error("the ledger refused the automatic rollback line of %s (%s); clearing the pointer anyway",
+                      spec.tag, exc)
+        atomic_write_text(pointer_path(), json.dumps({k: v for k, v in ptr.items() if k != "challenger"},
+                                                     indent=2) + "\n")
+        with contextlib.suppress(OSError):
+            os.chmod(pointer_path(), 0o644)
+    return line
 
 
 # --------------------------------------------------------------------------------------------- the service
@@ -263,6 +350,7 @@ class _NoMetrics:
     def swap_failed(self, tag: str, role: str, reason: str) -> None: ...
     def shadow_dropped(self, tag: str) -> None: ...
     def rolled_back(self, tag: str, trigger: str) -> None: ...
+    def challenger_rolled_back(self, tag: str, trigger: str, count: int) -> None: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -299,14 +387,14 @@ class Deployment:
     It stands where a :class:`~workbench.serving.predictor.Predictor` stands (``handle``, ``readiness``,
     ``ready``, ``tag``, ``log``). ``prepare(predictor)`` is called on every model before it is swapped in (the
     service sets its prediction log and counters there); ``loader(ref)`` loads and verifies one (default
-    :meth:`Predictor.load`); ``on_rollback(spec, reason)`` records an automatic rollback (default
+    :meth:`Predictor.load`); ``on_rollback(spec, reason, trigger)`` records an automatic rollback (default
     :func:`roll_back_challenger`).
     """
 
     def __init__(self, champion: Predictor | Unavailable, *, champion_key: tuple[str, str | None] | None = None,
                  prepare: Callable[[Predictor], None] | None = None, metrics: Any = None,
                  loader: Callable[[ModelRef], Predictor] | None = None,
-                 on_rollback: Callable[[ChallengerSpec, str], Any] | None = roll_back_challenger,
+                 on_rollback: Callable[..., Any] | None = roll_back_challenger,
                  poll_s: float | None = None, shadow_queue: int | None = None, shadow_thread: bool = False) -> None:
         self._state = _State(champion=champion, champion_key=champion_key or (champion.tag, None),
                              champion_window=Window())
@@ -318,12 +406,14 @@ class Deployment:
         size = int(os.environ.get("WORKBENCH_SHADOW_QUEUE", SHADOW_QUEUE)) if shadow_queue is None else shadow_queue
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, size))
         self._pointer_key: Any = ()
+        self._pointer_spec: ChallengerSpec | None = None  # the challenger the last pointer applied named
         self._rolled_back: set[tuple[str, str | None]] = set()
         self._retired: list[tuple[float, Any]] = []
         self._shadow_thread = shadow_thread
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.counts: Counter[str] = Counter()  # swaps, swap_failures, shadow_dropped, shadow_scored, rollbacks
+        # swaps, swap_failures, shadow_dropped, shadow_scored, rollbacks, challenger_errors, rollbacks_seen
+        self.counts: Counter[str] = Counter()
         self.last_failure = ""
         self.last_rollback = ""
 
@@ -343,6 +433,11 @@ class Deployment:
     @property
     def tag(self) -> str:
         return self._state.champion.tag
+
+    @property
+    def champion_key(self) -> tuple[str, str | None]:
+        """``(tag, package_sha256)`` of the serving champion (what ``/docs.json`` is cached by)."""
+        return self._state.champion_key
 
     @property
     def ready(self) -> bool:
@@ -430,6 +525,8 @@ class Deployment:
         each answered request adds at most one, so the backlog stays within the requests in flight). Returns how
         many were scored."""
         done = 0
+        if self._queue.empty():  # the common case (no shadow): no exception raised and caught per request
+            return 0
         while done < max_items:
             try:
                 item = self._queue.get_nowait()
@@ -531,6 +628,9 @@ class Deployment:
                 if new is not None:
                     champion, champion_key = new, want
         spec = challenger_of(pointer)
+        left, self._pointer_spec = self._pointer_spec, spec
+        if left is not None and (spec is None or spec.tag != left.tag) and left.tag != (want or ("",))[0]:
+            self._challenger_left(left)  # gone from the pointer (not released to production)
         # a challenger rolled back here stays out while the pointer names it; released again later, it comes back
         self._rolled_back &= {spec.key} if spec is not None else set()
         if spec is not None and (spec.key in self._rolled_back or spec.tag == champion_key[0]):
@@ -576,6 +676,21 @@ class Deployment:
                         f" at {spec.percent:g}%" if spec.mode == "canary" else "")
         elif challenger is None and s.challenger is not None:
             log.warning("challenger %s no longer served", s.challenger.tag)
+
+    def _challenger_left(self, spec: ChallengerSpec) -> None:
+        """The pointer no longer names ``spec``: when the ledger's last line for it is an automatic rollback
+        (whoever wrote it: a worker, ``workbench feedback``), put it on ``/metrics`` (module docstring)."""
+        try:
+            trigger, counts = automatic_rollbacks(spec.tag)
+        except Exception as exc:  # noqa: BLE001 - an unreadable ledger must not stop the watcher
+            log.warning("challenger %s left the pointer; the ledger could not be read (%s)", spec.tag, exc)
+            return
+        if trigger is None:
+            log.warning("challenger %s left the production pointer (not an automatic rollback)", spec.tag)
+            return
+        self.counts["rollbacks_seen"] += 1
+        self._metrics.challenger_rolled_back(spec.tag, trigger, counts.get(trigger, 1))
+        log.warning("challenger %s left the production pointer: automatic rollback (trigger %s)", spec.tag, trigger)
 
     def _verified(self, tag: str, role: str, *, sha256: str | None = None,
                   package_sha256: str | None = None) -> Predictor | None:
@@ -629,7 +744,7 @@ class Deployment:
                   f" at {spec.percent:g}%" if spec.mode == "canary" else "", reason)
         if self._on_rollback is not None:
             try:
-                self._on_rollback(spec, reason)
+                self._on_rollback(spec, reason, trigger=trigger)
             except Exception:  # noqa: BLE001 - not served here any more; other workers trip and try too
                 log.exception("could not record the automatic rollback of %s in the registry", spec.tag)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from operator import le
 
 import numpy as np
 
@@ -52,6 +53,11 @@ class Guard:
         self.categorical = [i.name for i in inputs if i.kind == "categorical"]
         self.allowed: list[frozenset[str] | None] = [
             frozenset(i.categories) if i.categories else None for i in inputs if i.kind == "categorical"]
+        # check_one's all-clear test, decided in C (map over the values): every bound and category set is known
+        # and no category set admits "" (a missing marker is flagged whatever the categories say).
+        self._lo1 = [lo for lo, _ in self.ranges]
+        self._hi1 = [hi for _, hi in self.ranges]
+        self._quick_cat = all(a is not None and "" not in a for a in self.allowed)
 
     def check(self, numeric: Sequence[Sequence[float | None]],
               categorical: Sequence[Sequence[str | None]]) -> dict[int, dict[str, str]]:
@@ -90,9 +96,20 @@ class Guard:
                     flags.setdefault(i, {})[name] = UNSEEN_CATEGORY
         return flags
 
+    def clean_one(self, numeric: Sequence[float | None], categorical: Sequence[str | None]) -> bool:
+        """Whether one record (as :meth:`check_one` takes it) has no flag, decided in C: no None, every number
+        within its bounds, every category among the known ones. False can also mean "not decided here" (an input
+        without a recorded category set): :meth:`check_one` then checks field by field."""
+        return None not in numeric and all(map(le, self._lo1, numeric)) and all(map(le, numeric, self._hi1)) and (
+            self._quick_cat and all(map(frozenset.__contains__, self.allowed, categorical)))  # type: ignore[arg-type]
+
     def check_one(self, numeric: Sequence[float | None], categorical: Sequence[str | None]) -> dict[str, str]:
         """Flags of one record, ``{field: flag}`` (empty when nothing is flagged): :meth:`check` for a single
-        record given as its values (in :attr:`numeric` and :attr:`categorical` order), without the columns."""
+        record given as its values (in :attr:`numeric` and :attr:`categorical` order), without the columns.
+
+        A clean record (the common one) is recognised by :meth:`clean_one` before any per-field Python runs."""
+        if self.clean_one(numeric, categorical):
+            return {}
         flags: dict[str, str] = {}
         for name, (lo, hi), v in zip(self.numeric, self.ranges, numeric, strict=True):
             if v is None:

@@ -12,12 +12,15 @@
   and ``workbench_flagged_inputs_total`` (by field and flag: ``unseen_category``, ``out_of_range``, ``missing``),
   both labelled with the model version. ``prometheus_client`` is imported here, at worker start-up, after
   BentoML has set up its multi-process collector directory.
-* :func:`deploy_metrics` -- with ``WORKBENCH_HOT_SWAP=1`` (:mod:`workbench.serving.deploy`):
-  ``workbench_model_swaps_total`` (by model version and role, champion or challenger),
-  ``workbench_model_swap_failures_total`` (by model version, role and reason: ``missing``, ``package``,
-  ``sha256``, ``self_test``, ``config``, ``pointer``, ``invalid``; the full reason is logged),
-  ``workbench_shadow_dropped_total`` (shadow queue full) and ``workbench_automatic_rollbacks_total`` (by model
-  version and trigger, ``errors`` or ``latency``).
+* :func:`deploy_metrics` -- when the service follows the production pointer (hot swap, the default;
+  :mod:`workbench.serving.deploy`): ``workbench_model_swaps_total`` (by model version and role, champion or
+  challenger), ``workbench_model_swap_failures_total`` (by model version, role and reason: ``missing``,
+  ``package``, ``sha256``, ``self_test``, ``config``, ``pointer``, ``invalid``; the full reason is logged),
+  ``workbench_shadow_dropped_total`` (shadow queue full), ``workbench_automatic_rollbacks_total`` (rollbacks a
+  worker decided itself, by model version and trigger, ``errors`` or ``latency``) and the gauge
+  ``workbench_challenger_rollbacks`` (by model version and trigger, ``errors``, ``latency`` or ``metric``: the
+  automatic rollbacks of a challenger the ledger records, set by every worker that saw it leave the pointer,
+  whoever rolled it back; multiprocess mode ``max``, so N workers show the ledger's count, not N times it).
 """
 
 from __future__ import annotations
@@ -104,7 +107,12 @@ class _DeployMetrics:
                 "workbench_shadow_dropped", "Requests the shadow challenger did not score (queue full)",
                 ["model_version"])
             _COUNTERS["rollbacks"] = prom.Counter(
-                "workbench_automatic_rollbacks", "Challengers rolled back automatically", ["model_version", "trigger"])
+                "workbench_automatic_rollbacks", "Challengers this worker rolled back automatically",
+                ["model_version", "trigger"])
+            _COUNTERS["challenger_rollbacks"] = prom.Gauge(
+                "workbench_challenger_rollbacks", "Automatic rollbacks of a challenger recorded in the ledger "
+                "(by any worker or by workbench feedback), seen when it left the production pointer",
+                ["model_version", "trigger"], multiprocess_mode="max")
         self._c = _COUNTERS
 
     def swapped(self, tag: str, role: str) -> None:
@@ -118,6 +126,9 @@ class _DeployMetrics:
 
     def rolled_back(self, tag: str, trigger: str) -> None:
         self._c["rollbacks"].labels(model_version=tag, trigger=trigger).inc()
+
+    def challenger_rolled_back(self, tag: str, trigger: str, count: int) -> None:
+        self._c["challenger_rollbacks"].labels(model_version=tag, trigger=trigger).set(count)
 
 
 def deploy_metrics() -> _DeployMetrics:

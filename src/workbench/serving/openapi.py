@@ -10,6 +10,12 @@ service's own error body and its ``X-Request-ID`` header. The health endpoints s
 503 with the reason). Title and description come from ``serving.json`` (``title``/``description``, the brief's),
 the version is the model tag (BentoML showed a "None" badge).
 
+:func:`service_document` is what ``/docs.json`` serves: that document for the model answering **now** -- after a
+hot swap, the new champion's request fields, its task's answer, an example from its own reference profile and
+its tag -- and, only while no model is verified, for the start-up package (``serving.json`` read unverified, so
+the page still shows what the service would accept). :class:`~workbench.serving.app.ServiceRoutes` builds it
+once per champion.
+
 :data:`INDEX_HTML` is the Swagger UI page without BentoML's boilerplate (tag manager, corner badge): only the
 Swagger UI files BentoML ships, from ``./static_content``.
 """
@@ -17,12 +23,17 @@ Swagger UI files BentoML ships, from ``./static_content``.
 from __future__ import annotations
 
 import copy
+import json
+import logging
 import math
+from pathlib import Path
 from typing import Any
 
-from .schema import DATE_MAX_LENGTH, FLOAT32_MAX, ServingConfig
+from .schema import DATE_MAX_LENGTH, FLOAT32_MAX, ServingConfig, response_model
 
-__all__ = ["INDEX_HTML", "error_schema", "example_record", "openapi_document", "record_schema"]
+log = logging.getLogger(__name__)
+
+__all__ = ["INDEX_HTML", "error_schema", "example_record", "openapi_document", "record_schema", "service_document"]
 
 
 def error_schema() -> dict:
@@ -211,6 +222,37 @@ def openapi_document(base: dict, config: ServingConfig, response: Any, *, tag: s
             paths[path]["get"]["tags"] = ["Infrastructure"]
     doc.pop("components", None)
     return doc
+
+
+def _profile(model_dir: str | Path | None) -> dict | None:
+    """The package's reference profile (for the example record), or None."""
+    if model_dir is None:
+        return None
+    p = Path(model_dir) / "reference_profile.json"
+    try:
+        return json.loads(p.read_text()) if p.is_file() else None
+    except (OSError, ValueError) as exc:
+        log.warning("the reference profile could not be read for /docs.json (%s); no example from it", exc)
+        return None
+
+
+def service_document(base: dict, predictor: Any, *, config: ServingConfig | None = None, tag: str = "",
+                     model_dir: str | Path | None = None) -> dict:
+    """``/docs.json`` for the model serving now (module docstring).
+
+    ``predictor`` is what answers ``/predict`` (a :class:`~workbench.serving.deploy.Deployment`, whose current
+    champion is documented, or a :class:`~workbench.serving.Predictor`); ``config``, ``tag`` and ``model_dir``
+    describe the start-up package, documented only while no verified model serves. With neither, ``base``.
+    """
+    from .app import champion_of
+
+    champion = champion_of(predictor)
+    live = getattr(champion, "config", None)
+    if live is not None:
+        config, tag, model_dir = live, str(champion.tag), getattr(champion, "model_dir", None)
+    if config is None:
+        return base
+    return openapi_document(base, config, response_model(config), tag=tag, profile=_profile(model_dir))
 
 
 INDEX_HTML = b"""<!DOCTYPE html>

@@ -1,8 +1,10 @@
 """Which registered model is in production: a small JSON pointer beside the BentoML model store.
 
-``$BENTOML_HOME/workbench/production.json`` holds ``{"tag": "<name>:<version>", "sha256": "<onnx sha256>", ...}``.
-Promotion and rollback (:mod:`workbench.registry`) replace it atomically; the service reads it once at start-up.
-``WORKBENCH_MODEL_TAG`` overrides it (serve a specific version).
+``$BENTOML_HOME/workbench/production.json`` holds ``{"tag": "<name>:<version>", "sha256": "<onnx sha256>",
+"package_sha256": ..., "challenger"?: {"tag", "package_sha256", "mode", "percent"}}``. Promotion, release and
+rollback (:mod:`workbench.registry`) replace it atomically (a new inode); a service serving it watches it and
+swaps models without a restart (:mod:`workbench.serving.deploy`; ``WORKBENCH_HOT_SWAP=0``: read once at start-up).
+``WORKBENCH_MODEL_TAG`` overrides it (serve a specific version, pinned).
 """
 
 from __future__ import annotations

@@ -75,6 +75,14 @@ class OnnxScorer:
         if self._output[0] not in outputs:
             raise ValueError(f"the ONNX graph has outputs {sorted(outputs)}, but a {task} model must have "
                              f"{self._output[0]!r}")
+        # the task's raw scores of ready-made feeds as one closure per task (run_raw_scores without its branches)
+        run, output = self._run, self._output
+        if task == "binary_classification":
+            self.raw_scores = lambda feeds: run(output, feeds, None)[0][:, 1]
+        elif task == "regression":
+            self.raw_scores = lambda feeds: run(output, feeds, None)[0].reshape(-1)
+        else:
+            self.raw_scores = lambda feeds: run(output, feeds, None)[0]
         self.n_classes: int | None = None
         """K of a classifier's ``probabilities`` output (None for regression or a dynamic shape)."""
         if task != "regression":
@@ -110,13 +118,8 @@ class OnnxScorer:
         """The task's raw output for ready-made feeds (the hot path, like :meth:`run_raw`): binary the float32
         positive-class column ``(n,)`` (= :meth:`run_raw`); multiclass the float32 ``probabilities`` ``(n, K)``
         as the graph gives them (not renormalised: :meth:`finish` does that); regression the float32
-        ``prediction`` ``(n,)``."""
-        out = self._run(self._output, feeds, None)[0]
-        if self.task == "binary_classification":
-            return out[:, 1]
-        if self.task == "regression":
-            return out.reshape(-1)
-        return out
+        ``prediction`` ``(n,)``. (:attr:`raw_scores` is the same function, without the method call.)"""
+        return self.raw_scores(feeds)
 
     def finish(self, raw: np.ndarray) -> np.ndarray:
         """The task's scores (float64; see the module docstring) from :meth:`run_raw_scores` output.
