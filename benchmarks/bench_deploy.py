@@ -95,7 +95,7 @@ def pointer_changes(live, server, models, log_dir: Path, args) -> dict:
               "clients", flush=True)
         result = live.run_scenario(server, models, clients=args.clients, dwell_s=args.dwell,
                                    step_timeout_s=max(10.0, 10 * args.poll), workers=args.workers,
-                                   max_requests=args.max_requests)
+                                   max_requests=args.max_requests, prefix=f"cycle{c + 1}")
         cycles.append(result)
     answers = [a for r in cycles for a in r.answers]
     versions = [models.a, models.b, models.t]

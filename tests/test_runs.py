@@ -169,13 +169,14 @@ def test_cli_bad_param_exit_code(churn_project, runs_dir):
 
 # ----------------------------------------------------------------------------------------------- runs of briefs
 def _fake_run(runs_dir: Path, run_id: str, brief: str, status: str = "succeeded", selected: str | None = "logreg",
-              phases=("discovery", "prototype")) -> None:
+              phases=("discovery", "prototype"), started_at: str | None = None) -> None:
     d = runs_dir / run_id
     d.mkdir(parents=True)
     results = {"prototype": {"selected": selected}} if selected else {}
     error = {"message": "gate 'kill_criteria' failed after the prototype phase"} if status == "stopped" else None
     (d / "manifest.json").write_text(json.dumps({"run_id": run_id, "status": status, "brief": {"name": brief},
-                                                 "results": results, "phases": list(phases), "error": error}))
+                                                 "results": results, "phases": list(phases), "error": error,
+                                                 **({"started_at": started_at} if started_at else {})}))
 
 
 def test_latest_resolves_within_the_brief_skipping_unpromotable_runs(runs_dir):
@@ -236,3 +237,14 @@ def test_each_kernel_gets_its_own_ipc_socket_folder():
     assert a.ip != b.ip and Path(a.ip).parent.is_dir() and Path(b.ip).parent.is_dir()
     runs._remove_kernel_dirs()
     assert not Path(a.ip).parent.exists() and not Path(b.ip).parent.exists()
+
+
+def test_latest_is_the_newest_by_start_time_not_by_folder_name(runs_dir):
+    """A run named with --run-id ("zz-try") that started before a timestamped run is not the latest."""
+    from workbench.runs import choose_run
+
+    _fake_run(runs_dir, "zz-try", "a", started_at="2026-12-01T20:29:00.699+00:00")
+    _fake_run(runs_dir, "20261201-225936-a", "a", started_at="2026-12-01T22:59:36.777+00:00")
+    assert [m["run_id"] for m in list_runs(runs_dir)] == ["20261201-225936-a", "zz-try"]
+    assert choose_run("latest", runs_dir, brief="a").run_id == "20261201-225936-a"
+    assert resolve_run("latest", runs_dir) == runs_dir / "20261201-225936-a"

@@ -565,10 +565,25 @@ def _s(v: Any) -> str:
 @_command()
 @handles_errors
 def rollback(reason: Annotated[str, typer.Option(help="Why (recorded in the ledger).")] = "",
-             by: Annotated[str, typer.Option("--by", help="Who (default: the OS user).")] = "") -> None:
-    """Return production to the previously released model; the rolled-back one goes back to staging."""
+             by: Annotated[str, typer.Option("--by", help="Who (default: the OS user).")] = "",
+             production: Annotated[bool, typer.Option("--production", help="Roll production back even while a "
+                                                      "shadow or canary challenger is served.")] = False) -> None:
+    """Undo the last release: while a shadow or canary challenger is served, take it out (back to staging);
+    otherwise (or with --production) return production to the previously released model, the rolled-back one
+    going back to staging."""
+    from .registry.ledger import clear_challenger
     from .registry.ledger import rollback as do_rollback
+    from .serving.pointer import production_pointer
 
+    challenger = ((production_pointer() or {}).get("challenger") or {}).get("tag")
+    if challenger and not production:
+        if not reason.strip():
+            raise ParameterError("rolling back a challenger needs a reason", parameter="--reason", hint='pass --reason "why"')
+        if clear_challenger(str(challenger), reason=reason.strip(), by=by or None) is not None:
+            _out(f"[bold yellow]rolled back[/] the challenger {escape(str(challenger))} to staging; production "
+                 "is unchanged and a running service stops serving the challenger within a second "
+                 "(--production rolls production back instead)")
+            return
     entry = do_rollback(reason=reason, by=by or None)
     _out(f"[bold yellow]rolled back[/]: production is now {escape(str(entry['tag']))} "
          f"(was {escape(str(entry['from_tag']))}); a running service swaps to it within a second, without a "
@@ -696,7 +711,10 @@ def compare(
                 f"{d['n_shared']}, agreement {_s(d['agreement'])}, |delta| "
                 + ", ".join(f"{k} {_s(v)}" for k, v in (d.get("abs_delta") or {}).items())))
     for k in ("champion", "challenger"):
-        if d.get("metrics"):
+        lat = (d.get("latency_ms") or {}).get(k)
+        if lat:
+            _out(escape(f"  {k} latency: p50 {lat['p50']:.3f} ms, p99 {lat['p99']:.3f} ms"))
+        if d.get("metrics") and d["metrics"].get(k):
             _out(escape(f"  {k}: " + ", ".join(f"{m} {v:.4f}" for m, v in d["metrics"][k].items())))
     for n in d.get("notes") or []:
         _out(f"  note: {escape(str(n))}")

@@ -594,7 +594,8 @@ def _pid_alive(pid: int | None, host: str | None) -> bool:
 
 
 def list_runs(runs_dir: str | Path | None = None) -> list[dict]:
-    """Manifests of every run folder, newest first (unreadable folders are listed as ``unreadable``)."""
+    """Manifests of every run folder, newest first by the time each run started (a run named with ``--run-id``
+    sorts by its start, not its name; unreadable folders are listed as ``unreadable``, last)."""
     runs_dir = Path(runs_dir) if runs_dir else _settings().runs_dir
     if not runs_dir.is_dir():
         return []
@@ -604,6 +605,8 @@ def list_runs(runs_dir: str | Path | None = None) -> list[dict]:
             out.append(read_manifest(d))
         except RunError:
             out.append({"run_id": d.name, "status": "unreadable"})
+    # ISO-8601 UTC times sort as text; the sort is stable, so runs without a start keep the name order
+    out.sort(key=lambda m: str(m.get("started_at") or ""), reverse=True)
     return out
 
 

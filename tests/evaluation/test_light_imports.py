@@ -234,10 +234,10 @@ def test_every_public_name_resolves_lazily_to_the_object_of_its_old_path():
 def test_explain_stays_the_function_when_the_import_system_binds_its_submodule():
     """``explain`` names both a submodule and the function in it; loading the submodule by its full name binds it
     on the package (``setattr``), which must not replace the public function."""
-    module = sys.modules["workbench.evaluation.explain"]
     function = evaluation.explain
+    module = sys.modules["workbench.evaluation.explain"]
     assert callable(function) and function is module.explain
-    setattr(evaluation, "explain", module)  # what importlib does after loading workbench.evaluation.explain
+    evaluation.explain = module  # what importlib does once workbench.evaluation.explain is loaded
     assert evaluation.explain is function
     from workbench.evaluation import explain
 

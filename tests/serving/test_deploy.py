@@ -32,6 +32,7 @@ from workbench.serving.predictor import Predictor
 from .conftest import load_service_module
 
 RULES = {"window_s": 30.0, "min_requests": 20}  # short, for the challengers' monitoring.json
+FLOAT32_BATCH = 1e-6  # a probability scored in a batch vs alone: float32 rounding of the trees' sum (3e-8 seen)
 
 
 # ----------------------------------------------------------------------------------------------- fixtures
@@ -129,7 +130,7 @@ class Recorder:
 
 def behaving(**by_tag):
     """A loader that loads and verifies as the service does, then gives some tags a scoring behaviour
-    (``"raise"`` or a number of seconds to sleep per call)."""
+    (``"raise"`` or a number of seconds to sleep per row scored: a shadow batch of n rows sleeps n times)."""
     def loader(ref):
         p = Predictor.load(ref.path, tag=ref.tag, certified=ref.certified, package_certified=ref.package_certified)
         how, run = by_tag.get(ref.tag), p._run
@@ -138,7 +139,7 @@ def behaving(**by_tag):
                 raise RuntimeError("deliberately broken challenger")
             p._run = broken
         elif how is not None:
-            p._run = lambda feeds: (time.sleep(how), run(feeds))[1]
+            p._run = lambda feeds: (time.sleep(how * len(next(iter(feeds.values())))), run(feeds))[1]
         return p
     return loader
 
@@ -375,8 +376,9 @@ def test_shadow_logs_both_predictions_with_the_request_id(serving_package, model
     assert sorted(champ["request_id"].to_list()) == sorted(shadow["request_id"].to_list()) == sorted(rids)
     assert set(champ["role"]) == {"champion"} and set(shadow["role"]) == {"shadow"}
     assert set(champ["answered_by"]) == set(shadow["answered_by"]) == {models["A"]}
+    # scored in a batch, a probability may differ from the one-row run in float32 rounding (3e-8 seen)
     assert shadow["latency_ms"].min() >= 0 and champ["probability"].to_list() == pytest.approx(
-        shadow.sort(by=pl_order(champ))["probability"].to_list())
+        shadow.sort(by=pl_order(champ))["probability"].to_list(), abs=FLOAT32_BATCH)
 
 
 def pl_order(champ):
@@ -385,6 +387,116 @@ def pl_order(champ):
 
     order = {r: i for i, r in enumerate(champ["request_id"].to_list())}
     return pl.col("request_id").replace_strict(order, return_dtype=pl.Int64)
+
+
+def _log_lines(root, tag) -> list[dict]:
+    from workbench.monitoring.log import list_segments
+
+    return [json.loads(line) for seg in list_segments(root, tag) for line in seg.read_text().splitlines()]
+
+
+def _same(batched: list[dict], alone: list[dict], drop: tuple = ("ts", "latency_ms")) -> bool:
+    """Log lines or answers equal but for ``drop`` and the probabilities' float32 rounding (onnxruntime sums a
+    batch's trees in another order than one row's)."""
+    def split(x: dict) -> tuple[dict, list]:
+        rest = {k: v for k, v in x.items() if k not in (*drop, "probability", "predictions")}
+        preds = x.get("predictions")
+        probs = x.get("probability") or [p["probability"] for p in preds or []]
+        if preds:
+            rest["predictions"] = [{k: v for k, v in p.items() if k != "probability"} for p in preds]
+        return rest, probs
+
+    a, b = [split(x) for x in batched], [split(x) for x in alone]
+    assert [x[0] for x in a] == [x[0] for x in b]
+    assert [p for x in a for p in x[1]] == pytest.approx([p for x in b for p in x[1]], abs=FLOAT32_BATCH)
+    return True
+
+
+def test_shadow_requests_are_scored_in_batches_one_log_line_each_as_handle_writes_it(serving_package, models,
+                                                                                      tmp_path):
+    """40 answered requests on an event loop: nothing scored until 32 are queued, those 32 in one session run, the
+    last 8 by the delayed flush in a second; the challenger's log has each request's line, as ``handle`` writes
+    it one at a time."""
+    import asyncio
+
+    from workbench.monitoring.log import PredictionLog
+
+    runs: list[int] = []
+
+    def observe(p):
+        p.log = PredictionLog(p.tag, root=tmp_path / "batched")
+        if p.tag == models["B"]:
+            run = p._run
+            p._run = lambda feeds: (runs.append(len(next(iter(feeds.values())))), run(feeds))[1]
+
+    a = load(serving_package, models["A"])
+    observe(a)
+    dep = Deployment(a, prepare=observe, on_rollback=None, shadow_batch=32, shadow_delay_s=0.02)
+    rids = [f"batch-{i}" for i in range(40)]
+    scored_before: list[int] = []
+
+    async def serve():
+        for i, rid in enumerate(rids):
+            assert answered_by(dep.handle(body_of(serving_package, i), request_id=rid)) == models["A"]
+            scored_before.append(dep.counts["shadow_scored"])
+            dep.after_reply()
+        for _ in range(500):  # the last 8: the flush due 20 ms after the first of them
+            if dep.counts["shadow_scored"] == len(rids):
+                break
+            await asyncio.sleep(0.01)
+
+    try:
+        dep.apply({"tag": models["A"], "challenger": {"tag": models["B"], "package_sha256": models["B_sha"],
+                                                      "mode": "shadow"}})
+        asyncio.run(serve())
+    finally:
+        dep.stop()
+    assert scored_before[:32] == [0] * 32 and scored_before[32:] == [32] * 8
+    assert runs == [32, 8] and dep.counts["shadow_scored"] == 40 and dep.counts["challenger_errors"] == 0
+    window = dep._state.window.summary(60.0)  # one outcome per request, none failed
+    assert (window.n, window.errors, dep.counts["shadow_dropped"]) == (40, 0, 0)
+    batched = _log_lines(tmp_path / "batched", models["B"])
+    assert [x["request_id"] for x in batched] == rids
+    assert all(x["role"] == ["shadow"] and x["answered_by"] == [models["A"]] and x["latency_ms"][0] >= 0
+               for x in batched)
+    # the same requests through handle, one at a time: the same lines (but their time)
+    alone = load(serving_package, models["B"])
+    alone.log = PredictionLog(alone.tag, root=tmp_path / "alone")
+    for i, rid in enumerate(rids):
+        alone.handle(body_of(serving_package, i), request_id=rid,
+                     log_fields={"role": "shadow", "answered_by": models["A"]})
+    alone.log.close()
+    assert _same(batched, _log_lines(tmp_path / "alone", models["B"]))
+
+
+def test_handle_many_answers_each_body_as_handle_does_and_a_bad_one_alone(serving_package, models, tmp_path):
+    from workbench.monitoring.log import PredictionLog
+
+    records = serving_package.records
+    bad = {**records[3]}
+    bad.pop(next(iter(bad)))  # a field missing: 422 naming it
+    bodies = [body_of(serving_package, i) for i in range(6)] + [json.dumps(bad).encode()]
+    bodies += [json.dumps([records[7], records[8]]).encode(), b"not json", body_of(serving_package, 9)]
+    rids = [f"many-{i}" for i in range(len(bodies))]
+    fields = {"role": "shadow", "answered_by": models["A"]}
+    many, one = load(serving_package, models["B"]), load(serving_package, models["B"])
+    many.log = PredictionLog(many.tag, root=tmp_path / "many")
+    one.log = PredictionLog(one.tag, root=tmp_path / "one")
+    scored: list[tuple] = []
+    many.on_scored = lambda n, flags: scored.append((n, flags))
+    replies = many.handle_many(bodies, rids, log_fields=fields)
+    alone = [one.handle(b, request_id=r, log_fields=fields) for b, r in zip(bodies, rids, strict=True)]
+    assert [r.status for r in replies] == [200] * 6 + [422, 200, 400, 200]
+    assert [(r.status, r.request_id) for r in replies] == [(r.status, r.request_id) for r in alone]
+    assert [r.body for r in replies if r.status != 200] == [r.body for r in alone if r.status != 200]
+    assert _same([json.loads(r.body) for r in replies], [json.loads(r.body) for r in alone], drop=())
+    assert "errors" in json.loads(replies[6].body) and replies[6].request_id == "many-6"
+    many.log.close()
+    one.log.close()
+    lines = _log_lines(tmp_path / "many", models["B"])
+    assert [x["request_id"] for x in lines] == [r for r, rep in zip(rids, replies, strict=True) if rep.status == 200]
+    assert lines[6]["n"] == 2 and [n for n, _ in scored] == [1] * 6 + [2, 1]
+    assert _same(lines, _log_lines(tmp_path / "one", models["B"]))
 
 
 def test_a_full_shadow_queue_drops_and_counts_never_slowing_the_champion(serving_package, models):

@@ -5,6 +5,8 @@
 * :func:`cross_validate_task` -- any task: the caller passes how to score a fold (``score``), the metrics and
   their direction, and the labels to stratify on (class codes, quantile bins of a numeric target, or None
   for plain shuffled folds).
+
+Both return a :class:`~workbench.evaluation.CVReport`, defined without scikit-learn in :mod:`._cv_report`.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ stratified cross-validation and the comparison with a baseline.
 A probability counts as a positive prediction when it is *above* the threshold (``>``), as in the brief's
 ``target.decision_threshold`` and scikit-learn's ``predict`` at 0.5 (:func:`predict_labels`). Ranking metrics
 (PR-AUC, ROC-AUC) and balanced accuracy are NaN when ``y_true`` holds only one class.
+
+The report classes and :data:`GREATER_IS_BETTER` are defined without scikit-learn (:mod:`._heldout`,
+:mod:`._cv_report`) and re-exported here, so reading a saved report back never imports it.
 """
 
 from __future__ import annotations

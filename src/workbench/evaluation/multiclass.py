@@ -12,6 +12,9 @@ Conventions (round-2 spec): ``classes`` is the sorted list of class names (strin
 int codes 0..K-1 indexing ``classes``; ``proba`` is float (n, K) with rows summing to 1, column k the
 probability of ``classes[k]``. The predicted class is the argmax (ties go to the first class). A class absent
 from ``y_true`` does not fail anything: what is undefined for it (recall, PR-AUC, calibration) is NaN.
+
+The report classes, :data:`MULTICLASS_GREATER_IS_BETTER` and :data:`MULTICLASS_GAP_METRICS` are defined without
+scikit-learn or Fairlearn (:mod:`._heldout`, :mod:`._fairness_report`) and re-exported here.
 """
 
 from __future__ import annotations

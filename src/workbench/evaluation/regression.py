@@ -14,7 +14,9 @@ The residual is ``y_true - y_pred``: a positive mean residual means the group is
 The fairness report object is :class:`RegressionFairnessReport`, the shape of
 :class:`~workbench.evaluation.TaskFairnessReport` (:mod:`._fairness_report`); the feature groups, option checks and
 the per-feature loop it shares with the multiclass report are in :mod:`._task_fairness`, the per-feature seeded
-bootstrap streams in :mod:`._bootstrap` and the gap rows and verdicts in :mod:`._gaps`.
+bootstrap streams in :mod:`._bootstrap` and the gap rows and verdicts in :mod:`._gaps`. The report classes,
+:data:`REGRESSION_GREATER_IS_BETTER` and :data:`REGRESSION_GAP_METRICS` are defined without scikit-learn or
+Fairlearn (:mod:`._heldout`, :mod:`._fairness_report`) and re-exported here.
 """
 
 from __future__ import annotations

@@ -489,7 +489,7 @@ def read_log(root: str | Path | None = None, *, model_version: str | None = None
                                            for c, k in input_kinds.items()}),
                       **_lean_outputs(log_task(raw[: raw.find(b"\n")]))}
             return pl.read_ndjson(raw, schema=schema)
-        return pl.read_ndjson(raw)
+        return pl.read_ndjson(raw, infer_schema_length=None)  # fields may first appear late (a challenger)
 
     for seg in segments:
         raw = seg.read_bytes()

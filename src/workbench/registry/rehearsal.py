@@ -241,6 +241,24 @@ def _signals_ignored() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def _rehearsal_home(work: Path) -> Path:
+    """A BentoML home of the rehearsal's own whose ``models/`` and ``workbench/`` are the real home's (symlinks).
+
+    ``bentoml serve`` empties ``$BENTOML_HOME/prometheus_multiproc_dir`` when it starts: sharing the real home
+    would wipe the running service's ``/metrics`` on every release. The rehearsal server reads the model store
+    and the registry's files through the links and writes nothing there (its log goes to ``work/log``).
+    """
+    from ..serving.pointer import bentoml_home
+
+    real = bentoml_home().resolve()
+    home = work / "bentoml_home"
+    home.mkdir(parents=True, exist_ok=True)
+    for name in ("models", "workbench"):
+        (real / name).mkdir(parents=True, exist_ok=True)
+        (home / name).symlink_to(real / name, target_is_directory=True)
+    return home
+
+
 @contextlib.contextmanager
 def serve_staged(tag: str, *, bento_dir: str | Path | None = None, ready_timeout_s: float = READY_TIMEOUT_S,
                  on_step: Callable[[str], None] | None = None) -> Iterator[Server]:
@@ -263,7 +281,8 @@ def serve_staged(tag: str, *, bento_dir: str | Path | None = None, ready_timeout
     work = Path(tempfile.mkdtemp(prefix="workbench-rehearsal-"))
     env = {k: v for k, v in os.environ.items() if k not in ("WORKBENCH_SERVING_PIN",)}
     env.update(WORKBENCH_MODEL_TAG=str(tag), WORKBENCH_HOT_SWAP="0", WORKBENCH_LOG_DIR=str(work / "log"),
-               BENTOML_DO_NOT_TRACK="true", OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"))
+               BENTOML_DO_NOT_TRACK="true", OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"),
+               BENTOML_HOME=str(_rehearsal_home(work)))
     host = "127.0.0.1"
     proc: subprocess.Popen | None = None
     known: list[Any] = []

@@ -35,7 +35,17 @@ Challenger
   out, and as a Starlette background task on BentoML's route). Not in a thread: measured in-process, a shadow
   thread competing for the GIL doubled the champion's mean single-client latency (74 -> 246 us) and took its p99
   from 0.2 ms to 12 ms (GIL hand-offs); after the reply, the champion's own path only gains a queue put.
-  (``shadow_thread=True`` keeps the thread, for callers without an event loop.)
+  (``shadow_thread=True`` keeps the thread, for callers without an event loop; it scores one at a time.)
+  **In batches**: ``after_reply`` scores nothing until :data:`SHADOW_BATCH` requests are queued, or until
+  :data:`SHADOW_DELAY_S` after the first of them (one ``call_later`` on the running loop; outside a loop, at once),
+  then scores them with one session run (:meth:`Predictor.handle_many
+  <workbench.serving.predictor.Predictor.handle_many>`: one prediction log line per request, the line
+  :meth:`~workbench.serving.predictor.Predictor.handle` writes). Scored one by one right after each answer, the
+  shadow's second prediction and log line (~90-230 us) landed on the next request of a client that sends it at
+  once (1.38-1.41x the champion's single-client p50, benchmarks/README.md); amortised over a batch, most of it
+  goes. A body the challenger refuses is answered alone, as before. The challenger's window gets one outcome per
+  request, its latency the batch's time divided by its size (so a shadow's latency is its amortised cost per
+  request, a little below what it would take answering alone); ``latency_ms`` in its log lines is the same value.
 * ``canary`` at N%: a request whose key -- the ``X-Caller-Key`` header when given, else its request id -- hashes
   (BLAKE2b, so sticky: the same key always lands on the same model) into the lowest N% of 10,000 buckets is
   answered by the challenger; ``model_version`` in the answer says which model answered. A challenger that fails
@@ -80,6 +90,7 @@ whichever worker (or command) wrote the line, and it is the same on every scrape
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -100,7 +111,7 @@ from ..errors import WorkbenchError
 from .pointer import pointer_path
 from .predictor import ModelRef, Predictor, Reply, Unavailable, model_ref, new_request_id, public_reason
 
-__all__ = ["HOT_SWAP_ENV", "LATENCY_FLOOR_MS", "POLL_S", "SHADOW_QUEUE", "ChallengerSpec", "Deployment",
+__all__ = ["HOT_SWAP_ENV", "LATENCY_FLOOR_MS", "POLL_S", "SHADOW_BATCH", "SHADOW_DELAY_S", "SHADOW_QUEUE", "ChallengerSpec", "Deployment",
            "LabelledSummary", "Rules", "Summary", "Window", "automatic_rollbacks", "bucket", "challenger_of",
            "hot_swap_enabled", "judge", "judge_metric", "roll_back_challenger"]
 
@@ -111,6 +122,10 @@ POLL_S = 1.0
 """Seconds between two looks at the production pointer (``$WORKBENCH_POINTER_POLL_S`` overrides)."""
 SHADOW_QUEUE = 1000
 """Requests waiting for the shadow challenger; more are dropped and counted (``$WORKBENCH_SHADOW_QUEUE``)."""
+SHADOW_BATCH = 32
+"""Shadow requests scored together in one session run (``$WORKBENCH_SHADOW_BATCH``; 1: each after its answer)."""
+SHADOW_DELAY_S = 0.02
+"""At most this long between the first queued shadow request and its batch's scoring."""
 LATENCY_FLOOR_MS = 5.0
 """A challenger's p99 must also exceed the champion's by this much to count as slow: on a ~50 us path, scheduling
 jitter alone doubles a p99 (the shadow thread waits for the GIL) and must not roll a model back."""
@@ -395,7 +410,8 @@ class Deployment:
                  prepare: Callable[[Predictor], None] | None = None, metrics: Any = None,
                  loader: Callable[[ModelRef], Predictor] | None = None,
                  on_rollback: Callable[..., Any] | None = roll_back_challenger,
-                 poll_s: float | None = None, shadow_queue: int | None = None, shadow_thread: bool = False) -> None:
+                 poll_s: float | None = None, shadow_queue: int | None = None, shadow_thread: bool = False,
+                 shadow_batch: int | None = None, shadow_delay_s: float | None = None) -> None:
         self._state = _State(champion=champion, champion_key=champion_key or (champion.tag, None),
                              champion_window=Window())
         self._prepare = prepare
@@ -405,6 +421,11 @@ class Deployment:
         self.poll_s = float(os.environ.get("WORKBENCH_POINTER_POLL_S", POLL_S)) if poll_s is None else poll_s
         size = int(os.environ.get("WORKBENCH_SHADOW_QUEUE", SHADOW_QUEUE)) if shadow_queue is None else shadow_queue
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, size))
+        #: Shadow requests scored together (:data:`SHADOW_BATCH`), at most :attr:`shadow_delay_s` after the first.
+        self.shadow_batch = max(1, int(os.environ.get("WORKBENCH_SHADOW_BATCH", SHADOW_BATCH))
+                                if shadow_batch is None else shadow_batch)
+        self.shadow_delay_s = SHADOW_DELAY_S if shadow_delay_s is None else shadow_delay_s
+        self._flush_at: asyncio.TimerHandle | None = None  # the flush due on the event loop, if any
         self._pointer_key: Any = ()
         self._pointer_spec: ChallengerSpec | None = None  # the challenger the last pointer applied named
         self._rolled_back: set[tuple[str, str | None]] = set()
@@ -520,30 +541,100 @@ class Deployment:
         s.window.add(time.perf_counter() - t0, failed)
         self.counts["shadow_scored"] += 1
 
-    def after_reply(self, max_items: int = 1) -> int:
-        """Score up to ``max_items`` queued shadow requests now (the service calls this once a response is sent:
-        each answered request adds at most one, so the backlog stays within the requests in flight). Returns how
-        many were scored."""
-        done = 0
-        if self._queue.empty():  # the common case (no shadow): no exception raised and caught per request
-            return 0
-        while done < max_items:
+    def _shadow_batch(self, items: list[tuple[_State, bytes, str]]) -> None:
+        """Score queued shadow requests with one :meth:`Predictor.handle_many
+        <workbench.serving.predictor.Predictor.handle_many>` per challenger (one session run, one log line per
+        request); each request's outcome goes into the window with the batch's time divided by its size. A
+        challenger without ``handle_many``, a group of one, or a batch that raises is scored one at a time."""
+        current = self._state.challenger
+        groups: dict[tuple[int, str], list[tuple[_State, bytes, str]]] = {}
+        for item in items:
+            challenger = item[0].challenger
+            if challenger is None or challenger is not current:
+                continue  # taken out (swapped or rolled back) since the request was answered
+            groups.setdefault((id(challenger), item[0].champion.tag), []).append(item)
+        for group in groups.values():
+            s = group[0][0]
+            many = getattr(s.challenger, "handle_many", None)
+            if len(group) == 1 or many is None:
+                for item in group:
+                    self._shadow_one(*item)
+                continue
+            t0 = time.perf_counter()
+            try:
+                replies = many([b for _, b, _ in group], [rid for _, _, rid in group],
+                               log_fields={"role": "shadow", "answered_by": s.champion.tag})
+            except Exception as exc:  # noqa: BLE001 - nothing logged yet: each alone says which failed
+                log.warning("shadow %s failed on a batch of %d (%s: %s); scoring them one at a time",
+                            s.challenger.tag, len(group), type(exc).__name__, public_reason(str(exc))[:300])
+                for item in group:
+                    self._shadow_one(*item)
+                continue
+            each = (time.perf_counter() - t0) / len(group)
+            for (si, _, _), reply in zip(group, replies, strict=True):
+                si.window.add(each, reply.status >= 500)
+            self.counts["shadow_scored"] += len(group)
+
+    def _flush(self) -> int:
+        """Score up to :attr:`shadow_batch` queued shadow requests now, in one batch; when some are left, schedule
+        the next flush. Returns how many were taken off the queue."""
+        if self._flush_at is not None:
+            self._flush_at.cancel()
+            self._flush_at = None
+        items = []
+        while len(items) < self.shadow_batch:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            try:
-                if item is not None:
-                    self._shadow_one(*item)
-                    done += 1
-            finally:
+            if item is None:  # stop()'s wake-up for the shadow thread
                 self._queue.task_done()
-        return done
+                continue
+            items.append(item)
+        try:
+            if items:
+                self._shadow_batch(items)
+        finally:
+            for _ in items:
+                self._queue.task_done()
+        if not self._queue.empty():
+            self._schedule()
+        return len(items)
+
+    def _schedule(self) -> bool:
+        """Flush in :attr:`shadow_delay_s` on the running event loop (once); False without a running loop."""
+        if self._flush_at is not None:
+            return True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        self._flush_at = loop.call_later(self.shadow_delay_s, self._flush_due)
+        return True
+
+    def _flush_due(self) -> None:
+        self._flush_at = None
+        try:
+            self._flush()
+        except Exception:  # noqa: BLE001 - a timer callback: never the loop's problem
+            log.exception("shadow scoring failed")
+
+    def after_reply(self) -> int:
+        """Score the queued shadow requests once there is a batch of them (the service calls this once a response
+        is sent; module docstring, "Challenger"): with :attr:`shadow_batch` queued, score them now; else, on an
+        event loop, make sure a flush is due within :attr:`shadow_delay_s` of the first one queued (a
+        ``call_later``); called outside an event loop (Starlette runs a sync background task in a thread), score
+        what is queued now. Returns how many were scored."""
+        if self._queue.empty():  # the common case (no shadow): nothing to do
+            return 0
+        if self._queue.qsize() >= self.shadow_batch or not self._schedule():
+            return self._flush()
+        return 0
 
     def drain(self, timeout: float = 10.0) -> bool:
         """Score every queued shadow request (or, with the shadow thread, wait for it to); False on timeout."""
         if not self._shadow_thread:
-            while self.after_reply(1000):
+            while self._flush():
                 pass
             return True
         deadline = time.monotonic() + timeout

@@ -738,19 +738,86 @@ class Predictor:
                     "arithmetic") from None
             raise ModelVerificationError(str(exc), hint="the model package is broken; roll back") from None
         if self.log is not None:  # durable before the answer leaves (see workbench.monitoring.log)
-            columns = dict(zip(self._log_names, cols, strict=True))
-            # the values passed the request schema: plain str/int/float/None, serialized as they are
-            if log_fields:  # two models served (workbench.serving.deploy): role, who answered, latency per row
-                n = len(preds)
-                outputs = {**outputs, **{k: [v] * n for k, v in log_fields.items()},
-                           "latency_ms": [round((time.perf_counter() - t0) * 1000.0, 3)] * n}
-            try:
-                self.log.append_outputs(request_id, columns, outputs, flags, validated=True)
-            except OSError as exc:  # complete or not at all (workbench.monitoring.log): never answered unlogged
-                self._log_failed(exc, request_id)
+            self._log_rows(request_id, cols, preds, outputs, flags, log_fields,
+                           (time.perf_counter() - t0) if log_fields else 0.0)
         if self.on_scored is not None:
             self.on_scored(len(preds), flags)
         return self._response(request_id, preds)
+
+    def _log_rows(self, request_id: str, cols: Any, preds: list, outputs: dict, flags: Any,
+                  log_fields: Mapping[str, Any] | None, latency_s: float) -> None:
+        """Write one request's prediction log line (the rows of ``cols``, its answer's ``outputs`` and ``flags``):
+        the one place the general path, and :meth:`handle_many`, build it. ``log_fields`` and ``latency_s`` (as
+        ``latency_ms``, one value per row) only when given (:meth:`handle`)."""
+        columns = dict(zip(self._log_names, cols, strict=True))
+        # the values passed the request schema: plain str/int/float/None, serialized as they are
+        if log_fields:  # two models served (workbench.serving.deploy): role, who answered, latency per row
+            n = len(preds)
+            outputs = {**outputs, **{k: [v] * n for k, v in log_fields.items()},
+                       "latency_ms": [round(latency_s * 1000.0, 3)] * n}
+        try:
+            self.log.append_outputs(request_id, columns, outputs, flags, validated=True)
+        except OSError as exc:  # complete or not at all (workbench.monitoring.log): never answered unlogged
+            self._log_failed(exc, request_id)
+
+    def handle_many(self, bodies: Sequence[bytes], request_ids: Sequence[str], *,
+                    log_fields: Mapping[str, Any] | None = None) -> list[Reply]:
+        """Answer several ``POST /predict`` bodies with ONE session run over all their records (what a shadow
+        challenger does with its queue, :mod:`workbench.serving.deploy`): one :class:`Reply` per body, in order.
+
+        Each body is validated alone; one that is too large or fails validation is answered alone through
+        :meth:`handle` (the same 4xx, naming the problem) and the others are scored together. Each answered
+        body gets the prediction log line :meth:`handle` writes for it (its own request id, its rows, its flags,
+        ``log_fields``), built by the same code (:meth:`_log_rows`), and its own ``on_scored`` call; its
+        ``latency_ms`` is the batch's time (parse to scored) divided by the number of bodies scored together. When
+        the batch cannot be answered as a whole (an output the task cannot have), each body is answered alone
+        through :meth:`handle`, which says which one and why.
+
+        The answers are those :meth:`handle` gives one body at a time (same bytes for a binary model; a
+        multiclass batch renormalises in numpy, which may differ in the last bit).
+        """
+        t0 = time.perf_counter()
+        replies: list[Reply | None] = [None] * len(bodies)
+        spans: list[tuple[int, int, int]] = []  # (index of the body, first row, end row) in the batch
+        rows: list = []
+        limit = self._max_body
+        for k, body in enumerate(bodies):
+            try:
+                parsed = self.schema.parse_json(body)[0] if len(body) <= limit else None
+            except RequestError:
+                parsed = None
+            if parsed is None:  # too large or invalid: answered alone, the reply names the problem
+                replies[k] = self.handle(body, request_id=request_ids[k], log_fields=log_fields)
+                continue
+            spans.append((k, len(rows), len(rows) + len(parsed)))
+            rows.extend(parsed)
+        if not rows:
+            return replies  # type: ignore[return-value]
+        scores, flags, cols = self._score_columns(rows)
+        try:
+            preds, outputs = self.answers.answer(scores, flags)
+        except ValueError:  # which body is at fault, and why: each one answered alone
+            for k, _, _ in spans:
+                replies[k] = self.handle(bodies[k], request_id=request_ids[k], log_fields=log_fields)
+            return replies  # type: ignore[return-value]
+        latency_s = (time.perf_counter() - t0) / len(spans)
+        cols = [tuple(c) for c in cols] if self.log is not None else None
+        for k, a, b in spans:
+            rid = request_ids[k]
+            part = preds[a:b]
+            part_flags = {i - a: f for i, f in flags.items() if a <= i < b} if flags else {}
+            try:
+                if self.log is not None:
+                    self._log_rows(rid, [c[a:b] for c in cols], part,
+                                   {name: col[a:b] for name, col in outputs.items()}, part_flags, log_fields,
+                                   latency_s)
+            except LogUnavailable as exc:
+                replies[k] = _log_refusal(exc, rid)
+                continue
+            if self.on_scored is not None:
+                self.on_scored(len(part), part_flags)
+            replies[k] = Reply(200, to_json(self._response(rid, part)), rid)
+        return replies  # type: ignore[return-value]
 
     def predict(self, records: Mapping[str, Any] | Sequence[Mapping[str, Any]], *,
                 request_id: str | None = None) -> dict:
@@ -794,9 +861,13 @@ class Predictor:
         except RequestError as exc:
             return Reply(exc.status, to_json({**exc.to_dict(), "request_id": rid}), rid)
         except LogUnavailable as exc:
-            return error_reply(503, "prediction_log_unwritable",
-                               f"the answer could not be recorded in the prediction log, so it is not given: "
-                               f"{exc.message}; retry later", rid)
+            return _log_refusal(exc, rid)
+
+
+def _log_refusal(exc: LogUnavailable, request_id: str) -> Reply:
+    """The 503 of an answer its prediction log line could not record."""
+    return error_reply(503, "prediction_log_unwritable", f"the answer could not be recorded in the prediction log, "
+                       f"so it is not given: {exc.message}; retry later", request_id)
 
 
 def error_reply(status: int, type_: str, message: str, request_id: str) -> Reply:
