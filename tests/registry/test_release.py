@@ -455,7 +455,14 @@ def test_cli_release_validates_its_options_and_releases_to_shadow_with_the_table
     ptr = production_pointer()
     assert ptr["tag"] == stage["champ"]["tag"] and ptr["challenger"]["tag"] == chal
     assert ptr["challenger"]["mode"] == "shadow" and ledger.stage_of(chal) == "shadow"
-    assert ledger.clear_challenger(chal, reason="back to staging") is not None
+    # `workbench rollback` undoes the release in progress: the challenger out, production unchanged
+    out = runner.invoke(cli.app, ["rollback"], env={"COLUMNS": "200"})
+    assert out.exit_code == 2 and "--reason" in out.output, out.output
+    out = runner.invoke(cli.app, ["rollback", "--reason", "shadow disagrees too often"], env={"COLUMNS": "200"})
+    assert out.exit_code == 0 and "rolled back the challenger" in out.output, out.output
+    ptr = production_pointer()
+    assert ptr["tag"] == stage["champ"]["tag"] and "challenger" not in ptr and ledger.stage_of(chal) == "staging"
+    assert ledger.read_ledger()[-1]["reason"] == "shadow disagrees too often"
     _no_process_left(stage)
 
 

@@ -4,7 +4,7 @@ One server for the module, in a throwaway BentoML home holding four versions of 
 first champion), ``N`` (the next one), ``BROKEN`` and ``SLOW`` (challengers whose ``monitoring.json`` deployment
 section judges over 20 requests each). The service is a test-only module written into a temp folder: it patches
 :meth:`Predictor.load <workbench.serving.predictor.Predictor.load>` so that a model loaded under the BROKEN tag
-raises in scoring and one under the SLOW tag sleeps 30 ms per scoring call (both still pass verification and the
+raises in scoring and one under the SLOW tag sleeps 30 ms per row it scores (both still pass verification and the
 self-test), shortens circus' check for dead workers from BentoML's 10 s to 0.5 s (so a killed worker is respawned
 within the test's budget), then exposes ``bento/service.py``'s ``Predict`` -- fault injection stays out of the
 product. The
@@ -71,8 +71,8 @@ SERVICE = textwrap.dedent('''
                 raise RuntimeError("deliberately broken challenger (test)")
             p._run = broken
         elif how is not None:
-            def slow(feeds):
-                time.sleep(float(how))
+            def slow(feeds):  # per row scored: a shadow scored in batches is as slow per request
+                time.sleep(float(how) * len(next(iter(feeds.values()))))
                 return run(feeds)
             p._run = slow
         return p
