@@ -605,9 +605,20 @@ def list_runs(runs_dir: str | Path | None = None) -> list[dict]:
             out.append(read_manifest(d))
         except RunError:
             out.append({"run_id": d.name, "status": "unreadable"})
-    # ISO-8601 UTC times sort as text; the sort is stable, so runs without a start keep the name order
-    out.sort(key=lambda m: str(m.get("started_at") or ""), reverse=True)
+    out.sort(key=_started, reverse=True)  # stable: runs that started at the same time keep the name order
     return out
+
+
+_STAMP = re.compile(r"^(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})")
+
+
+def _started(m: dict) -> str:
+    """When a run started, as ISO-8601 text (which sorts in time order): the manifest's ``started_at``, else the
+    timestamp a default run id starts with (``20261201-225936-<brief>``), else nothing (sorts last)."""
+    if m.get("started_at"):
+        return str(m["started_at"])
+    hit = _STAMP.match(str(m.get("run_id") or ""))
+    return "{}-{}-{}T{}:{}:{}".format(*hit.groups()) if hit else ""
 
 
 def promotable_reason(m: dict) -> str | None:

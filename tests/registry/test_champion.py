@@ -119,7 +119,7 @@ def test_champion_gates_score_both_packages_and_refuse_a_champion_that_cannot_sc
     X, y = kit.frame(300, 4)
     brief = SimpleNamespace(deployment=DeploymentSpec(), threshold=0.5)
     scorer = OnnxScorer(chal["onnx"], chal["inputs"])
-    kw = dict(brief=brief, task=BINARY, challenger=scorer, challenger_inputs=chal["inputs"], challenger_p99=0.05,
+    kw = dict(brief=brief, task=BINARY, challenger=scorer, challenger_inputs=chal["inputs"],
               row={c: [X[c].iloc[0]] for c in ("size", "weight", "colour")}, primary="roc_auc", latency_calls=50,
               seed=1, n_bootstrap=50)
     Xc = X[["size", "weight", "colour"]]
