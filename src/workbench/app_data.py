@@ -11,8 +11,11 @@ The run's held-out evaluation and fairness reports are read back as their report
 ``fairness``), and the helpers below take either that object or its saved dict. A report object that owns a chart
 draws it: the fairness slice chart is :meth:`FairnessReport.chart <workbench.evaluation.FairnessReport.chart>`
 (:func:`chart_fairness_slice` and :func:`plot_fairness_slice` hand its frame to the same drawing code). The
-performance, SHAP and what-if charts are drawn here: the leaderboard and the SHAP report do not read back from
-their JSON as objects.
+same holds for the SHAP charts -- :class:`SavedShap <workbench.evaluation._shap_saved.SavedShap>` reads
+``shap.json`` with the contributions Parquet (:func:`shap_importance`, :func:`group_drivers` are its frames,
+:func:`chart_importance` / :func:`chart_group_drivers` its charts) -- and the performance chart,
+:meth:`Leaderboard.chart <workbench.experiments.Leaderboard.chart>`, drawn from the saved leaderboard dict
+(:func:`chart_performance`). Only the what-if charts are drawn here.
 
 Two calls go beyond reading JSON, both for the what-if form:
 
@@ -391,86 +394,27 @@ def card_sections(markdown: str) -> dict[str, str]:
 
 # =============================================================================================== performance
 def performance_frame(leaderboard: dict) -> pl.DataFrame:
-    """Every model of the run on the held-out split against the best baseline.
+    """Every model of the run on the held-out split against the best baseline
+    (:func:`workbench.evaluation._charts.performance_frame`, what :meth:`Leaderboard.chart
+    <workbench.experiments.Leaderboard.chart>` draws).
 
     Columns: ``model``, ``kind``, ``role`` (selected / best baseline / candidate / baseline), the primary metric
     (held-out), ``cv_mean``, ``cv_std``, ``delta_vs_baseline``, ``beats_baseline``, then the other held-out
     metrics.
     """
-    primary = leaderboard["primary"]
-    best, selected = leaderboard.get("best_baseline"), leaderboard.get("selected")
-    comparisons = leaderboard.get("comparisons", {})
-    rows = []
-    for name, m in leaderboard["models"].items():
-        test = m.get("test", {}).get("metrics", {})
-        cv = m.get("cv") or {}
-        comp = comparisons.get(name, {})
-        role = ("selected" if name == selected else "best baseline" if name == best
-                else m.get("kind", ""))
-        rows.append({"model": name, "kind": m.get("kind", ""), "role": role, primary: test.get(primary),
-                     "cv_mean": (cv.get("mean") or {}).get(primary), "cv_std": (cv.get("std") or {}).get(primary),
-                     "delta_vs_baseline": comp.get("primary_delta"), "beats_baseline": comp.get("beats_baseline"),
-                     **{k: v for k, v in test.items() if k != primary}})
-    return pl.DataFrame(rows)
+    from .evaluation._charts import performance_frame as frame
 
-
-def _performance_bars(leaderboard: dict) -> dict[str, Any]:
-    """What both performance charts draw (the matplotlib figure and the altair chart), from
-    :func:`performance_frame`: ``frame`` (``model``, ``name``, ``role``, ``value``, ``colour``, top to bottom),
-    ``primary``, ``higher`` (greater is better), ``classifier``, and ``to_beat`` (``best``, ``value``, ``sign``)
-    when the run has a best baseline."""
-    from .tasks import get_task
-
-    frame = performance_frame(leaderboard)
-    primary = leaderboard["primary"]
-    task = get_task(task_of(leaderboard))
-    higher = task.greater_is_better(primary) if primary in task.metrics else True
-    roles = frame["role"].to_list()
-    bars = pl.DataFrame({
-        "model": frame["model"], "name": [model_name(m) for m in frame["model"].to_list()], "role": frame["role"],
-        "value": [v if v is not None else 0.0 for v in frame[primary].to_list()],
-        "colour": [_ORANGE if r == "selected" else _GREY if r in ("baseline", "best baseline") else _BLUE
-                   for r in roles],
-    }, schema={"model": pl.String, "name": pl.String, "role": pl.String, "value": pl.Float64, "colour": pl.String})
-    to_beat = None
-    best = leaderboard.get("best_baseline")
-    if best in leaderboard["models"]:
-        base = leaderboard["models"][best]["test"]["metrics"][primary]
-        margin = float(leaderboard.get("min_improvement") or 0.0)
-        to_beat = {"best": best, "value": base + margin if higher else base - margin, "sign": "+" if higher else "-"}
-    return {"frame": bars, "primary": primary, "higher": higher, "classifier": task.is_classifier,
-            "to_beat": to_beat}
+    return frame(leaderboard)
 
 
 def plot_performance(leaderboard: dict, *, success_threshold: float | None = None) -> Any:
     """Horizontal bars of the primary metric per model (baselines grey, the selected candidate orange), with the
-    bar to beat (best baseline + required improvement) and the brief's success threshold."""
-    from matplotlib.figure import Figure
+    bar to beat (best baseline + required improvement) and the brief's success threshold (the static twin of
+    :func:`chart_performance`)."""
+    from .evaluation._charts import performance_figure
 
-    d = _performance_bars(leaderboard)
-    frame, primary, higher = d["frame"], d["primary"], d["higher"]
-    names = frame["model"].to_list()[::-1]
-    values = frame["value"].to_list()[::-1]
-    colors = frame["colour"].to_list()[::-1]
-    fig = Figure(figsize=(6.5, 0.45 * len(names) + 1.4), layout="constrained")
-    ax = fig.add_subplot()
-    ax.barh(names, values, color=colors)
-    for y, v in enumerate(values):
-        ax.text(v, y, f" {v:.3f}", va="center", fontsize=8)
-    if d["to_beat"] is not None:
-        tb = d["to_beat"]
-        ax.axvline(tb["value"], color=_GREY, linestyle="--", linewidth=1,
-                   label=f"to beat: {tb['best']} {tb['sign']} margin ({tb['value']:.3f})")
-    if success_threshold is not None:
-        ax.axvline(success_threshold, color=_GREEN, linestyle=":", linewidth=1.5,
-                   label=f"success threshold ({success_threshold:.3f})")
-    lo, hi = min([0.0, *values]), max([1.0 if d["classifier"] else 0.0, *values])
-    ax.set_xlim(lo * 1.12 if lo < 0 else 0, hi * 1.12 if hi > 0 else 1.0)
-    ax.set_xlabel(f"{term(primary)} on test data ({'higher' if higher else 'lower'} is better)")
-    ax.set_title(f"Performance against the baseline ({term(primary)})")
-    if ax.get_legend_handles_labels()[0]:
-        fig.legend(fontsize=7, loc="outside lower center", ncols=2)
-    return fig
+    return performance_figure(leaderboard, success_threshold=success_threshold,
+                              metric_label=term(leaderboard["primary"]))
 
 
 # =============================================================================================== fairness
@@ -548,20 +492,24 @@ def _is_rate(metric: str) -> bool:
 
 
 # =============================================================================================== SHAP
+def _saved_shap(shap: dict | None, contributions: pl.DataFrame | None = None) -> Any:
+    from .evaluation._shap_saved import SavedShap
+
+    return SavedShap.from_saved(shap, contributions)
+
+
 def shap_unit(shap: dict | None, task: str | None = None) -> str:
     """The unit of a SHAP report's values: log-odds (binary), the target's units (regression), the raw class
     score (multiclass; importance averages |SHAP| over classes)."""
-    t = (shap or {}).get("task") or task or BINARY
-    return {"regression": "target units", "multiclass_classification": "class score, mean over classes"}.get(
-        t, "log-odds")
+    from .evaluation._shap_saved import shap_unit as unit
+
+    return unit(shap, task)
 
 
 def shap_importance(shap: dict) -> pl.DataFrame:
-    """Global importance: ``feature``, ``mean_abs_shap`` (in :func:`shap_unit`), largest first."""
-    imp = shap.get("importance") or {}
-    return pl.DataFrame({"feature": list(imp), "mean_abs_shap": [float(v) for v in imp.values()]},
-                        schema={"feature": pl.String, "mean_abs_shap": pl.Float64}
-                        ).sort("mean_abs_shap", descending=True, maintain_order=True)
+    """Global importance: ``feature``, ``mean_abs_shap`` (in :func:`shap_unit`), largest first
+    (:meth:`SavedShap.importance_frame <workbench.evaluation._shap_saved.SavedShap.importance_frame>`)."""
+    return _saved_shap(shap).importance_frame()
 
 
 def load_contributions(run_dir: str | Path) -> pl.DataFrame | None:
@@ -572,96 +520,40 @@ def load_contributions(run_dir: str | Path) -> pl.DataFrame | None:
 
 def driver_features(shap: dict, contributions: pl.DataFrame | None, sensitive: list[str]) -> list[str]:
     """Sensitive features (and ``a & b`` intersections) whose per-group drivers can be shown."""
-    out = []
-    for f in sensitive:
-        parts = [p.strip() for p in f.split(" & ")]
-        if (contributions is not None and all(p in contributions.columns for p in parts)) or \
-                f in (shap.get("group_drivers") or {}):
-            out.append(f)
-    return out
-
-
-def _group_labels(contributions: pl.DataFrame, feature: str) -> pl.Expr:
-    parts = [p.strip() for p in feature.split(" & ")]
-    exprs = [pl.col(p).cast(pl.String).fill_null("").replace("", "(missing)") for p in parts]
-    return (exprs[0] if len(exprs) == 1 else pl.concat_str(exprs, separator=" & ")).alias("group")
+    return _saved_shap(shap, contributions).driver_features(sensitive)
 
 
 def group_drivers(shap: dict, contributions: pl.DataFrame | None, feature: str) -> pl.DataFrame:
-    """Per group of ``feature``: mean |SHAP| and mean signed SHAP of every column (long format).
+    """Per group of ``feature``: mean |SHAP| and mean signed SHAP of every column (long format;
+    :meth:`SavedShap.drivers_frame <workbench.evaluation._shap_saved.SavedShap.drivers_frame>`).
 
     Columns: ``group``, ``n``, ``feature``, ``mean_abs_shap``, ``mean_shap`` (direction: > 0 pushes towards the
     positive label, or raises the prediction), ``rank`` (1 = the group's strongest driver). Computed from the
     contributions Parquet; when it is missing, from ``shap.json`` (mean |SHAP| only, ``mean_shap`` null).
     Multiclass contributions are unsigned (mean |SHAP| over classes), so ``mean_shap`` is null there too.
+
+    Raises
+    ------
+    DataError
+        Neither the contributions nor ``shap.json`` have the feature.
     """
-    schema = {"group": pl.String, "n": pl.Int64, "feature": pl.String, "mean_abs_shap": pl.Float64,
-              "mean_shap": pl.Float64, "rank": pl.Int64}
-    parts = [p.strip() for p in feature.split(" & ")]
-    if contributions is not None and all(p in contributions.columns for p in parts):
-        # One shap__<column> per original column (multiclass also has shap__<class>__<column>: not a column).
-        cols = [c[len("shap__"):] for c in contributions.columns
-                if c.startswith("shap__") and c[len("shap__"):] in contributions.columns]
-        signed = (shap.get("task") or BINARY) != "multiclass_classification"
-        df = contributions.with_columns(_group_labels(contributions, feature))
-        agg = df.group_by("group").agg(
-            pl.len().alias("n"),
-            *[pl.col(f"shap__{c}").abs().mean().alias(f"abs__{c}") for c in cols],
-            *[(pl.col(f"shap__{c}").mean() if signed else pl.lit(None, dtype=pl.Float64)).alias(f"sgn__{c}")
-              for c in cols],
-        )
-        rows = []
-        for r in agg.iter_rows(named=True):
-            for c in cols:
-                rows.append({"group": r["group"], "n": r["n"], "feature": c, "mean_abs_shap": r[f"abs__{c}"],
-                             "mean_shap": r[f"sgn__{c}"]})
-        out = pl.DataFrame(rows, schema={k: v for k, v in schema.items() if k != "rank"})
-    else:
-        groups = (shap.get("group_drivers") or {}).get(feature)
-        if not groups:
-            raise DataError(f"no SHAP drivers for '{feature}'", column=feature,
-                            hint="the run's contributions Parquet and shap.json both lack this feature")
-        rows = [{"group": g, "n": int(d.get("n", 0)), "feature": c, "mean_abs_shap": float(v), "mean_shap": None}
-                for g, d in groups.items() for c, v in d["mean_abs_shap"].items()]
-        out = pl.DataFrame(rows, schema={k: v for k, v in schema.items() if k != "rank"})
-    out = out.sort(["group", "mean_abs_shap"], descending=[False, True], maintain_order=True)
-    return out.with_columns(pl.int_range(1, pl.len() + 1).over("group").cast(pl.Int64).alias("rank"))
+    return _saved_shap(shap, contributions).drivers_frame(feature)
 
 
 def plot_importance(importance: pl.DataFrame, *, title: str = "Global importance", top: int = 15,
                     unit: str = "log-odds") -> Any:
-    """Bars of mean |SHAP| per column, largest on top."""
-    from matplotlib.figure import Figure
+    """Bars of mean |SHAP| per column, largest on top (the static twin of :func:`chart_importance`)."""
+    from .evaluation._charts import importance_figure
 
-    imp = importance.head(top)
-    fig = Figure(figsize=(6.5, 0.32 * imp.height + 1.2), layout="constrained")
-    ax = fig.add_subplot()
-    ax.barh(imp["feature"].to_list()[::-1], imp["mean_abs_shap"].to_list()[::-1], color=_BLUE)
-    ax.set_xlabel(f"average size of the effect on the answer ({unit})")
-    ax.set_title(title)
-    return fig
+    return importance_figure(importance, title=title, top=top, unit=unit)
 
 
 def plot_group_drivers(drivers: pl.DataFrame, *, feature: str, top: int = 8, unit: str = "log-odds") -> Any:
-    """Grouped bars of mean |SHAP| for the strongest columns, one bar per group (legend gives each group's n)."""
-    from matplotlib.figure import Figure
+    """Grouped bars of mean |SHAP| for the strongest columns, one bar per group (legend gives each group's n; the
+    static twin of :func:`chart_group_drivers`)."""
+    from .evaluation._charts import drivers_figure
 
-    order = _driver_order(drivers, top)
-    groups = drivers.select("group", "n").unique(maintain_order=True).sort("group")
-    fig = Figure(figsize=(6.5, 0.5 * len(order) + 1.5), layout="constrained")
-    ax = fig.add_subplot()
-    height = 0.8 / max(groups.height, 1)
-    cols = order[::-1]
-    for i, (g, n) in enumerate(groups.iter_rows()):
-        sub = {r["feature"]: r["mean_abs_shap"] for r in drivers.filter(pl.col("group") == g).iter_rows(named=True)}
-        pos = np.arange(len(cols)) - 0.4 + height * (i + 0.5)
-        ax.barh(pos, [sub.get(c, 0.0) for c in cols], height=height, label=f"{g} (n={n})",
-                color=_GROUPS[i % len(_GROUPS)])
-    ax.set_yticks(range(len(cols)), cols)
-    ax.set_xlabel(f"average size of the effect on the answer ({unit})")
-    ax.set_title(f"What drives the score within groups of {feature}")
-    ax.legend(fontsize=7, loc="lower right")
-    return fig
+    return drivers_figure(drivers, feature=feature, top=top, unit=unit)
 
 
 # =============================================================================================== what-if
@@ -988,54 +880,13 @@ def _alt() -> Any:
 def chart_performance(leaderboard: dict, *, success_threshold: float | None = None) -> Any:
     """The performance chart, interactive: the primary metric per model (the selected candidate orange, baselines
     grey, other candidates blue) against the bar to beat (dashed grey) and the brief's success threshold (dotted
-    green); hover a bar for the model, its role and its figure, click one to pick it out."""
-    alt = _alt()
-    d = _performance_bars(leaderboard)
-    frame, primary, higher = d["frame"], d["primary"], d["higher"]
-    label = term(primary)
-    better = "higher" if higher else "lower"
-    values = frame["value"].to_list()
-    lo, hi = min([0.0, *values]), max([1.0 if d["classifier"] else 0.0, *values])
-    domain = [lo * 1.12 if lo < 0 else 0.0, hi * 1.12 if hi > 0 else 1.0]
-    roles = ["selected", "best baseline", "baseline", "candidate"]
-    colours = [_ORANGE, _GREY, _GREY, _BLUE]
-    data = frame.with_columns(pl.col("value").round(6), pl.col("role").replace("", "candidate"))
-    pick = alt.selection_point(fields=["model"], name="model_pick", on="click", clear="dblclick")
-    y = alt.Y("name:N", sort=data["name"].to_list(), title=None, axis=alt.Axis(labelLimit=260))
-    x = alt.X("value:Q", scale=alt.Scale(domain=domain, nice=False), title=f"{label} on test data ({better} is better)")
-    base = alt.Chart(data)
-    bars = base.mark_bar().encode(
-        x=x, y=y,
-        color=alt.Color("role:N", scale=alt.Scale(domain=roles, range=colours),
-                        legend=alt.Legend(title="model", orient="bottom")),
-        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.35)),
-        tooltip=[alt.Tooltip("name:N", title="model"), alt.Tooltip("role:N", title="role"),
-                 alt.Tooltip("value:Q", title=label, format=".3f")],
-    ).add_params(pick)
-    text = base.mark_text(align="left", dx=3, fontSize=11).encode(x="value:Q", y=y, text=alt.Text("value:Q", format=".3f"))
-    lines = []
-    if d["to_beat"] is not None:
-        tb = d["to_beat"]
-        lines.append({"line": f"to beat: {model_name(tb['best'])} {tb['sign']} margin", "value": round(tb["value"], 6),
-                      "kind": "to beat"})
-    if success_threshold is not None:
-        lines.append({"line": "success threshold in the brief", "value": float(success_threshold),
-                      "kind": "success threshold"})
-    layers = [bars, text]
-    if lines:
-        rules = alt.Chart(pl.DataFrame(lines)).mark_rule(strokeWidth=2).encode(
-            x="value:Q",
-            color=alt.Color("kind:N", scale=alt.Scale(domain=["to beat", "success threshold"], range=[_DARK, _GREEN]),
-                            legend=alt.Legend(title="line", orient="bottom")),
-            strokeDash=alt.StrokeDash("kind:N", scale=alt.Scale(domain=["to beat", "success threshold"],
-                                                                 range=[[6, 4], [2, 3]]), legend=None),
-            tooltip=[alt.Tooltip("line:N", title="line"), alt.Tooltip("value:Q", title=label, format=".3f")],
-        )
-        layers.append(rules)
-    chart = alt.layer(*layers).resolve_scale(color="independent").properties(
-        width=CHART_WIDTH, height=30 * max(data.height, 2),
-        title=f"Performance against the baseline ({label})")
-    return _chart_id(chart, "performance")
+    green); hover a bar for the model, its role and its figure, click one to pick it out. The chart
+    :meth:`Leaderboard.chart <workbench.experiments.Leaderboard.chart>` draws, from the saved dict (the
+    leaderboard object's module loads the training code, which the app does not need to show a chart)."""
+    from .evaluation._charts import performance_chart
+
+    return performance_chart(leaderboard, success_threshold=success_threshold,
+                             metric_label=term(leaderboard["primary"]), model_label=model_name)
 
 
 def chart_fairness_slice(frame: pl.DataFrame, *, feature: str, metric: str, overall: float | None = None,
@@ -1051,56 +902,21 @@ def chart_fairness_slice(frame: pl.DataFrame, *, feature: str, metric: str, over
 def chart_importance(importance: pl.DataFrame, *, title: str = "Global importance", top: int = 15,
                      unit: str = "log-odds") -> Any:
     """The SHAP importance chart, interactive, from :func:`shap_importance`'s frame: mean |SHAP| per column
-    (blue, largest on top); hover for the figure and its rank, click a column to pick it out."""
-    alt = _alt()
-    imp = importance.head(top).with_columns(pl.int_range(1, pl.len() + 1).alias("rank"))
-    pick = alt.selection_point(fields=["feature"], name="feature_pick", on="click", clear="dblclick")
-    chart = alt.Chart(imp).mark_bar(color=_BLUE).encode(
-        x=alt.X("mean_abs_shap:Q", title=f"average size of the effect on the answer ({unit})"),
-        y=alt.Y("feature:N", sort=imp["feature"].to_list(), title=None, axis=alt.Axis(labelLimit=260)),
-        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.35)),
-        tooltip=[alt.Tooltip("feature:N", title="input"), alt.Tooltip("rank:Q", title="rank"),
-                 alt.Tooltip("mean_abs_shap:Q", title=f"how much it matters ({unit})", format=".4f")],
-    ).add_params(pick).properties(width=CHART_WIDTH, height=22 * max(imp.height, 2), title=title)
-    return _chart_id(chart, "importance")
+    (blue, largest on top); hover for the figure and its rank, click a column to pick it out. The chart
+    :meth:`SavedShap.chart <workbench.evaluation._shap_saved.SavedShap.chart>` draws."""
+    from .evaluation._charts import importance_chart
 
-
-def _driver_order(drivers: pl.DataFrame, top: int) -> list[str]:
-    """The columns a group-driver chart shows: the ``top`` with the largest mean |SHAP| in any group."""
-    return (drivers.group_by("feature").agg(pl.col("mean_abs_shap").max())
-            .sort("mean_abs_shap", descending=True, maintain_order=True)["feature"].to_list()[:top])
+    return importance_chart(importance, title=title, top=top, unit=unit)
 
 
 def chart_group_drivers(drivers: pl.DataFrame, *, feature: str, top: int = 8, unit: str = "log-odds") -> Any:
     """The group-driver chart, interactive, from :func:`group_drivers`'s frame: mean |SHAP| of the strongest
     columns, one bar per group (group colours, never the orange/blue direction pair nor red). Hover for the
-    group, its people, the rank and the average direction; click a group in the legend to show it alone."""
-    alt = _alt()
-    order = _driver_order(drivers, top)
-    groups = drivers.select("group", "n").unique(maintain_order=True).sort("group")
-    legend = [f"{g} (n={n})" for g, n in groups.iter_rows()]
-    data = (drivers.filter(pl.col("feature").is_in(order))
-            .with_columns(pl.format("{} (n={})", "group", "n").alias("group_label"),
-                          pl.when(pl.col("mean_shap").is_null()).then(pl.lit("(not signed)"))
-                          .when(pl.col("mean_shap") > 0).then(pl.format("raises ({})", pl.col("mean_shap").round(3)))
-                          .otherwise(pl.format("lowers ({})", pl.col("mean_shap").round(3))).alias("direction")))
-    pick = alt.selection_point(fields=["group_label"], name="group_legend", bind="legend")
-    chart = alt.Chart(data).mark_bar().encode(
-        x=alt.X("mean_abs_shap:Q", title=f"average size of the effect on the answer ({unit})"),
-        y=alt.Y("feature:N", sort=order, title=None, axis=alt.Axis(labelLimit=260)),
-        yOffset=alt.YOffset("group_label:N", sort=legend),
-        color=alt.Color("group_label:N", sort=legend,
-                        scale=alt.Scale(domain=legend, range=[_GROUPS[i % len(_GROUPS)] for i in range(len(legend))]),
-                        legend=alt.Legend(title=f"{feature} (click to show one)", orient="bottom", columns=3,
-                                          labelLimit=260)),
-        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
-        tooltip=[alt.Tooltip("group:N", title=feature), alt.Tooltip("n:Q", title="people"),
-                 alt.Tooltip("feature:N", title="input"), alt.Tooltip("rank:Q", title="rank in the group"),
-                 alt.Tooltip("mean_abs_shap:Q", title=f"how much it matters ({unit})", format=".4f"),
-                 alt.Tooltip("direction:N", title="direction on average")],
-    ).add_params(pick).properties(width=CHART_WIDTH, height=alt.Step(max(6, min(16, 48 // max(len(legend), 1)))),
-                                  title=f"What drives the score within groups of {feature}")
-    return _chart_id(chart, "drivers")
+    group, its people, the rank and the average direction; click a group in the legend to show it alone. The
+    chart :meth:`SavedShap.drivers_chart <workbench.evaluation._shap_saved.SavedShap.drivers_chart>` draws."""
+    from .evaluation._charts import drivers_chart
+
+    return drivers_chart(drivers, feature=feature, top=top, unit=unit)
 
 
 def chart_contributions(explanation: dict, *, top: int = 10) -> Any:

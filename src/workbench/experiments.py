@@ -330,6 +330,54 @@ class Leaderboard(Report):
                 f"<b>{esc(self.best_baseline)}</b>, to beat by {self.min_improvement:g}. {sel}.</p>"
                 + html_table(self.rows()))
 
+    @classmethod
+    def from_dict(cls, d: dict) -> Leaderboard:
+        """Rebuild a leaderboard from :meth:`to_dict` output (``reports/leaderboard.json``) for showing it: each
+        model's ``fitted`` facts (its ``model`` is None: nothing is loaded), cross-validation and held-out report
+        (the task's report class); held-out scores are not saved, so ``test_scores`` is empty. A model without
+        ``cv`` gets none (None)."""
+        from .evaluation._saved import evaluation_report_from_dict
+
+        task = str(d.get("task") or "binary_classification")
+        fitted_keys = {"name", "kind", "fit_seconds", "params", "features", "seed", "onnx_convertible",
+                       "description", "n_train", "task", "classes"}
+        results = {}
+        for name, m in d["models"].items():
+            f = dict(m.get("fitted") or {})
+            fitted = FittedModel(model=None, name=f.get("name", name), kind=f.get("kind", m.get("kind", "candidate")),
+                                 fit_seconds=float(f.get("fit_seconds") or 0.0), params=dict(f.get("params") or {}),
+                                 features=list(f.get("features") or []), seed=int(f.get("seed") or 0),
+                                 onnx_convertible=bool(f.get("onnx_convertible", False)),
+                                 description=str(f.get("description") or ""), n_train=int(f.get("n_train") or 0),
+                                 task=str(f.get("task") or task), classes=f.get("classes", d.get("classes")),
+                                 extra={k: v for k, v in f.items() if k not in fitted_keys})
+            cv = CVReport.from_dict(m["cv"]) if m.get("cv") and "folds" in m["cv"] else None
+            results[name] = ModelResult(fitted=fitted, cv=cv, test=evaluation_report_from_dict(m["test"], task=task),
+                                        test_scores=np.empty(0))
+        return cls(primary=d["primary"], min_improvement=float(d.get("min_improvement") or 0.0), results=results,
+                   best_baseline=d.get("best_baseline"), selected=d.get("selected"),
+                   comparisons=dict(d.get("comparisons") or {}), task=task, classes=d.get("classes"))
+
+    def chart(self, *, success_threshold: float | None = None, metric_label: str | None = None,
+              model_label: Any = None) -> Any:
+        """The performance chart the stakeholder app shows, interactive
+        (:func:`workbench.evaluation._charts.performance_chart`, drawn from :meth:`to_dict`): the held-out
+        primary metric per model against the bar to beat and the brief's success threshold. ``metric_label``
+        names the metric and ``model_label`` (a function of the model's key) the models; the app passes its plain
+        words."""
+        from .evaluation._charts import performance_chart
+
+        return performance_chart(self._chart_dict(), success_threshold=success_threshold, metric_label=metric_label,
+                                 model_label=model_label)
+
+    def _chart_dict(self) -> dict:
+        """What the charts read: :meth:`to_dict`'s keys, the models' kind and held-out report only."""
+        return {"task": self.task, "primary": self.primary, "min_improvement": self.min_improvement,
+                "best_baseline": self.best_baseline, "selected": self.selected, "comparisons": self.comparisons,
+                "models": {n: {"kind": r.kind, "test": r.test.to_dict(),
+                               **({"cv": r.cv.to_dict()} if r.cv is not None else {})}
+                           for n, r in self.results.items()}}
+
     def plot(self, ax: Any = None) -> Any:
         """Held-out primary metric per model, baselines grey, with the bar (best baseline + margin)."""
         from matplotlib.figure import Figure

@@ -76,6 +76,13 @@ def _check_charts(run: dict, prod: dict) -> None:
     assert lines == {"to beat", "success threshold"}
     assert any(p.get("select", {}).get("fields") == ["model"] for p in _params(spec))
     assert ad.plot_performance(lb, success_threshold=run["brief"]["success"]["threshold"]).axes  # kept for report
+    # ... the chart the leaderboard object draws, read back from its JSON
+    from workbench.experiments import Leaderboard
+
+    board = Leaderboard.from_dict(lb)
+    assert board.selected == lb["selected"] and list(board.results) == list(lb["models"])
+    assert board.chart(success_threshold=run["brief"]["success"]["threshold"], metric_label=ad.term(lb["primary"]),
+                       model_label=ad.model_name).to_dict() == spec
 
     # fairness: every feature and figure the app offers; hover names the group, people, figure, range and evidence
     choices = ad.fairness_choices(fair)
@@ -107,11 +114,19 @@ def _check_charts(run: dict, prod: dict) -> None:
     assert [r["feature"] for r in _rows(spec)] == imp["feature"].to_list()[:15]
     assert spec["mark"]["color"] == ad._BLUE and "input" in _tooltips(spec)
     contrib = ad.load_contributions(run["dir"])
+    # ... the charts the saved SHAP report draws (shap.json with the contributions Parquet)
+    from workbench.evaluation._shap_saved import SavedShap
+
+    saved = SavedShap.from_saved(shap, contrib)
+    assert saved.chart(title="importance").to_dict() == spec and saved.unit == ad.shap_unit(shap)
+    assert saved.importance_frame().equals(imp) and saved.plot().axes
     features = ad.driver_features(shap, contrib, fair["features"])
     assert features
     for feature in features:
         drivers = ad.group_drivers(shap, contrib, feature)
         spec = _spec(ad.chart_group_drivers(drivers, feature=feature, unit=ad.shap_unit(shap)), "drivers")
+        assert saved.drivers_frame(feature).equals(drivers)
+        assert saved.drivers_chart(feature).to_dict() == spec and saved.plot_drivers(feature).axes
         rows = _rows(spec)
         assert {r["group"] for r in rows} == set(drivers["group"]) and len({r["feature"] for r in rows}) <= 8
         assert {feature, "people", "input", "rank in the group", "direction on average"} <= set(_tooltips(spec))

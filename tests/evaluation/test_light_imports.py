@@ -252,3 +252,54 @@ def test_an_unknown_name_is_an_attribute_error_naming_it():
         evaluation.evaluate_binery  # noqa: B018
     with pytest.raises(ImportError, match="evaluate_binery"):
         from workbench.evaluation import evaluate_binery  # noqa: F401
+
+
+# A saved SHAP report (shap.json's content and the contributions Parquet) read back and charted in a fresh
+# interpreter; the frames and the chart specs are printed for comparison with this process's.
+SHAP_CHILD = r"""
+import json, sys
+import polars as pl
+from workbench.evaluation._shap_saved import SavedShap
+saved = SavedShap.from_saved(json.loads(open(sys.argv[1]).read()), pl.read_parquet(sys.argv[2]))
+out = {"importance": saved.importance_frame().to_dicts(), "chart": saved.chart().to_dict(),
+       "drivers": saved.drivers_frame("sex").to_dicts(), "drivers_chart": saved.drivers_chart("sex & region").to_dict(),
+       "features": saved.driver_features(["sex", "sex & region", "age group"])}
+saved.plot(), saved.plot_drivers("sex")
+out["heavy"] = sorted(m for m in ("sklearn", "scipy", "fairlearn", "shap") if m in sys.modules)
+print(json.dumps(out))
+"""
+
+
+def test_a_saved_shap_report_reads_back_and_charts_without_a_compute_library(tmp_path):
+    from workbench.errors import DataError
+    from workbench.evaluation._shap_saved import SavedShap
+
+    rng = np.random.default_rng(3)
+    n = 80
+    contributions = pl.DataFrame({"age": rng.uniform(20, 70, n), "sex": rng.choice(["f", "m"], n).tolist(),
+                                  "region": rng.choice(["north", "south"], n).tolist(),
+                                  "shap__age": rng.normal(0, 1, n), "shap__sex": rng.normal(0, 0.3, n),
+                                  "shap__region": rng.normal(0, 0.5, n)})
+    shap = {"task": "binary_classification", "model": "hgb",
+            "importance": {"age": 0.8, "region": 0.4, "sex": 0.25},
+            "group_drivers": {"age group": {"young": {"n": 40, "mean_abs_shap": {"age": 0.7, "sex": 0.2}}}}}
+    (tmp_path / "shap.json").write_text(json.dumps(shap))
+    contributions.write_parquet(tmp_path / "contrib.parquet")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    done = subprocess.run([sys.executable, "-c", SHAP_CHILD, str(tmp_path / "shap.json"),
+                           str(tmp_path / "contrib.parquet")], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["heavy"] == []
+    here = SavedShap.from_saved(shap, contributions)
+    assert got["importance"] == here.importance_frame().to_dicts()
+    assert [r["feature"] for r in got["importance"]] == ["age", "region", "sex"]
+    assert got["chart"] == json.loads(json.dumps(here.chart().to_dict()))
+    assert got["drivers_chart"] == json.loads(json.dumps(here.drivers_chart("sex & region").to_dict()))
+    drivers = here.drivers_frame("sex")
+    assert got["drivers"] == drivers.to_dicts() and set(drivers["group"]) == {"f", "m"}
+    assert drivers.filter(pl.col("group") == "f")["mean_shap"].to_list()[0] is not None  # binary: signed
+    assert got["features"] == ["sex", "sex & region", "age group"]  # the last one from shap.json only
+    assert here.drivers_frame("age group")["mean_shap"].null_count() == 2  # shap.json: unsigned
+    with pytest.raises(DataError, match="no SHAP drivers for 'income'"):
+        here.drivers_frame("income")

@@ -58,7 +58,7 @@ _DEFINED_IN: dict[str, str] = {
     "multiclass_fairness_report": "multiclass",
     "REGRESSION_METRICS": "regression", "evaluate_regression": "regression",
     "regression_fairness_report": "regression", "regression_strata": "regression",
-    "ShapReport": "explain", "explain": "explain",
+    "ShapReport": "explain", "explain": "explain", "SavedShap": "_shap_saved",
 }
 #: Submodules reachable as attributes of the package without importing them first (``workbench.evaluation.metrics``).
 _SUBMODULES = ("fairness", "leakage", "metrics", "multiclass", "regression")
@@ -112,6 +112,7 @@ __all__ = [
     "MulticlassReport",
     "RegressionFairnessReport",
     "RegressionReport",
+    "SavedShap",
     "ShapReport",
     "TaskFairnessReport",
     "choose_metrics",
