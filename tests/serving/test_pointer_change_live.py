@@ -539,7 +539,7 @@ def test_the_altered_model_never_answers_and_its_failed_swap_is_counted(live):
     assert r.swaps[(m.t, "champion")] == 0
 
 
-def test_both_models_and_both_workers_answered_and_each_change_was_seen(live):
+def test_both_models_answered_and_each_worker_followed_every_change(live):
     m, r = live.models, live.result
     assert r.by_version[m.a] > 0 and r.by_version[m.b] > 0
     seen = {s.name: s for s in r.steps}
@@ -548,7 +548,9 @@ def test_both_models_and_both_workers_answered_and_each_change_was_seen(live):
     # each worker swapped B in once (the rollback T -> B names what it serves: nothing reloaded), A back once,
     # and the canary B in beside A once
     assert r.swaps[(m.b, "champion")] == r.swaps[(m.a, "champion")] == r.swaps[(m.b, "challenger")] == 2
-    assert len(segments_by_pid(live.log_dir)) == 2  # the clients' connections reached both workers
+    # which worker accepts a connection is the kernel's choice (both accept on one shared socket): usually both
+    # answer, but one worker may take all 32 connections; the swap counts above show both followed the pointer
+    assert 1 <= len(segments_by_pid(live.log_dir)) <= 2
 
 
 def _check_coverage(live: Live, *, raw: bool) -> None:
