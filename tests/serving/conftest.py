@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -155,36 +154,12 @@ def serving_package(serving_home) -> ServingPackage:
 
 
 def stop_server(proc: subprocess.Popen, known: Iterable[Any] = ()) -> None:
-    """Stop a server started with ``start_new_session=True`` (BentoML's arbiter and workers, or uvicorn's).
+    """Stop a server started with ``start_new_session=True`` (BentoML's arbiter and workers, or uvicorn's) and
+    every process of its tree: what ``workbench release`` does with its rehearsal server
+    (:func:`workbench.registry.rehearsal.stop_process_tree`)."""
+    from workbench.registry.rehearsal import stop_process_tree
 
-    SIGTERM its process group and wait; then terminate, and kill if need be, by pid, every process of its tree
-    still alive (BentoML's workers run in sessions of their own, so the group signal alone can miss them, and a
-    SIGKILLed arbiter orphans them). ``known``: psutil processes of the tree seen earlier, stopped too.
-    """
-    import psutil
-
-    try:
-        tree = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        tree = []
-    procs = {p.pid: p for p in [*known, *tree] if p.pid != proc.pid}
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-    for p in procs.values():
-        with contextlib.suppress(psutil.NoSuchProcess):
-            if p.is_running():
-                p.terminate()
-    _, alive = psutil.wait_procs(list(procs.values()), timeout=10)
-    for p in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            p.kill()
+    stop_process_tree(proc, list(known))
 
 
 def changed_record(serving_package: ServingPackage, **changes: Any) -> dict:
