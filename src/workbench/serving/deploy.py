@@ -647,7 +647,17 @@ class Deployment:
     # ------------------------------------------------------------------ the watcher
     def start(self, *, watch: bool = True) -> Deployment:
         """Start the watcher (``watch``: pointer + judge every :attr:`poll_s`) and, with ``shadow_thread``, the
-        shadow thread (daemons)."""
+        shadow thread (daemons).
+
+        With ``watch``, the pointer is read once here, before the first request: BentoML creates a worker's
+        service instance on its first request, which may come long after the worker imported the service and
+        resolved the model; without this look, a worker idle since start-up answered its first requests with the
+        model the pointer named at start-up until the watcher's first tick (seen in the live hot-swap test)."""
+        if watch and not self._threads:
+            try:
+                self.check_pointer()
+            except Exception:  # noqa: BLE001 - the watcher tries again on its first tick
+                log.exception("the first look at the production pointer failed (the watcher tries again)")
         if not self._threads:
             for target, name in ((*([(self._shadow_loop, "workbench-shadow")] if self._shadow_thread else []),
                                   *([(self._watch_loop, "workbench-pointer-watch")] if watch else []))):
