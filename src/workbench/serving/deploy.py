@@ -649,10 +649,9 @@ class Deployment:
         """Start the watcher (``watch``: pointer + judge every :attr:`poll_s`) and, with ``shadow_thread``, the
         shadow thread (daemons).
 
-        With ``watch``, the pointer is read once here, before the first request: BentoML creates a worker's
-        service instance on its first request, which may come long after the worker imported the service and
-        resolved the model; without this look, a worker idle since start-up answered its first requests with the
-        model the pointer named at start-up until the watcher's first tick (seen in the live hot-swap test)."""
+        With ``watch``, the pointer is read once here, before the first request: the service resolves its model
+        when the module is imported and then loads and verifies it, and the pointer may have moved in between;
+        without this look such a worker would answer with the older model until the watcher's first tick."""
         if watch and not self._threads:
             try:
                 self.check_pointer()
