@@ -33,6 +33,7 @@ import datetime as _dt
 import fcntl
 import getpass
 import json
+import logging
 import os
 import platform
 import threading
@@ -48,6 +49,8 @@ from ..serving.pointer import bentoml_home, pointer_path, production_pointer
 __all__ = ["ledger_path", "lock_path", "transition", "append", "read_ledger", "set_production", "rollback",
            "certified_history", "set_challenger", "clear_challenger", "replay", "check_consistent", "STAGES", "TRANSITIONS", "ALLOWED", "record",
            "stages", "stage_of", "who"]
+
+log = logging.getLogger(__name__)
 
 STAGES = ("certified", "staging", "shadow", "canary", "production", "retired")
 """Where a registered model can be (see the module docstring)."""
@@ -210,14 +213,23 @@ def set_challenger(tag: str, *, mode: str, package_sha256: str | None, reason: s
     return line
 
 
-def clear_challenger(tag: str, *, reason: str, by: str | None = None, automatic: bool = False) -> dict | None:
-    """Take the challenger ``tag`` out of the pointer and back to ``staging`` (a ledger line), under the ledger
-    lock. Nothing happens (None) when the pointer no longer names it."""
+def clear_challenger(tag: str, *, reason: str, by: str | None = None, automatic: bool = False,
+                     clear_if_refused: bool = False, **details: Any) -> dict | None:
+    """Take the challenger ``tag`` out of the pointer and back to ``staging`` (a ledger line with ``details``),
+    under the ledger lock. Nothing happens (None) when the pointer no longer names it. ``clear_if_refused``: when
+    the ledger refuses the line (it does not know the tag in shadow/canary), log it and clear the pointer anyway
+    (an automatic rollback: a failing model must stop being served); the result is then None."""
     with transition():
         ptr = production_pointer() or {}
         if (ptr.get("challenger") or {}).get("tag") != tag:
             return None
-        line = record("staged", tag, reason=reason, by=by, automatic=automatic)
+        try:
+            line = record("staged", tag, reason=reason, by=by, automatic=automatic, **details)
+        except WorkbenchError as exc:
+            if not clear_if_refused:
+                raise
+            log.error("the ledger refused the rollback line of %s (%s); clearing the pointer anyway", tag, exc)
+            line = None
         atomic_write_text(pointer_path(), json.dumps({k: v for k, v in ptr.items() if k != "challenger"},
                                                      indent=2) + "\n")
         with contextlib.suppress(OSError):

@@ -337,26 +337,10 @@ def roll_back_challenger(spec: ChallengerSpec, reason: str, *, trigger: str,
     (the ledger does not know the tag in shadow/canary) is logged and the pointer is cleared anyway: a failing
     model must stop being served. Returns the ledger line (or None).
     """
-    from .._report import atomic_write_text
     from ..registry import ledger
-    from .pointer import production_pointer
 
-    with ledger.transition():
-        ptr = production_pointer() or {}
-        if (ptr.get("challenger") or {}).get("tag") != spec.tag:
-            return None
-        line = None
-        try:
-            line = ledger.record("staged", spec.tag, reason=f"automatic rollback: {reason}", by=by, automatic=True,
-                                 trigger=trigger)
-        except WorkbenchError as exc:
-            log.error("the ledger refused the automatic rollback line of %s (%s); clearing the pointer anyway",
-                      spec.tag, exc)
-        atomic_write_text(pointer_path(), json.dumps({k: v for k, v in ptr.items() if k != "challenger"},
-                                                     indent=2) + "\n")
-        with contextlib.suppress(OSError):
-            os.chmod(pointer_path(), 0o644)
-    return line
+    return ledger.clear_challenger(spec.tag, reason=f"automatic rollback: {reason}", by=by, automatic=True,
+                                   clear_if_refused=True, trigger=trigger)
 
 
 # --------------------------------------------------------------------------------------------- the service
