@@ -94,3 +94,17 @@ def test_cli_bad_brief_exits_2_with_named_key(tmp_path):
                          cwd=ROOT, timeout=120)
     assert out.returncode == 2, out.stderr
     assert "latency_budget_ms" in out.stderr and str(p) in out.stderr.replace("\n", "")
+
+
+def test_fairness_acknowledgements_name_features_as_the_sensitive_features_are_named(tmp_path):
+    """A new user writes the column as the data spells it ("Region", "Sex & Race"): the acknowledgement must
+    reach the snake_case feature the fairness report uses, not acknowledge nothing."""
+    raw = yaml.safe_load(ADULT_BRIEF.read_text())
+    raw["data"] = {k: str((ADULT_BRIEF.parent / v).resolve()) if k in ("train", "test") else v
+                   for k, v in raw["data"].items()}
+    raw["fairness"]["acknowledge"] = [
+        {"feature": "Race", "groups": ["Other"], "reason": "small"},
+        {"feature": "Sex & Race", "groups": ["Male & Other"], "reason": "small"}]
+    p = tmp_path / "b.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    assert [a.feature for a in load_brief(p).fairness.acknowledge] == ["race", "sex & race"]

@@ -319,6 +319,12 @@ class Brief(_Strict):
             values["leakage"] = {**lk, "acknowledge": {
                 (k if k == "held_out_metric" else normalize_column_name(str(k))): v
                 for k, v in lk["acknowledge"].items()}}
+        fa = values.get("fairness")
+        if isinstance(fa, dict) and isinstance(fa.get("acknowledge"), list):
+            # the feature of an acknowledgement is named as the sensitive features are: a column, or "a & b"
+            values["fairness"] = {**fa, "acknowledge": [
+                {**a, "feature": " & ".join(normalize_column_name(p.strip()) for p in a["feature"].split("&"))}
+                if isinstance(a, dict) and isinstance(a.get("feature"), str) else a for a in fa["acknowledge"]]}
         t = values.get("target")
         if isinstance(t, dict) and isinstance(t.get("column"), str):
             values["target"] = {**t, "column": normalize_column_name(t["column"])}
